@@ -1,0 +1,1 @@
+//! CLIP-family encoders on Burn: ViT image tower, BERT and CLIP text towers.

@@ -1,0 +1,1 @@
+//! Tokenizers of the CLIP-family text towers: BERT WordPiece and OpenAI CLIP BPE.

@@ -1,0 +1,1 @@
+//! The paper's datasets in their packaged layout, preprocessing, and a synthetic text-guided set.

@@ -1,0 +1,1 @@
+//! The MedCLIPSeg model: encoders + PVL adapters + decoder, losses, Monte-Carlo inference.

@@ -1,0 +1,1 @@
+//! Probabilistic Vision-Language adapters (MedCLIPSeg §1.3).

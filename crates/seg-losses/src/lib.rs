@@ -1,0 +1,1 @@
+//! Segmentation losses: BCE, Dice (reference row-wise and per-image), SoftCon.

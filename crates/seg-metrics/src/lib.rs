@@ -1,0 +1,1 @@
+//! Segmentation metrics on plain masks: DSC, NSD, HD95, ASSD, calibration.

@@ -1,0 +1,1 @@
+//! Read PyTorch and safetensors checkpoints as plain data (no code execution).
