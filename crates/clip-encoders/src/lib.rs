@@ -1,1 +1,45 @@
-//! CLIP-family encoders on Burn: ViT image tower, BERT and CLIP text towers.
+//! CLIP-family encoders on Burn, generic over the backend.
+//!
+//! - [`VisionTransformer`]: the open_clip ViT (conv1 without bias, class + positional
+//!   embedding, `ln_pre`, pre-LN blocks with packed `in_proj` attention, QuickGELU or GELU,
+//!   `ln_post` on all tokens, `proj`).
+//! - [`BertTextTower`]: HF BERT (post-LN, erf GELU, LN eps 1e-12, additive padding mask, CLS
+//!   pooling, MLP projection without bias), the UniMedCLIP text tower.
+//! - [`ClipTextTower`]: the OpenAI CLIP text transformer (causal mask, EOT pooling).
+//!
+//! Every tower exposes its layers (`embed`/`begin`, `block`/`layer`, `head`/`finish`) so a caller
+//! can run image layer `i` and text layer `i` in turn and change the hidden states in between;
+//! that is how MedCLIPSeg's adapters sit between layers.
+//!
+//! Weights load from a [`WeightMap`] under the checkpoints' own key names (see
+//! [`weights`]); [`from_state_dict`] converts a [`torch_checkpoint::StateDict`].
+//!
+//! ```
+//! use burn::backend::Flex;
+//! use clip_encoders::VisionConfig;
+//!
+//! let device = Default::default();
+//! let vit = VisionConfig::new(32, 16, 16, 1, 2, 32, 8).init::<Flex>(&device);
+//! let images = burn::tensor::Tensor::<Flex, 4>::zeros([1, 3, 32, 32], &device);
+//! assert_eq!(vit.forward(images).dims(), [1, 5, 8]);
+//! ```
+
+mod activation;
+mod attention;
+mod bert;
+mod block;
+mod clip_text;
+mod error;
+mod text;
+mod vit;
+pub mod weights;
+
+pub use activation::{Activation, softplus};
+pub use attention::{PackedSelfAttention, multi_head_attention};
+pub use bert::{BertConfig, BertLayer, BertTextTower};
+pub use block::ResidualAttentionBlock;
+pub use clip_text::{ClipTextConfig, ClipTextTower};
+pub use error::LoadError;
+pub use text::{TextConfig, TextEncoder, TextState};
+pub use vit::{VisionConfig, VisionTransformer};
+pub use weights::{HostTensor, StateWriter, WeightMap};

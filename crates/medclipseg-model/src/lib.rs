@@ -1,1 +1,33 @@
-//! The MedCLIPSeg model: encoders + PVL adapters + decoder, losses, Monte-Carlo inference.
+//! MedCLIPSeg on Burn: CLIP towers + PVL adapters + segmentation head, the training loss and
+//! Monte-Carlo uncertainty, generic over the backend.
+//!
+//! - [`MedClipSegConfig`]: every size and switch, with presets ([`PRESETS`]):
+//!   `unimedclip-vit-b16` (the paper), `clip-vit-b16`, `biomedclip-vit-b16`,
+//!   `pubmedclip-vit-b32`, `tiny` (the golden reference sizes) and `demo`.
+//! - [`MedClipSeg`]: the network; [`MedClipSeg::forward`] is one stochastic pass,
+//!   [`MedClipSeg::forward_traced`] also returns the intermediates.
+//! - [`mc_predict`]: N passes as one batch → mean probability, mask, predictive entropy,
+//!   expected entropy (aleatoric) and mutual information (epistemic).
+//! - [`checkpoint`]: loading reference state dicts and writing our own (safetensors, reference
+//!   key names).
+//! - [`train`]: the training step (losses of `seg-losses`, Adam, cosine schedule).
+//!
+//! The "w/o PVL adapters" ablation is `use_adapters = false`; the adapter-layer sweep is
+//! `adapter_layers`; the other ablations are switches of `pvl-adapters` (see its docs).
+
+pub mod checkpoint;
+mod config;
+mod decoder;
+mod mc;
+mod model;
+pub mod train;
+
+pub use config::{MedClipSegConfig, PRESETS};
+pub use decoder::{DecoderOutput, MaskHead, ScaleBlock, decode};
+pub use mc::{
+    McConfig, McPrediction, binary_entropy, mc_predict, min_max_normalize, summarize_samples,
+};
+pub use model::{
+    AdapterTrace, EncoderState, ForwardTrace, LoadScope, MedClipSeg, MedClipSegOutput,
+};
+pub use pvl_adapters::Noise;

@@ -1,0 +1,73 @@
+//! The pre-LN residual attention block shared by the open_clip ViT and the CLIP text tower.
+
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+
+use crate::activation::Activation;
+use crate::attention::PackedSelfAttention;
+use crate::weights::{StateWriter, WeightMap};
+
+/// `x += attn(ln_1(x)); x += mlp(ln_2(x))` (open_clip `ResidualAttentionBlock`).
+#[derive(Module, Debug)]
+pub struct ResidualAttentionBlock<B: Backend> {
+    /// Pre-attention LayerNorm.
+    pub ln_1: LayerNorm<B>,
+    /// Packed multi-head self-attention.
+    pub attn: PackedSelfAttention<B>,
+    /// Pre-MLP LayerNorm.
+    pub ln_2: LayerNorm<B>,
+    /// MLP expansion.
+    pub c_fc: Linear<B>,
+    /// MLP projection back to the width.
+    pub c_proj: Linear<B>,
+    #[module(skip)]
+    activation: Activation,
+}
+
+impl<B: Backend> ResidualAttentionBlock<B> {
+    /// A randomly initialised block.
+    pub fn new(
+        width: usize,
+        heads: usize,
+        mlp_width: usize,
+        activation: Activation,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            ln_1: LayerNormConfig::new(width).init(device),
+            attn: PackedSelfAttention::new(width, heads, device),
+            ln_2: LayerNormConfig::new(width).init(device),
+            c_fc: LinearConfig::new(width, mlp_width).init(device),
+            c_proj: LinearConfig::new(mlp_width, width).init(device),
+            activation,
+        }
+    }
+
+    /// `[B, T, D]` -> `[B, T, D]`; `bias` is an additive attention mask (causal for text).
+    pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), bias);
+        let hidden = self
+            .activation
+            .apply(self.c_fc.forward(self.ln_2.forward(x.clone())));
+        x + self.c_proj.forward(hidden)
+    }
+
+    /// Writes the block under `prefix` (inverse of [`Self::load`]).
+    pub fn save(&self, s: &mut StateWriter, prefix: &str) {
+        s.layer_norm(&self.ln_1, &format!("{prefix}.ln_1"));
+        self.attn.save(s, &format!("{prefix}.attn"));
+        s.layer_norm(&self.ln_2, &format!("{prefix}.ln_2"));
+        s.linear(&self.c_fc, &format!("{prefix}.mlp.c_fc"));
+        s.linear(&self.c_proj, &format!("{prefix}.mlp.c_proj"));
+    }
+
+    /// Loads `ln_1`, `attn.*`, `ln_2`, `mlp.c_fc`, `mlp.c_proj` under `prefix`.
+    pub fn load(mut self, w: &WeightMap, prefix: &str, device: &B::Device) -> Self {
+        self.ln_1 = w.layer_norm(self.ln_1, &format!("{prefix}.ln_1"), device);
+        self.attn = self.attn.load(w, &format!("{prefix}.attn"), device);
+        self.ln_2 = w.layer_norm(self.ln_2, &format!("{prefix}.ln_2"), device);
+        self.c_fc = w.linear(self.c_fc, &format!("{prefix}.mlp.c_fc"), device);
+        self.c_proj = w.linear(self.c_proj, &format!("{prefix}.mlp.c_proj"), device);
+        self
+    }
+}

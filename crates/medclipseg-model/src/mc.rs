@@ -1,0 +1,172 @@
+//! Monte-Carlo inference and uncertainty (spec §1.5).
+//!
+//! N stochastic passes give N probability maps. The reference reports the mean probability, the
+//! mask `mean > 0.5` and the binary entropy of the mean (predictive entropy). We also return
+//! its decomposition: expected entropy of the samples (aleatoric) and mutual information
+//! (epistemic) = predictive − expected.
+//!
+//! Speed: the samples run as one batch (chunked to bound memory), and the layers before the
+//! first adapter, identical for every sample, run once.
+
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use pvl_adapters::Noise;
+
+use crate::model::MedClipSeg;
+
+/// Added inside the logarithms, as the reference's `test.py` does.
+const LOG_EPS: f64 = 1e-8;
+
+/// Settings of [`mc_predict`].
+#[derive(Config, Debug)]
+pub struct McConfig {
+    /// Stochastic passes (`TEST.NUM_SAMPLES`).
+    #[config(default = 30)]
+    pub samples: usize,
+    /// Run and discard one extra pass first, like the reference's `forward` in eval mode.
+    #[config(default = false)]
+    pub discard_first_pass: bool,
+    /// Largest batch (images × samples) sent through the network at once.
+    #[config(default = 32)]
+    pub max_batch: usize,
+}
+
+/// The maps of a Monte-Carlo prediction, each `[B, H, W]`.
+#[derive(Debug, Clone)]
+pub struct McPrediction<B: Backend> {
+    /// Mean of the sample probabilities.
+    pub mean_prob: Tensor<B, 3>,
+    /// Binary entropy of the mean probability (the reference's uncertainty map).
+    pub predictive_entropy: Tensor<B, 3>,
+    /// Mean of the samples' binary entropies (aleatoric part).
+    pub expected_entropy: Tensor<B, 3>,
+    /// `predictive − expected` (epistemic part), floored at 0.
+    pub mutual_information: Tensor<B, 3>,
+    /// Number of samples averaged.
+    pub samples: usize,
+}
+
+impl<B: Backend> McPrediction<B> {
+    /// The segmentation: mean probability above 0.5.
+    pub fn mask(&self) -> Tensor<B, 3, Bool> {
+        self.mean_prob.clone().greater_elem(0.5)
+    }
+}
+
+/// `−(p ln(p + 1e-8) + (1 − p) ln(1 − p + 1e-8))`, element-wise.
+pub fn binary_entropy<B: Backend, const D: usize>(p: Tensor<B, D>) -> Tensor<B, D> {
+    let q = p.clone().neg() + 1.0;
+    (p.clone() * (p + LOG_EPS).log() + q.clone() * (q + LOG_EPS).log()).neg()
+}
+
+/// Per-image min-max normalisation `(x − min) / (max(x − min) + 1e-8)` of `[B, H, W]` maps.
+pub fn min_max_normalize<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, h, w] = x.dims();
+    let flat = x.reshape([batch, h * w]);
+    let shifted = flat.clone() - flat.min_dim(1);
+    let range = shifted.clone().max_dim(1) + LOG_EPS;
+    (shifted / range).reshape([batch, h, w])
+}
+
+/// Running sums of sample probabilities and entropies.
+#[derive(Debug, Clone)]
+struct Accumulator<B: Backend> {
+    prob_sum: Option<Tensor<B, 3>>,
+    entropy_sum: Option<Tensor<B, 3>>,
+    count: usize,
+}
+
+impl<B: Backend> Accumulator<B> {
+    fn new() -> Self {
+        Self {
+            prob_sum: None,
+            entropy_sum: None,
+            count: 0,
+        }
+    }
+
+    /// Adds `samples` sample logits laid out sample-major as `[samples·B, H, W]`.
+    fn add(&mut self, logits: Tensor<B, 3>, samples: usize) {
+        let [n, h, w] = logits.dims();
+        let batch = n / samples;
+        let probs = sigmoid(logits).reshape([samples, batch, h, w]);
+        let prob_sum = probs.clone().sum_dim(0).reshape([batch, h, w]);
+        let entropy_sum = binary_entropy(probs).sum_dim(0).reshape([batch, h, w]);
+        self.prob_sum = Some(match self.prob_sum.take() {
+            Some(acc) => acc + prob_sum,
+            None => prob_sum,
+        });
+        self.entropy_sum = Some(match self.entropy_sum.take() {
+            Some(acc) => acc + entropy_sum,
+            None => entropy_sum,
+        });
+        self.count += samples;
+    }
+
+    fn finish(self) -> Option<McPrediction<B>> {
+        let count = self.count as f64;
+        let mean_prob = self.prob_sum? / count;
+        let expected_entropy = self.entropy_sum? / count;
+        let predictive_entropy = binary_entropy(mean_prob.clone());
+        let mutual_information =
+            (predictive_entropy.clone() - expected_entropy.clone()).clamp_min(0.0);
+        Some(McPrediction {
+            mean_prob,
+            predictive_entropy,
+            expected_entropy,
+            mutual_information,
+            samples: self.count,
+        })
+    }
+}
+
+/// Summarises given sample logits `[N, B, H, W]` (as `test.py` does with its stacked samples).
+pub fn summarize_samples<B: Backend>(sample_logits: Tensor<B, 4>) -> Option<McPrediction<B>> {
+    let [n, b, h, w] = sample_logits.dims();
+    let mut acc = Accumulator::new();
+    if n > 0 {
+        acc.add(sample_logits.reshape([n * b, h, w]), n);
+    }
+    acc.finish()
+}
+
+/// Monte-Carlo prediction of `images [B, 3, H, W]` with prompts `ids`/`attention_mask [B, L]`.
+///
+/// Returns `None` only when `config.samples` is 0.
+pub fn mc_predict<B: Backend>(
+    model: &MedClipSeg<B>,
+    images: Tensor<B, 4>,
+    ids: Tensor<B, 2, Int>,
+    attention_mask: Tensor<B, 2, Int>,
+    config: &McConfig,
+    noise: &mut Noise<B>,
+) -> Option<McPrediction<B>> {
+    let [batch, _, h, w] = images.dims();
+    if config.discard_first_pass {
+        let _ = model.forward(images.clone(), ids.clone(), attention_mask.clone(), noise);
+    }
+    // Everything before the first adapter is the same for every sample: run it once.
+    let shared_until = model
+        .adapter_layers()
+        .iter()
+        .copied()
+        .min()
+        .unwrap_or(model.num_layers());
+    let shared = model.advance(
+        model.begin(images, ids, attention_mask),
+        shared_until,
+        noise,
+        None,
+    );
+    let per_chunk = (config.max_batch / batch.max(1)).max(1);
+    let mut acc = Accumulator::new();
+    let mut done = 0;
+    while done < config.samples {
+        let samples = per_chunk.min(config.samples - done);
+        let state = shared.clone().repeat(samples);
+        let out = model.finish(state, [h, w], noise, None);
+        acc.add(out.seg_logits, samples);
+        done += samples;
+    }
+    acc.finish()
+}

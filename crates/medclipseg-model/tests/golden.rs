@@ -1,0 +1,460 @@
+//! Parity with the official PyTorch code on the tiny golden configuration
+//! (`testdata/golden/tiny/tiny_manifest.json`): adapter internals, decoder activations, seg
+//! logits with zero and with given noise, losses, gradients, one Adam step, uncertainty maps.
+
+#[path = "../../../testdata/golden_support.rs"]
+mod golden;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use clip_encoders::weights::to_host;
+use clip_encoders::{HostTensor, TextConfig};
+use golden::{assert_close, model_weights, read};
+use medclipseg_model::train::{TrainBatch, forward_loss, reference_adam, train_step};
+use medclipseg_model::{
+    LoadScope, MedClipSeg, MedClipSegConfig, Noise, min_max_normalize, summarize_samples,
+};
+use seg_losses::SegLossConfig;
+
+type B = Flex;
+type A = Autodiff<Flex>;
+
+const ABS: f32 = 1e-4;
+const REL: f32 = 1e-4;
+
+/// The golden configuration, dropout off as in the recorded runs.
+fn tiny_config() -> MedClipSegConfig {
+    let mut config = MedClipSegConfig::tiny();
+    if let TextConfig::Bert(bert) = &mut config.text {
+        bert.hidden_dropout_prob = 0.0;
+        bert.attention_probs_dropout_prob = 0.0;
+    }
+    config
+}
+
+fn load_model<Bk: Backend>(device: &Bk::Device) -> MedClipSeg<Bk> {
+    let weights = model_weights();
+    let model = tiny_config()
+        .init::<Bk>(device)
+        .load_weights(&weights, LoadScope::Full, device);
+    weights
+        .finish(true)
+        .expect("strict load of the golden state dict");
+    model
+}
+
+fn tensor<Bk: Backend, const D: usize>(t: &HostTensor, device: &Bk::Device) -> Tensor<Bk, D> {
+    let shape: [usize; D] = t.shape.clone().try_into().expect("rank");
+    Tensor::from_data(TensorData::new(t.data.clone(), shape), device)
+}
+
+fn int_tensor<Bk: Backend>(t: &HostTensor, device: &Bk::Device) -> Tensor<Bk, 2, Int> {
+    let values: Vec<i64> = t.data.iter().map(|&v| v as i64).collect();
+    Tensor::from_data(TensorData::new(values, [t.shape[0], t.shape[1]]), device)
+}
+
+fn check<Bk: Backend, const D: usize>(
+    g: &BTreeMap<String, HostTensor>,
+    key: &str,
+    actual: Tensor<Bk, D>,
+) {
+    assert_close(key, &to_host(actual).data, &g[key], ABS, REL);
+}
+
+fn inputs<Bk: Backend>(
+    g: &BTreeMap<String, HostTensor>,
+    device: &Bk::Device,
+) -> (Tensor<Bk, 4>, Tensor<Bk, 2, Int>, Tensor<Bk, 2, Int>) {
+    (
+        tensor(&g["image"], device),
+        int_tensor(&g["input_ids"], device),
+        int_tensor(&g["attention_mask"], device),
+    )
+}
+
+fn given_noise<Bk: Backend>(g: &BTreeMap<String, HostTensor>, device: &Bk::Device) -> Noise<Bk> {
+    let order = [
+        "adapter0.i2t",
+        "adapter0.t2i",
+        "adapter1.i2t",
+        "adapter1.t2i",
+    ];
+    Noise::Given(
+        order
+            .iter()
+            .map(|k| tensor(&g[&format!("noise.eps.{k}")], device))
+            .collect::<VecDeque<_>>(),
+    )
+}
+
+#[test]
+fn trainable_parameter_count_matches_the_manifest() {
+    let device = Default::default();
+    let model = load_model::<B>(&device);
+    let adapters: usize = model.pvl_adapters.iter().map(|a| a.num_params()).sum();
+    let upscale: usize = model.upscale.iter().map(|b| b.num_params()).sum();
+    assert_eq!(adapters, 42244);
+    assert_eq!(model.mask_head.num_params(), 3168);
+    assert_eq!(upscale, 8960);
+    assert_eq!(model.vision_model.num_params(), 186496);
+    // BERT (152576) + its projection (4608).
+    assert_eq!(model.text_model.num_params(), 152576 + 4608);
+}
+
+#[test]
+fn zero_noise_forward_matches_every_recorded_activation() {
+    let g = read("tiny_golden.safetensors");
+    let device = Default::default();
+    let model = load_model::<B>(&device);
+    let (images, ids, mask) = inputs::<B>(&g, &device);
+    let (out, trace) = model.forward_traced(images, ids, mask, &mut Noise::Zero);
+
+    check(&g, "vis.ln_pre", trace.vision_embed.clone().unwrap());
+    check(&g, "txt.embeddings", trace.text_embed.clone().unwrap());
+    for i in 0..4 {
+        check(&g, &format!("vis.block{i}"), trace.vision_blocks[i].clone());
+        check(&g, &format!("txt.layer{i}"), trace.text_layers[i].clone());
+    }
+    check(&g, "txt.last_hidden_state", trace.text_layers[3].clone());
+
+    for (k, adapter) in trace.adapters.iter().enumerate() {
+        check(&g, &format!("adapter{k}.in_vis"), adapter.in_vis.clone());
+        check(&g, &format!("adapter{k}.in_txt"), adapter.in_txt.clone());
+        check(
+            &g,
+            &format!("adapter{k}.dv"),
+            adapter.output.dv.clone().unwrap(),
+        );
+        check(
+            &g,
+            &format!("adapter{k}.dt"),
+            adapter.output.dt.clone().unwrap(),
+        );
+    }
+    let a0 = &trace.adapters[0].output;
+    check(&g, "adapter0.v", a0.v.clone());
+    check(&g, "adapter0.t", a0.t.clone());
+    for (name, att) in [("i2t", &a0.img_to_txt), ("t2i", &a0.txt_to_img)] {
+        check(&g, &format!("adapter0.{name}.Q"), att.query.clone());
+        check(&g, &format!("adapter0.{name}.K_out"), att.key_out.clone());
+        check(&g, &format!("adapter0.{name}.K_mu"), att.key_mean.clone());
+        check(&g, &format!("adapter0.{name}.V_out"), att.value_out.clone());
+        check(&g, &format!("adapter0.{name}.V_mu"), att.value_mean.clone());
+        check(&g, &format!("adapter0.{name}.attn"), att.attention.clone());
+        check(&g, &format!("adapter0.{name}.AV"), att.attended.clone());
+        check(
+            &g,
+            &format!("adapter0.{name}.proj_out"),
+            att.projected.clone(),
+        );
+        check(&g, &format!("adapter0.{name}.fused"), att.output.clone());
+    }
+
+    let dec = trace.decoder.unwrap();
+    check(&g, "dec.upscale_in", dec.upscale_in);
+    check(&g, "dec.upscale0", dec.upscaled[0].clone());
+    check(&g, "dec.upscale1", dec.upscaled[1].clone());
+    check(&g, "dec.mask_head", dec.mask_embedding);
+    check(&g, "dec.logits_lowres", dec.logits_lowres);
+    check(&g, "img_tokens", out.img_tokens);
+    check(&g, "txt_vec", out.txt_vec);
+    check(&g, "seg_logits", out.seg_logits);
+}
+
+fn check_losses(
+    g: &BTreeMap<String, HostTensor>,
+    prefix: &str,
+    loss: &seg_losses::SegLoss<impl Backend>,
+) {
+    for (name, value) in [
+        ("dice", &loss.dice),
+        ("bce", &loss.bce),
+        ("softcon", &loss.softcon),
+        ("total", &loss.total),
+    ] {
+        let key = format!("{prefix}{name}");
+        assert_close(&key, &to_host(value.clone()).data, &g[&key], 0.0, 1e-5);
+    }
+}
+
+#[test]
+fn given_noise_forward_and_losses_match() {
+    let g = read("tiny_golden.safetensors");
+    let device = Default::default();
+    let model = load_model::<B>(&device);
+    let (images, ids, mask) = inputs::<B>(&g, &device);
+    let mut noise = given_noise::<B>(&g, &device);
+    let (out, trace) = model.forward_traced(images, ids, mask, &mut noise);
+    assert_eq!(
+        noise.remaining(),
+        0,
+        "every given noise tensor is used once"
+    );
+    check(
+        &g,
+        "noise.adapter0.dv",
+        trace.adapters[0].output.dv.clone().unwrap(),
+    );
+    check(
+        &g,
+        "noise.adapter0.dt",
+        trace.adapters[0].output.dt.clone().unwrap(),
+    );
+    check(&g, "noise.img_tokens", out.img_tokens.clone());
+    check(&g, "noise.txt_vec", out.txt_vec.clone());
+    check(&g, "noise.seg_logits", out.seg_logits.clone());
+    let targets: Tensor<B, 3> = tensor(&g["target_mask"], &device);
+    let loss = SegLossConfig::new().compute(out.seg_logits, targets, out.img_tokens, out.txt_vec);
+    check_losses(&g, "noise.loss.", &loss);
+}
+
+fn train_batch<Bk: Backend>(
+    g: &BTreeMap<String, HostTensor>,
+    device: &Bk::Device,
+) -> TrainBatch<Bk> {
+    let (images, ids, attention_mask) = inputs(g, device);
+    TrainBatch {
+        images,
+        ids,
+        attention_mask,
+        masks: tensor(&g["target_mask"], device),
+    }
+}
+
+/// The golden gradient of `key`, in Burn's layout (Linear weights transposed).
+fn expected_grad(g: &BTreeMap<String, HostTensor>, key: &str, transpose: bool) -> HostTensor {
+    let t = g[&format!("grad.{key}")].clone();
+    if !transpose {
+        return t;
+    }
+    let (rows, cols) = (t.shape[0], t.shape[1]);
+    let mut data = vec![0.0; t.data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            data[c * rows + r] = t.data[r * cols + c];
+        }
+    }
+    HostTensor::new(vec![cols, rows], data)
+}
+
+#[test]
+fn losses_gradients_and_one_adam_step_match() {
+    let g = read("tiny_golden.safetensors");
+    let device = Default::default();
+    let model = load_model::<A>(&device);
+    let batch = train_batch::<A>(&g, &device);
+    let loss_config = SegLossConfig::new();
+
+    let (loss, _) = forward_loss(&model, &batch, &loss_config, &mut Noise::Zero);
+    check_losses(&g, "loss.", &loss);
+    let grads = loss.total.backward();
+
+    // Gradients: compare every trainable tensor of the manifest (1e-3 relative, as advised;
+    // norm_k.bias is analytically zero and compared absolutely).
+    let grad_of = |p: &burn::module::Param<Tensor<A, 2>>| to_host(p.grad(&grads).unwrap());
+    let grad1 = |p: &burn::module::Param<Tensor<A, 1>>| to_host(p.grad(&grads).unwrap());
+    for (k, adapter) in model.pvl_adapters.iter().enumerate() {
+        let p = format!("pvl_adapters.{k}");
+        for (name, lin) in [
+            ("proj_vis_down.0", &adapter.proj_vis_down),
+            ("proj_txt_down", &adapter.proj_txt_down),
+            ("proj_vis_up", &adapter.proj_vis_up),
+            ("proj_txt_up", &adapter.proj_txt_up),
+        ] {
+            let key = format!("{p}.{name}.weight");
+            assert_close(
+                &key,
+                &grad_of(&lin.weight).data,
+                &expected_grad(&g, &key, true),
+                1e-7,
+                1e-3,
+            );
+        }
+        for (name, att) in [
+            ("cross_attn_img_to_txt", &adapter.img_to_txt),
+            ("cross_attn_txt_to_img", &adapter.txt_to_img),
+        ] {
+            let base = format!("{p}.two_way.{name}");
+            for (lname, lin) in [
+                ("q_proj", &att.q_proj),
+                ("k_proj", &att.k_proj),
+                ("v_proj", &att.v_proj),
+                ("out_proj", &att.out_proj),
+            ] {
+                let key = format!("{base}.{lname}.weight");
+                assert_close(
+                    &key,
+                    &grad_of(&lin.weight).data,
+                    &expected_grad(&g, &key, true),
+                    1e-7,
+                    1e-3,
+                );
+                let key = format!("{base}.{lname}.bias");
+                let bias = lin.bias.as_ref().unwrap();
+                assert_close(
+                    &key,
+                    &grad1(bias).data,
+                    &expected_grad(&g, &key, false),
+                    1e-7,
+                    1e-3,
+                );
+            }
+            for (nname, norm) in [("norm_k", &att.norm_k), ("norm_v", &att.norm_v)] {
+                let key = format!("{base}.{nname}.weight");
+                assert_close(
+                    &key,
+                    &grad1(&norm.gamma).data,
+                    &expected_grad(&g, &key, false),
+                    1e-7,
+                    1e-3,
+                );
+                let key = format!("{base}.{nname}.bias");
+                let abs = if nname == "norm_k" { 1e-8 } else { 1e-7 };
+                let beta = norm.beta.as_ref().unwrap();
+                assert_close(
+                    &key,
+                    &grad1(beta).data,
+                    &expected_grad(&g, &key, false),
+                    abs,
+                    1e-3,
+                );
+            }
+            let key = format!("{base}.gate");
+            assert_close(
+                &key,
+                &grad1(&att.gate).data,
+                &expected_grad(&g, &key, false),
+                1e-7,
+                1e-3,
+            );
+        }
+    }
+    for (name, lin) in [
+        ("0", &model.mask_head.fc0),
+        ("2", &model.mask_head.fc2),
+        ("4", &model.mask_head.fc4),
+    ] {
+        let key = format!("mask_head.{name}.weight");
+        assert_close(
+            &key,
+            &grad_of(&lin.weight).data,
+            &expected_grad(&g, &key, true),
+            1e-7,
+            1e-3,
+        );
+        let key = format!("mask_head.{name}.bias");
+        assert_close(
+            &key,
+            &grad1(lin.bias.as_ref().unwrap()).data,
+            &expected_grad(&g, &key, false),
+            1e-7,
+            1e-3,
+        );
+    }
+    for (j, block) in model.upscale.iter().enumerate() {
+        let p = format!("upscale.{j}");
+        let conv1 = to_host(block.conv1.weight.grad(&grads).unwrap());
+        assert_close(
+            "conv1",
+            &conv1.data,
+            &expected_grad(&g, &format!("{p}.conv1.weight"), false),
+            1e-7,
+            1e-3,
+        );
+        let conv2 = to_host(block.conv2.weight.grad(&grads).unwrap());
+        assert_close(
+            "conv2",
+            &conv2.data,
+            &expected_grad(&g, &format!("{p}.conv2.weight"), false),
+            1e-7,
+            1e-3,
+        );
+        let b = grad1(block.conv1.bias.as_ref().unwrap());
+        assert_close(
+            "conv1.bias",
+            &b.data,
+            &expected_grad(&g, &format!("{p}.conv1.bias"), false),
+            1e-7,
+            1e-3,
+        );
+        let n = grad1(&block.norm.gamma);
+        assert_close(
+            "norm.weight",
+            &n.data,
+            &expected_grad(&g, &format!("{p}.norm.weight"), false),
+            1e-7,
+            1e-3,
+        );
+    }
+    // The towers are frozen: no gradient reaches them.
+    assert!(model.vision_model.proj.grad(&grads).is_none());
+}
+
+#[test]
+fn one_adam_step_matches_parameters_and_losses_after() {
+    let g = read("tiny_golden.safetensors");
+    let device = Default::default();
+    let model = load_model::<A>(&device);
+    let batch = train_batch::<A>(&g, &device);
+    let loss_config = SegLossConfig::new();
+    let mut optimizer = reference_adam().init();
+    let (model, step) = train_step(
+        model,
+        &mut optimizer,
+        &batch,
+        &loss_config,
+        3e-4,
+        &mut Noise::Zero,
+    );
+    step.expect("finite loss");
+
+    let after: BTreeMap<String, HostTensor> = model.state_dict().into_iter().collect();
+    for (key, expected) in g
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("adam1.").map(|k| (k, v)))
+    {
+        // Adam's first step moves each weight by ~lr·sign(g): compare at 1e-6 absolute.
+        assert_close(key, &after[key].data, expected, 2e-6, 1e-5);
+    }
+    let (loss, _) = forward_loss(&model, &batch, &loss_config, &mut Noise::Zero);
+    check_losses(&g, "step1.loss.", &loss);
+}
+
+#[test]
+fn uncertainty_maps_match_test_py() {
+    let g = read("tiny_golden.safetensors");
+    let device = Default::default();
+    let samples: Tensor<B, 4> = tensor(&g["unc.sample_logits"], &device);
+    let prediction = summarize_samples(samples).unwrap();
+    check(&g, "unc.p_mean", prediction.mean_prob.clone());
+    check(&g, "unc.entropy", prediction.predictive_entropy.clone());
+    check(
+        &g,
+        "unc.entropy_norm",
+        min_max_normalize(prediction.predictive_entropy.clone()),
+    );
+    check(&g, "unc.mask", prediction.mask().float());
+    // Predictive = aleatoric + epistemic, and both parts are non-negative.
+    let total = prediction.expected_entropy.clone() + prediction.mutual_information.clone();
+    let diff = (total - prediction.predictive_entropy)
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(diff < 1e-5, "{diff}");
+}
+
+#[test]
+fn state_dict_round_trips_through_the_reference_key_names() {
+    let device = Default::default();
+    let model = load_model::<B>(&device);
+    let original: BTreeMap<String, HostTensor> = read("tiny_model.safetensors");
+    let exported: BTreeMap<String, HostTensor> = model.state_dict().into_iter().collect();
+    for (key, tensor) in &exported {
+        assert_eq!(&original[key], tensor, "{key}");
+    }
+    // Everything but the unused logit_scale is exported.
+    assert_eq!(exported.len() + 1, original.len());
+}
