@@ -68,7 +68,10 @@ pub fn weight_map(sd: &StateDict) -> Result<WeightMap, CheckpointError> {
         } else {
             rename_open_clip(key)
         };
-        map.insert(name, HostTensor::new(tensor.shape().to_vec(), tensor.to_f32_vec()));
+        map.insert(
+            name,
+            HostTensor::new(tensor.shape().to_vec(), tensor.to_f32_vec()),
+        );
     }
     Ok(map)
 }
@@ -93,7 +96,9 @@ pub fn load_model<B: Backend>(
 ) -> Result<MedClipSeg<B>, CheckpointError> {
     let sd = read(path)?;
     let weights = weight_map(&sd)?;
-    let model = config.init::<B>(device).load_weights(&weights, scope, device);
+    let model = config
+        .init::<B>(device)
+        .load_weights(&weights, scope, device);
     weights.finish(scope == LoadScope::Full)?;
     Ok(model)
 }

@@ -90,7 +90,7 @@ impl MedClipSegConfig {
     /// The embedded default: a small model trained from scratch on the synthetic data in
     /// minutes on a CPU (encoders trained too, since no pretrained weights ship).
     pub fn demo() -> Self {
-        let text = BertConfig::new(512, 64, 3, 4, 128, 32, 64)
+        let text = BertConfig::new(512, 64, 4, 4, 128, 32, 64)
             .with_hidden_dropout_prob(0.0)
             .with_attention_probs_dropout_prob(0.0);
         Self::new(

@@ -1,1 +1,25 @@
-fn main() {}
+//! `medclipseg`: text-guided medical image segmentation with uncertainty (MedCLIPSeg, CVPR 2026)
+//! on Burn. Run `medclipseg --help`, or `medclipseg demo` for the embedded default.
+
+mod backend;
+mod cli;
+mod demo_cmd;
+mod eval_cmd;
+mod infer;
+mod predict_cmd;
+mod report;
+mod settings;
+mod store;
+mod text;
+mod tools_cmd;
+mod train_cmd;
+
+fn main() -> std::process::ExitCode {
+    match cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

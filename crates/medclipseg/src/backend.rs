@@ -1,0 +1,111 @@
+//! The compute backend, chosen at build time by a cargo feature (`flex` default, `ndarray`,
+//! `openblas`, `wgpu`, `cuda`); `--device` picks a device of that backend at run time.
+
+use anyhow::{Result, bail};
+use burn::backend::Autodiff;
+
+#[cfg(feature = "cuda")]
+mod selected {
+    pub type Inner = burn::backend::Cuda;
+    pub const NAME: &str = "cuda";
+    pub fn device(spec: &str) -> anyhow::Result<burn::backend::cuda::CudaDevice> {
+        let index = super::device_index(spec, "cuda")?;
+        Ok(burn::backend::cuda::CudaDevice::new(index))
+    }
+}
+
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+mod selected {
+    use burn::backend::wgpu::WgpuDevice;
+    pub type Inner = burn::backend::Wgpu;
+    pub const NAME: &str = "wgpu";
+    pub fn device(spec: &str) -> anyhow::Result<WgpuDevice> {
+        Ok(match spec {
+            "" | "default" | "wgpu" => WgpuDevice::DefaultDevice,
+            "cpu" => WgpuDevice::Cpu,
+            other => match other.split_once(':') {
+                Some(("discrete", i)) => WgpuDevice::DiscreteGpu(i.parse()?),
+                Some(("integrated", i)) => WgpuDevice::IntegratedGpu(i.parse()?),
+                _ => anyhow::bail!(
+                    "unknown wgpu device {other:?}: use default, cpu, discrete:N or integrated:N"
+                ),
+            },
+        })
+    }
+}
+
+#[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu"))))]
+mod selected {
+    pub type Inner = burn::backend::Flex;
+    pub const NAME: &str = "flex (CPU)";
+    pub fn device(spec: &str) -> anyhow::Result<burn::backend::flex::FlexDevice> {
+        super::cpu_only(spec)?;
+        Ok(Default::default())
+    }
+}
+
+#[cfg(all(
+    feature = "ndarray",
+    not(any(feature = "cuda", feature = "wgpu", feature = "flex"))
+))]
+mod selected {
+    pub type Inner = burn::backend::NdArray;
+    pub const NAME: &str = if cfg!(feature = "openblas") {
+        "ndarray+openblas (CPU)"
+    } else {
+        "ndarray (CPU)"
+    };
+    pub fn device(spec: &str) -> anyhow::Result<burn::backend::ndarray::NdArrayDevice> {
+        super::cpu_only(spec)?;
+        Ok(Default::default())
+    }
+}
+
+#[cfg(not(any(
+    feature = "cuda",
+    feature = "wgpu",
+    feature = "flex",
+    feature = "ndarray"
+)))]
+compile_error!("enable one backend feature: flex (default), ndarray, openblas, wgpu or cuda");
+
+/// The inference backend compiled in.
+pub type Inner = selected::Inner;
+/// The training backend: [`Inner`] with automatic differentiation.
+pub type Train = Autodiff<Inner>;
+/// A device of [`Inner`].
+pub type Device = <Inner as burn::tensor::backend::BackendTypes>::Device;
+
+/// Name of the compiled-in backend (written to provenance files).
+pub fn name() -> &'static str {
+    selected::NAME
+}
+
+/// Parses `--device`: `cpu` for the CPU backends, `cuda:N`, or a wgpu device name.
+pub fn device(spec: &str) -> Result<Device> {
+    selected::device(spec)
+}
+
+#[allow(dead_code)]
+fn cpu_only(spec: &str) -> Result<()> {
+    match spec {
+        "" | "cpu" | "default" => Ok(()),
+        other => bail!(
+            "device {other:?} is not available: this binary was built with the {} backend only \
+             (rebuild with --features wgpu or --features cuda for GPUs)",
+            name()
+        ),
+    }
+}
+
+#[allow(dead_code)]
+fn device_index(spec: &str, prefix: &str) -> Result<usize> {
+    match spec {
+        "" | "default" => Ok(0),
+        s if s == prefix => Ok(0),
+        s => match s.strip_prefix(prefix).and_then(|r| r.strip_prefix(':')) {
+            Some(i) => Ok(i.parse()?),
+            None => bail!("unknown device {s:?}: use {prefix} or {prefix}:N"),
+        },
+    }
+}

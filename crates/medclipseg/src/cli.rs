@@ -1,0 +1,306 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use med_datasets::PromptStyle;
+
+use crate::settings::RunConfig;
+use crate::{demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd};
+
+#[derive(Parser)]
+#[command(
+    name = "medclipseg",
+    version,
+    about = "Text-guided medical image segmentation with uncertainty (MedCLIPSeg) on Burn",
+    after_help = "Start with `medclipseg demo`: it generates a synthetic dataset, trains a small model \
+                  from scratch, evaluates it and writes a report, on the CPU, in minutes."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The embedded default: synthetic data, a small model trained from scratch, evaluation, report.
+    #[command(after_help = "Examples:\n  medclipseg demo\n  medclipseg demo --out runs/demo")]
+    Demo(DemoArgs),
+    /// Train a model (the paper's recipe by default).
+    #[command(
+        after_help = "Examples:\n  medclipseg train --config paper --data-root data --dataset BUSI --percent 10 \
+        --set model.backbone_checkpoint=unimed_clip_vit_b16.pt --set model.tokenizer=vocab.txt\n  \
+        medclipseg train --config demo --data-root runs/demo/data --dataset Synthetic\n  \
+        medclipseg train --config configs/BUSI.yaml --resume --out runs/BUSI/seed666"
+    )]
+    Train(TrainArgs),
+    /// Evaluate a checkpoint with the reference protocol (MC mean, DSC and NSD at GT size).
+    #[command(
+        after_help = "Examples:\n  medclipseg eval --checkpoint runs/BUSI/latest.safetensors --data-root data --dataset BUSI\n  \
+        medclipseg eval --checkpoint C --data-root data --dataset BUSI --dg   (the BUS targets too)\n  \
+        medclipseg eval --checkpoint C --data-root data --dataset Kvasir --prompt-style all --samples 30"
+    )]
+    Eval(EvalArgs),
+    /// Segment unlabelled images: masks, overlays and uncertainty maps at the original size.
+    #[command(
+        after_help = "Examples:\n  medclipseg predict --checkpoint C --input scan.png --prompt \"one small round lesion in the center\" --out pred\n  \
+        medclipseg predict --checkpoint C --input images/ --prompts prompts.csv --out pred"
+    )]
+    Predict(PredictArgs),
+    /// DSC, NSD, HD95 and ASSD of predicted masks against ground truth (files or folders).
+    #[command(
+        after_help = "Examples:\n  medclipseg metrics --pred P.png --gt G.png --json\n  \
+        medclipseg metrics --pred preds/ --gt labels/ --tolerance 1 --tolerance 2 --protocol deepmind"
+    )]
+    Metrics(tools_cmd::MetricsArgs),
+    /// Run one forward pass on tensors from a safetensors file (for parity checks).
+    #[command(
+        after_help = "Example:\n  medclipseg forward --model-config tiny --checkpoint tiny_model.safetensors \
+        --inputs in.safetensors --noise zero --out out.safetensors"
+    )]
+    Forward(tools_cmd::ForwardArgs),
+    /// Convert a PyTorch .pt/.pth or safetensors checkpoint to the project's safetensors format.
+    #[command(
+        after_help = "Example:\n  medclipseg import MedCLIPSeg_unimedclip_ViT-B-16_latest.pth busi.safetensors --model-config unimedclip-vit-b16"
+    )]
+    Import(tools_cmd::ImportArgs),
+    /// List the 16 datasets of the paper.
+    #[command(after_help = "Examples:\n  medclipseg datasets\n  medclipseg datasets --json")]
+    Datasets(tools_cmd::DatasetsArgs),
+    /// Inspect, convert or generate datasets.
+    #[command(subcommand)]
+    Data(tools_cmd::DataCommand),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Output folder (data, run, report).
+    #[arg(long, default_value = "runs/demo")]
+    out: PathBuf,
+    /// Device of the compiled-in backend.
+    #[arg(long, default_value = "default")]
+    device: String,
+    /// Override config values, e.g. `--set train.epochs=2`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Fewer images and epochs: a smoke test, not a result.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// `paper` (default), `demo`, or a .toml/.json/.yaml config file.
+    #[arg(long, default_value = "paper")]
+    config: String,
+    /// Data root holding `<dataset>/{Train,Val,Test}_Folder` and `Prompts_Folder`.
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Dataset folder name (any folder in the packaged layout).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Training data percentage.
+    #[arg(long, value_parser = ["10", "25", "50", "100"])]
+    percent: Option<String>,
+    /// Seed (the reference scripts use 666).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue the run in `--out` from its latest checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Override config values, e.g. `--set train.batch_size=8` or `--set TRAIN.NUM_EPOCHS=50`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Output folder (default: runs/<dataset>[_<percent>]/seed<seed>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Device of the compiled-in backend.
+    #[arg(long, default_value = "default")]
+    device: String,
+    /// Stop after this many epochs in this invocation (resume later with --resume).
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Checkpoint (ours, or a reference state dict with --model-config).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Data root.
+    #[arg(long)]
+    data_root: PathBuf,
+    /// Dataset folder name.
+    #[arg(long)]
+    dataset: String,
+    /// Test prompt style, or `all`.
+    #[arg(long, default_value = "original")]
+    prompt_style: String,
+    /// Monte-Carlo samples per image (default: the checkpoint's config, 30 in the paper).
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Domain generalisation: also evaluate the registered targets of the dataset's group
+    /// that exist under the data root.
+    #[arg(long)]
+    dg: bool,
+    /// Model config for reference checkpoints (preset name or file).
+    #[arg(long)]
+    model_config: Option<String>,
+    /// BERT vocabulary for reference checkpoints.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+    /// Seed of the Monte-Carlo noise.
+    #[arg(long, default_value_t = 666)]
+    seed: u64,
+    /// Output folder.
+    #[arg(long, default_value = "eval")]
+    out: PathBuf,
+    /// Device of the compiled-in backend.
+    #[arg(long, default_value = "default")]
+    device: String,
+    /// Panels (image | GT | prediction | uncertainty) written per dataset and style.
+    #[arg(long, default_value_t = 8)]
+    panels: usize,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Checkpoint of ours.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// An image, or a folder of images.
+    #[arg(long)]
+    input: PathBuf,
+    /// One prompt for every image.
+    #[arg(long, conflicts_with = "prompts")]
+    prompt: Option<String>,
+    /// A CSV with columns Image,Description (one prompt per image file name).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Monte-Carlo samples per image.
+    #[arg(long, default_value_t = 30)]
+    samples: usize,
+    /// Seed of the Monte-Carlo noise.
+    #[arg(long, default_value_t = 666)]
+    seed: u64,
+    /// Device of the compiled-in backend.
+    #[arg(long, default_value = "default")]
+    device: String,
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> Result<()> {
+    match Cli::parse().command {
+        Command::Demo(a) => demo_cmd::run(&demo_cmd::DemoRequest {
+            out: a.out,
+            device: a.device,
+            overrides: a.set,
+            quick: a.quick,
+        })
+        .map(|_| ()),
+        Command::Train(a) => train(a),
+        Command::Eval(a) => eval(a),
+        Command::Predict(a) => predict_cmd::run(&predict_cmd::PredictRequest {
+            checkpoint: a.checkpoint,
+            input: a.input,
+            prompt: a.prompt,
+            prompts_csv: a.prompts,
+            out: a.out,
+            samples: a.samples,
+            seed: a.seed,
+            device: a.device,
+        }),
+        Command::Metrics(a) => tools_cmd::metrics(a),
+        Command::Forward(a) => tools_cmd::forward(a),
+        Command::Import(a) => tools_cmd::import(a),
+        Command::Datasets(a) => tools_cmd::datasets(a),
+        Command::Data(c) => tools_cmd::data(c),
+    }
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let mut config = RunConfig::load(&a.config)?;
+    if let Some(root) = a.data_root {
+        config.dataset.root = root;
+    }
+    if let Some(name) = a.dataset {
+        config.dataset.name = name;
+    }
+    if let Some(p) = a.percent {
+        config.dataset.percent = p.parse()?;
+    }
+    if let Some(seed) = a.seed {
+        config.train.seed = seed;
+    }
+    let config = config.apply_overrides(&a.set)?;
+    let out = a.out.unwrap_or_else(|| default_run_dir(&config));
+    let summary = train_cmd::run(&train_cmd::TrainRequest {
+        config,
+        out,
+        resume: a.resume,
+        device: a.device,
+        stop_after: a.stop_after,
+        quiet: a.quiet,
+    })?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+/// `runs/<dataset>[_<percent>]/seed<seed>`, like the reference's output tree.
+fn default_run_dir(config: &RunConfig) -> PathBuf {
+    let name = match config.dataset.percent {
+        100 => config.dataset.name.clone(),
+        p => format!("{}_{p}", config.dataset.name),
+    };
+    PathBuf::from("runs")
+        .join(name)
+        .join(format!("seed{}", config.train.seed))
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let styles = match a.prompt_style.as_str() {
+        "all" => PromptStyle::ALL.to_vec(),
+        s => vec![s.parse::<PromptStyle>()?],
+    };
+    let mut datasets = vec![a.dataset.clone()];
+    if a.dg {
+        datasets.extend(tools_cmd::dg_targets(&a.dataset, &a.data_root)?);
+        if datasets.len() == 1 {
+            bail!(
+                "--dg: no target dataset of {}'s group was found under {}",
+                a.dataset,
+                a.data_root.display()
+            );
+        }
+    }
+    let summary = eval_cmd::run(&eval_cmd::EvalRequest {
+        checkpoint: a.checkpoint,
+        model_config: a.model_config,
+        tokenizer: a.tokenizer,
+        data_root: a.data_root,
+        datasets,
+        styles,
+        samples: a.samples,
+        batch_size: a.batch_size.max(1),
+        seed: a.seed,
+        out: a.out,
+        device: a.device,
+        panels: a.panels,
+        quiet: a.quiet,
+    })?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}

@@ -1,0 +1,565 @@
+//! Run configuration: TOML or JSON files with the sections of the reference's YAML configs
+//! (`dataset`, `train`, `test`, `model`), the official YAML configs themselves, built-in named
+//! configs (`paper`, `demo`), and `--set KEY=VALUE` overrides.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clip_encoders::TextConfig;
+use medclipseg_model::MedClipSegConfig;
+use pvl_adapters::Interaction;
+use seg_losses::{DiceMode, SegLossConfig, SoftConConfig, SoftConPooling, SoftConTargets};
+use serde::{Deserialize, Serialize};
+
+/// Everything a `train`/`eval` run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Data settings (`DATASET`).
+    pub dataset: DatasetSection,
+    /// Optimisation settings (`TRAIN`).
+    pub train: TrainSection,
+    /// Inference settings (`TEST`).
+    pub test: TestSection,
+    /// Model settings (`MODEL`).
+    pub model: ModelSection,
+}
+
+/// `DATASET` keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasetSection {
+    /// Dataset folder name under the data root (`DATASET.NAME`).
+    pub name: String,
+    /// Data root holding `<name>/{Train,Val,Test}_Folder` (the reference's `./data`).
+    pub root: PathBuf,
+    /// Input side length (`DATASET.SIZE`); 0 means the model's image size.
+    pub size: usize,
+    /// Training data percentage: 10, 25, 50 or 100.
+    pub percent: u8,
+    /// `bgr` (the reference quirk, default) or `rgb`.
+    pub channel_order: String,
+    /// Random rotation in [-20, 20] degrees with p = 0.5 (the reference's only augmentation).
+    pub rotate: bool,
+    /// Optional extras, off by default: random flips.
+    pub flips: bool,
+}
+
+/// `TRAIN` keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSection {
+    /// `TRAIN.BATCH_SIZE`.
+    pub batch_size: usize,
+    /// `TRAIN.NUM_EPOCHS`.
+    pub epochs: usize,
+    /// `TRAIN.LEARNING_RATE` (Adam, cosine-annealed per epoch to `min_lr`).
+    pub learning_rate: f64,
+    /// The cosine schedule's floor (`eta_min = 1e-4` in `train.py`).
+    pub min_lr: f64,
+    /// `TRAIN.DICE_WEIGHT`.
+    pub dice_weight: f64,
+    /// `TRAIN.CE_WEIGHT`.
+    pub ce_weight: f64,
+    /// `TRAIN.CLIP_WEIGHT` (SoftCon).
+    pub clip_weight: f64,
+    /// `reference` (row-wise MONAI quirk, default) or `per-image`.
+    pub dice: String,
+    /// SoftCon targets: `soft` (default) or `hard`.
+    pub softcon_targets: String,
+    /// SoftCon pooling: `mean` (default) or `attention`.
+    pub softcon_pooling: String,
+    /// Seed of shuffling, augmentation, adapter noise and dropout (`--seed`, reference 666).
+    pub seed: u64,
+    /// BERT dropout during training (reference 0.1, active as in `model.train()`); `null`
+    /// keeps the model config's value.
+    pub text_dropout: Option<f64>,
+    /// Stop an epoch after this many steps (quick runs); `null` = the whole split.
+    pub max_steps_per_epoch: Option<usize>,
+    /// Decoding threads of the data loader (0 = all cores).
+    pub loader_threads: usize,
+}
+
+/// `TEST` keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestSection {
+    /// `TEST.NUM_SAMPLES`: Monte-Carlo passes at test time.
+    pub num_samples: usize,
+    /// `TEST.USE_LATEST`: evaluate the last epoch (true, the reference) or the best one.
+    pub use_latest: bool,
+    /// Run and discard one extra pass first, as the reference does.
+    pub discard_first_pass: bool,
+    /// Largest batch of images × samples per network call.
+    pub max_batch: usize,
+    /// NSD tolerance in pixels (reference 2).
+    pub nsd_tolerance: f64,
+}
+
+/// `MODEL` keys; unset (null) values keep the preset's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// A preset name (`unimedclip-vit-b16`, `clip-vit-b16`, `biomedclip-vit-b16`,
+    /// `pubmedclip-vit-b32`, `tiny`, `demo`) or a JSON/TOML model-config file.
+    pub preset: String,
+    /// Backbone weights (UniMedCLIP / CLIP state dict) loaded into the towers before training.
+    pub backbone_checkpoint: Option<PathBuf>,
+    /// BERT `vocab.txt` / `tokenizer.json`; `null` uses `<data-root>/<dataset>/vocab.txt`
+    /// when present. CLIP towers use the embedded BPE vocabulary.
+    pub tokenizer: Option<PathBuf>,
+    /// `MODEL.ADAPTER_DIM`.
+    pub adapter_dim: Option<usize>,
+    /// `MODEL.NUM_UPSCALE`.
+    pub num_upscale: Option<usize>,
+    /// `MODEL.BETA`.
+    pub beta: Option<f64>,
+    /// `MODEL.GATE_INIT`.
+    pub gate_init: Option<f64>,
+    /// `MODEL.LAYERS`.
+    pub layers: Option<Vec<usize>>,
+    /// `MODEL.TEMPERATURE` (SoftCon τ).
+    pub temperature: Option<f64>,
+    /// Train the towers too (false in the paper).
+    pub freeze_encoders: Option<bool>,
+    /// Ablation: build the PVL adapters.
+    pub use_adapters: Option<bool>,
+    /// Ablation: the sigmoid gate.
+    pub gating: Option<bool>,
+    /// Ablation: probabilistic attention (AttnPVL).
+    pub probabilistic: Option<bool>,
+    /// Ablation: sample the values (false = deterministic model).
+    pub sample_values: Option<bool>,
+    /// Ablation: `two-way`, `parallel` or `unimodal`.
+    pub interaction: Option<String>,
+    /// Ablation: visual adaptation.
+    pub adapt_vision: Option<bool>,
+    /// Ablation: textual adaptation.
+    pub adapt_text: Option<bool>,
+}
+
+impl Default for DatasetSection {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            root: PathBuf::from("data"),
+            size: 0,
+            percent: 100,
+            channel_order: "bgr".into(),
+            rotate: true,
+            flips: false,
+        }
+    }
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            batch_size: 24,
+            epochs: 100,
+            learning_rate: 3e-4,
+            min_lr: 1e-4,
+            dice_weight: 0.5,
+            ce_weight: 0.5,
+            clip_weight: 0.1,
+            dice: "reference".into(),
+            softcon_targets: "soft".into(),
+            softcon_pooling: "mean".into(),
+            seed: 666,
+            text_dropout: None,
+            max_steps_per_epoch: None,
+            loader_threads: 0,
+        }
+    }
+}
+
+impl Default for TestSection {
+    fn default() -> Self {
+        Self {
+            num_samples: 30,
+            use_latest: true,
+            discard_first_pass: false,
+            max_batch: 32,
+            nsd_tolerance: 2.0,
+        }
+    }
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            preset: "unimedclip-vit-b16".into(),
+            backbone_checkpoint: None,
+            tokenizer: None,
+            adapter_dim: None,
+            num_upscale: None,
+            beta: None,
+            gate_init: None,
+            layers: None,
+            temperature: None,
+            freeze_encoders: None,
+            use_adapters: None,
+            gating: None,
+            probabilistic: None,
+            sample_values: None,
+            interaction: None,
+            adapt_vision: None,
+            adapt_text: None,
+        }
+    }
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self::paper()
+    }
+}
+
+impl RunConfig {
+    /// The paper's recipe (`configs/BUSI.yaml` and siblings): frozen UniMedCLIP towers.
+    pub fn paper() -> Self {
+        Self {
+            dataset: DatasetSection::default(),
+            train: TrainSection::default(),
+            test: TestSection::default(),
+            model: ModelSection::default(),
+        }
+    }
+
+    /// The embedded default: a small model trained from scratch on the synthetic data.
+    pub fn demo() -> Self {
+        let mut c = Self::paper();
+        c.dataset.name = "Synthetic".into();
+        c.model.preset = "demo".into();
+        c.model.freeze_encoders = Some(false);
+        c.train.batch_size = 16;
+        c.train.epochs = 12;
+        c.train.learning_rate = 1e-3;
+        c.train.min_lr = 1e-4;
+        c.train.dice = "per-image".into();
+        c.test.num_samples = 8;
+        c
+    }
+
+    /// `paper`, `demo`, or a `.toml`/`.json`/`.yaml` file.
+    pub fn load(spec: &str) -> Result<Self> {
+        match spec {
+            "paper" => Ok(Self::paper()),
+            "demo" => Ok(Self::demo()),
+            path => Self::from_file(Path::new(path)),
+        }
+    }
+
+    /// Reads a config file by extension: TOML, JSON, or the reference's YAML.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the config file", path.display()))?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let parsed = match ext {
+            "toml" => toml::from_str(&text).map_err(anyhow::Error::from),
+            "json" => serde_json::from_str(&text).map_err(anyhow::Error::from),
+            "yaml" | "yml" => reference_yaml(&text),
+            other => bail!(
+                "{}: unknown config format {other:?} (use .toml, .json or the reference .yaml)",
+                path.display()
+            ),
+        };
+        parsed.with_context(|| format!("{}: invalid config", path.display()))
+    }
+
+    /// Applies `KEY=VALUE` overrides; keys are `section.key`, case-insensitive, so the
+    /// reference's `TRAIN.BATCH_SIZE=8` works as well as `train.batch_size=8`.
+    pub fn apply_overrides(self, overrides: &[String]) -> Result<Self> {
+        let mut value = serde_json::to_value(&self)?;
+        for item in overrides {
+            let (key, raw) = item
+                .split_once('=')
+                .with_context(|| format!("--set {item:?}: expected KEY=VALUE"))?;
+            let (section, field) = key
+                .to_ascii_lowercase()
+                .split_once('.')
+                .map(|(s, f)| (s.to_string(), f.to_string()))
+                .with_context(|| format!("--set {item:?}: the key must be SECTION.KEY"))?;
+            let slot = value
+                .get_mut(&section)
+                .and_then(|s| s.get_mut(&field))
+                .with_context(|| format!("--set {item:?}: no such key {section}.{field}"))?;
+            *slot = parse_value(raw);
+        }
+        serde_json::from_value(value).context("--set produced an invalid config")
+    }
+
+    /// The model config: the preset (or file) with this section's overrides applied.
+    pub fn model_config(&self) -> Result<MedClipSegConfig> {
+        let m = &self.model;
+        let mut c = match MedClipSegConfig::preset(&m.preset) {
+            Some(c) => c,
+            None => load_model_config(Path::new(&m.preset))?,
+        };
+        if let Some(v) = m.adapter_dim {
+            c.adapter_dim = v;
+        }
+        if let Some(v) = m.num_upscale {
+            c.num_upscale = v;
+        }
+        if let Some(v) = &m.layers {
+            c.adapter_layers = v.clone();
+        }
+        if let Some(v) = m.freeze_encoders {
+            c.freeze_encoders = v;
+        }
+        if let Some(v) = m.use_adapters {
+            c.use_adapters = v;
+        }
+        if let Some(v) = m.adapt_vision {
+            c.adapt_vision = v;
+        }
+        if let Some(v) = m.adapt_text {
+            c.adapt_text = v;
+        }
+        let a = &mut c.attention;
+        if let Some(v) = m.beta {
+            a.beta = v;
+        }
+        if let Some(v) = m.gate_init {
+            a.gate_init = v;
+        }
+        if let Some(v) = m.gating {
+            a.gating = v;
+        }
+        if let Some(v) = m.probabilistic {
+            a.probabilistic = v;
+        }
+        if let Some(v) = m.sample_values {
+            a.sample_values = v;
+        }
+        if let Some(v) = &m.interaction {
+            c.interaction = match v.as_str() {
+                "two-way" => Interaction::TwoWay,
+                "parallel" => Interaction::Parallel,
+                "unimodal" => Interaction::Unimodal,
+                other => bail!("model.interaction {other:?}: use two-way, parallel or unimodal"),
+            };
+        }
+        if let (Some(p), TextConfig::Bert(bert)) = (self.train.text_dropout, &mut c.text) {
+            bert.hidden_dropout_prob = p;
+            bert.attention_probs_dropout_prob = p;
+        }
+        c.validate()
+            .map_err(|e| anyhow::anyhow!("model config: {e}"))?;
+        Ok(c)
+    }
+
+    /// The training loss.
+    pub fn loss_config(&self) -> Result<SegLossConfig> {
+        let t = &self.train;
+        let dice_mode = match t.dice.as_str() {
+            "reference" => DiceMode::Reference,
+            "per-image" => DiceMode::PerImage,
+            other => bail!("train.dice {other:?}: use reference or per-image"),
+        };
+        let targets = match t.softcon_targets.as_str() {
+            "soft" => SoftConTargets::Soft,
+            "hard" => SoftConTargets::Hard,
+            other => bail!("train.softcon_targets {other:?}: use soft or hard"),
+        };
+        let pooling = match t.softcon_pooling.as_str() {
+            "mean" => SoftConPooling::Mean,
+            "attention" => SoftConPooling::Attention,
+            other => bail!("train.softcon_pooling {other:?}: use mean or attention"),
+        };
+        let softcon = SoftConConfig::new()
+            .with_temperature(self.model.temperature.unwrap_or(0.2))
+            .with_targets(targets)
+            .with_pooling(pooling);
+        Ok(SegLossConfig::new()
+            .with_dice_weight(t.dice_weight)
+            .with_bce_weight(t.ce_weight)
+            .with_softcon_weight(t.clip_weight)
+            .with_dice_mode(dice_mode)
+            .with_softcon(softcon))
+    }
+
+    /// Checks the values a run depends on.
+    pub fn validate(&self) -> Result<()> {
+        if self.dataset.name.is_empty() {
+            bail!("dataset.name is empty: pass --dataset NAME");
+        }
+        if ![10, 25, 50, 100].contains(&self.dataset.percent) {
+            bail!(
+                "dataset.percent {}: use 10, 25, 50 or 100",
+                self.dataset.percent
+            );
+        }
+        if self.train.batch_size == 0 {
+            bail!("train.batch_size must be at least 1");
+        }
+        if !(self.train.learning_rate > 0.0 && self.train.learning_rate.is_finite()) {
+            bail!("train.learning_rate must be a positive number");
+        }
+        if !["bgr", "rgb"].contains(&self.dataset.channel_order.as_str()) {
+            bail!(
+                "dataset.channel_order {:?}: use bgr or rgb",
+                self.dataset.channel_order
+            );
+        }
+        self.loss_config()?;
+        self.model_config()?;
+        Ok(())
+    }
+}
+
+/// A JSON value when the text parses as one (numbers, booleans, lists), else a string.
+fn parse_value(raw: &str) -> serde_json::Value {
+    serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
+}
+
+/// A model config from a JSON or TOML file.
+pub fn load_model_config(path: &Path) -> Result<MedClipSegConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "{}: not a preset ({}) and not a readable model-config file",
+            path.display(),
+            medclipseg_model::PRESETS.join(", ")
+        )
+    })?;
+    let config: MedClipSegConfig = if path.extension().is_some_and(|e| e == "toml") {
+        toml::from_str(&text)
+            .with_context(|| format!("{}: invalid model config", path.display()))?
+    } else {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid model config", path.display()))?
+    };
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(config)
+}
+
+/// Reads the reference's YAML config (`configs/*.yaml`), mapping its upper-case keys.
+fn reference_yaml(text: &str) -> Result<RunConfig> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
+    let mut c = RunConfig::paper();
+    let get = |section: &str, key: &str| doc.get(section).and_then(|s| s.get(key));
+    let as_u = |v: &serde_yaml::Value| v.as_u64().map(|x| x as usize);
+    if let Some(v) = get("DATASET", "NAME").and_then(|v| v.as_str()) {
+        c.dataset.name = v.to_string();
+    }
+    if let Some(v) = get("DATASET", "TRAIN_PATH").and_then(|v| v.as_str()) {
+        // `./data/<NAME>/Train_Folder/` -> root `./data`.
+        if let Some(root) = Path::new(v).parent().and_then(|p| p.parent()) {
+            c.dataset.root = root.to_path_buf();
+        }
+    }
+    if let Some(v) = get("DATASET", "SIZE").and_then(as_u) {
+        c.dataset.size = v;
+    }
+    if let Some(v) = get("TRAIN", "BATCH_SIZE").and_then(as_u) {
+        c.train.batch_size = v;
+    }
+    if let Some(v) = get("TRAIN", "NUM_EPOCHS").and_then(as_u) {
+        c.train.epochs = v;
+    }
+    let float = |section: &str, key: &str| get(section, key).and_then(|v| v.as_f64());
+    if let Some(v) = float("TRAIN", "LEARNING_RATE") {
+        c.train.learning_rate = v;
+    }
+    if let Some(v) = float("TRAIN", "DICE_WEIGHT") {
+        c.train.dice_weight = v;
+    }
+    if let Some(v) = float("TRAIN", "CE_WEIGHT") {
+        c.train.ce_weight = v;
+    }
+    if let Some(v) = float("TRAIN", "CLIP_WEIGHT") {
+        c.train.clip_weight = v;
+    }
+    if let Some(v) = get("TEST", "NUM_SAMPLES").and_then(as_u) {
+        c.test.num_samples = v;
+    }
+    if let Some(v) = get("TEST", "USE_LATEST").and_then(|v| v.as_bool()) {
+        c.test.use_latest = v;
+    }
+    if let Some(v) = get("MODEL", "ADAPTER_DIM").and_then(as_u) {
+        c.model.adapter_dim = Some(v);
+    }
+    if let Some(v) = get("MODEL", "NUM_UPSCALE").and_then(as_u) {
+        c.model.num_upscale = Some(v);
+    }
+    c.model.beta = float("MODEL", "BETA").or(c.model.beta);
+    c.model.gate_init = float("MODEL", "GATE_INIT").or(c.model.gate_init);
+    c.model.temperature = float("MODEL", "TEMPERATURE").or(c.model.temperature);
+    if let Some(seq) = get("MODEL", "LAYERS").and_then(|v| v.as_sequence()) {
+        c.model.layers = Some(seq.iter().filter_map(as_u).collect());
+    }
+    let clip = get("MODEL", "CLIP_MODEL")
+        .and_then(|v| v.as_str())
+        .unwrap_or("unimedclip");
+    let backbone = get("MODEL", "BACKBONE")
+        .and_then(|v| v.as_str())
+        .unwrap_or("ViT-B/16");
+    c.model.preset = match (clip, backbone) {
+        ("unimedclip", _) => "unimedclip-vit-b16",
+        ("clip", _) => "clip-vit-b16",
+        ("biomedclip", _) => "biomedclip-vit-b16",
+        ("pubmedclip", _) => "pubmedclip-vit-b32",
+        (other, _) => bail!("MODEL.CLIP_MODEL {other:?} is not supported"),
+    }
+    .to_string();
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_yaml_maps_every_key() {
+        let yaml = "DATASET:\n  NAME: BUSI\n  TRAIN_PATH: ./data/BUSI/Train_Folder/\n  SIZE: 224\n\
+TRAIN:\n  BATCH_SIZE: 24\n  NUM_EPOCHS: 100\n  LEARNING_RATE: 0.0003\n  DICE_WEIGHT: 0.5\n  CE_WEIGHT: 0.5\n  CLIP_WEIGHT: 0.1\n\
+TEST:\n  NUM_SAMPLES: 30\n  USE_LATEST: True\n\
+MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: ViT-B/16\n  ADAPTER_DIM: 256\n  NUM_UPSCALE: 2\n  BETA: 2.35\n  GATE_INIT: 0.0\n  LAYERS: [1,2,3,4,5,6,7,8,9,10]\n  TEMPERATURE: 0.2\n  DEVICE: cuda\n";
+        let c = reference_yaml(yaml).unwrap();
+        assert_eq!(c.dataset.name, "BUSI");
+        assert_eq!(c.dataset.root, PathBuf::from("./data"));
+        assert_eq!(c.train.batch_size, 24);
+        assert_eq!(
+            c.model.layers.as_deref(),
+            Some(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10][..])
+        );
+        assert_eq!(c.model.beta, Some(2.35));
+        assert_eq!(c.model.preset, "unimedclip-vit-b16");
+        let m = c.model_config().unwrap();
+        assert_eq!(m.adapter_dim, 256);
+    }
+
+    #[test]
+    fn overrides_accept_reference_and_lower_case_keys() {
+        let c = RunConfig::paper()
+            .apply_overrides(&["TRAIN.BATCH_SIZE=8".into(), "model.layers=[1,2]".into()])
+            .unwrap();
+        assert_eq!(c.train.batch_size, 8);
+        assert_eq!(c.model.layers, Some(vec![1, 2]));
+        let err = RunConfig::paper()
+            .apply_overrides(&["train.nope=1".into()])
+            .unwrap_err();
+        assert!(err.to_string().contains("no such key train.nope"), "{err}");
+    }
+
+    #[test]
+    fn toml_round_trip_and_unknown_keys_are_refused() {
+        let c = RunConfig::demo();
+        let text = toml::to_string(&c).unwrap();
+        let back: RunConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+        assert!(toml::from_str::<RunConfig>("[train]\nbatch = 3\n").is_err());
+    }
+
+    #[test]
+    fn demo_and_paper_configs_are_valid_models() {
+        let demo = RunConfig::demo().model_config().unwrap();
+        assert!(!demo.freeze_encoders);
+        let paper = RunConfig::paper().model_config().unwrap();
+        assert!(paper.freeze_encoders);
+        assert_eq!(paper.adapter_layers, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    }
+}

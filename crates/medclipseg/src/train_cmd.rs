@@ -1,0 +1,446 @@
+//! `medclipseg train`: the reference recipe with atomic checkpoints, exact resume, per-epoch
+//! metrics (CSV, JSONL, PNG curve) and progress bars.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use med_datasets::{
+    Augmentation, ChannelOrder, DataLoader, LoaderConfig, Percent, PreprocessConfig, ReadOptions,
+    Record, SheetKind, read_records,
+};
+use medclipseg_model::train::{ModelOptimizer, StepLosses, cosine_lr, reference_adam, train_step};
+use medclipseg_model::{LoadScope, MedClipSeg, Noise, checkpoint};
+use serde::Serialize;
+
+use crate::backend::{self, Train};
+use crate::infer::{self, STREAM_DROPOUT, STREAM_TRAIN_NOISE, derive_seed};
+use crate::settings::RunConfig;
+use crate::store::{self, EpochRecord, Provenance, TrainState};
+use crate::text::Prompts;
+
+/// What `train` needs besides the config.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// The resolved config.
+    pub config: RunConfig,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Continue from the run's latest checkpoint.
+    pub resume: bool,
+    /// `--device`.
+    pub device: String,
+    /// Stop after this many epochs in this invocation (tests interrupt runs with it).
+    pub stop_after: Option<usize>,
+    /// Hide progress bars.
+    pub quiet: bool,
+}
+
+/// `summary.json` of a training run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    /// Validation DSC of the last epoch (one stochastic pass), when a validation split exists.
+    pub dsc: Option<f64>,
+    /// Best validation DSC and its epoch.
+    pub best_dsc: Option<f64>,
+    /// Epoch of the best validation DSC.
+    pub best_epoch: Option<usize>,
+    /// Validation images.
+    pub n_images: usize,
+    /// Training images.
+    pub n_train_images: usize,
+    /// Epochs completed.
+    pub epochs: usize,
+    /// Final mean training loss.
+    pub final_train_loss: Option<f64>,
+    /// The best-validation checkpoint.
+    pub best: PathBuf,
+    /// The last-epoch checkpoint.
+    pub latest: PathBuf,
+    /// Seconds spent training (summed over resumes).
+    pub train_seconds: f64,
+}
+
+/// The preprocessing of a run: faithful reference pipeline unless the config says otherwise.
+pub fn preprocess_config(config: &RunConfig, image_size: usize) -> PreprocessConfig {
+    let mut p = PreprocessConfig {
+        size: if config.dataset.size == 0 {
+            image_size
+        } else {
+            config.dataset.size
+        },
+        ..PreprocessConfig::default()
+    };
+    if config.dataset.channel_order == "rgb" {
+        p.channel_order = ChannelOrder::Rgb;
+    }
+    p.augmentation = if config.dataset.rotate {
+        Augmentation::default()
+    } else {
+        Augmentation::none()
+    };
+    if config.dataset.flips {
+        p.augmentation.hflip_prob = 0.5;
+        p.augmentation.vflip_prob = 0.5;
+    }
+    p
+}
+
+/// Rows of one prompt sheet; skipped rows are reported on stderr.
+pub fn records(config: &RunConfig, kind: SheetKind) -> Result<Vec<Record>> {
+    let sheet = read_records(
+        &config.dataset.root,
+        &config.dataset.name,
+        kind,
+        ReadOptions::default(),
+    )?;
+    for p in &sheet.problems {
+        eprintln!("warning: {} row {}: {} (skipped)", p.file, p.row, p.problem);
+    }
+    Ok(sheet.records)
+}
+
+/// The tokenizer vocabulary of a run: the configured one or the dataset's `vocab.txt`.
+pub fn vocab_path(config: &RunConfig) -> Option<PathBuf> {
+    config.model.tokenizer.clone().or_else(|| {
+        let candidate = config
+            .dataset
+            .root
+            .join(&config.dataset.name)
+            .join("vocab.txt");
+        candidate.is_file().then_some(candidate)
+    })
+}
+
+/// Runs (or resumes) a training run and writes its outputs under `request.out`.
+pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
+    let config = &request.config;
+    config.validate()?;
+    let model_config = config.model_config()?;
+    let loss_config = config.loss_config()?;
+    let device = backend::device(&request.device)?;
+    let out = &request.out;
+    let percent = Percent::try_from(config.dataset.percent)
+        .map_err(|e| anyhow::anyhow!("dataset.percent: {e}"))?;
+
+    let train_records = records(config, SheetKind::Train(percent))?;
+    if train_records.is_empty() {
+        bail!(
+            "{}: no usable training rows in {}",
+            config.dataset.root.join(&config.dataset.name).display(),
+            SheetKind::Train(percent)
+        );
+    }
+    let val_records = records(config, SheetKind::Val(percent)).unwrap_or_default();
+    let vocab = vocab_path(config);
+    let prompts = Prompts::for_tower(&model_config.text, vocab.as_deref())?;
+    let preprocess = preprocess_config(config, model_config.image_size());
+    if preprocess.size != model_config.image_size() {
+        bail!(
+            "dataset.size {} differs from the model's image size {}",
+            preprocess.size,
+            model_config.image_size()
+        );
+    }
+    let threads = (config.train.loader_threads > 0).then_some(config.train.loader_threads);
+    let train_loader = DataLoader::new(
+        train_records,
+        preprocess.clone(),
+        LoaderConfig {
+            num_threads: threads,
+            ..LoaderConfig::train(config.train.batch_size, config.train.seed)
+        },
+    )?;
+    let val_loader = DataLoader::new(
+        val_records,
+        preprocess,
+        LoaderConfig {
+            num_threads: threads,
+            ..LoaderConfig::eval(config.train.batch_size)
+        },
+    )?;
+
+    let mut model: MedClipSeg<Train> = model_config.init(&device);
+    if let Some(backbone) = &config.model.backbone_checkpoint {
+        let sd = checkpoint::read(backbone)?;
+        let weights = checkpoint::weight_map(&sd)?;
+        model = model.load_weights(&weights, LoadScope::Encoders, &device);
+        weights
+            .finish(false)
+            .with_context(|| format!("{}: backbone weights do not fit", backbone.display()))?;
+    } else if model_config.freeze_encoders {
+        eprintln!(
+            "warning: the towers are frozen but no model.backbone_checkpoint is set: \
+             they keep their random initialisation"
+        );
+    }
+    let mut optimizer: ModelOptimizer<Train> = reference_adam().init();
+    let mut state = TrainState {
+        epochs_done: 0,
+        best: None,
+        history: Vec::new(),
+        config: config.clone(),
+        train_seconds: 0.0,
+    };
+    let pointer = out.join("checkpoints").join("latest.json");
+    if request.resume {
+        match store::load_resumable(out, model, optimizer, &device)? {
+            Some(restored) => {
+                model = restored.model;
+                optimizer = restored.optimizer;
+                state = restored.state;
+                eprintln!(
+                    "resuming {} after epoch {}",
+                    out.display(),
+                    state.epochs_done
+                );
+            }
+            None => bail!(
+                "{}: nothing to resume (no checkpoints/latest.json)",
+                out.display()
+            ),
+        }
+    } else if pointer.exists() {
+        bail!(
+            "{} already holds a run: pass --resume to continue it, or choose another --out",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    write_run_files(out, config, &model_config)?;
+
+    let epochs = config.train.epochs;
+    let last_epoch = request
+        .stop_after
+        .map_or(epochs, |n| (state.epochs_done + n).min(epochs));
+    let latest_path = out.join("latest.safetensors");
+    let best_path = out.join("best.safetensors");
+    for epoch in state.epochs_done..last_epoch {
+        let started = Instant::now();
+        let lr = cosine_lr(
+            epoch,
+            epochs,
+            config.train.learning_rate,
+            config.train.min_lr,
+        );
+        let (next, means) = run_epoch(
+            model,
+            &mut optimizer,
+            &train_loader,
+            &prompts,
+            &loss_config,
+            epoch,
+            lr,
+            request,
+            &device,
+        )?;
+        model = next;
+        let inference = model.valid();
+        let validation = infer::validate(
+            &inference,
+            val_loader.iter_epoch(0),
+            &prompts,
+            &loss_config,
+            derive_seed(config.train.seed, 0, epoch as u64, 0),
+            &device,
+        )?;
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            lr,
+            train_total: means.total,
+            train_dice: means.dice,
+            train_bce: means.bce,
+            train_softcon: means.softcon,
+            val_loss: validation.map(|v| v.loss),
+            val_dice: validation.map(|v| v.dice),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        eprintln!("{}", epoch_line(&record, epochs));
+        state.history.push(record);
+        state.epochs_done = epoch + 1;
+        state.train_seconds += started.elapsed().as_secs_f64();
+        let metadata = store::checkpoint_metadata(config, vocab.as_deref(), epoch + 1)?;
+        checkpoint::save(&model, &model_config, &metadata, &latest_path)?;
+        let improved = match (validation, state.best) {
+            (Some(v), Some((best, _))) => v.dice > best,
+            (Some(_), None) => true,
+            // Without a validation split the latest epoch is the best one.
+            (None, _) => true,
+        };
+        if improved {
+            state.best = validation.map(|v| (v.dice, epoch + 1));
+            checkpoint::save(&model, &model_config, &metadata, &best_path)?;
+        }
+        store::save_resumable(out, &model, &optimizer, &state)?;
+        write_metrics(out, &state.history)?;
+    }
+    let summary = TrainSummary {
+        dsc: state.history.last().and_then(|r| r.val_dice),
+        best_dsc: state.best.map(|b| b.0),
+        best_epoch: state.best.map(|b| b.1),
+        n_images: val_loader.num_samples(),
+        n_train_images: train_loader.num_samples(),
+        epochs: state.epochs_done,
+        final_train_loss: state.history.last().map(|r| r.train_total),
+        best: best_path,
+        latest: latest_path,
+        train_seconds: state.train_seconds,
+    };
+    store::write_json(&out.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+/// One pass over the training split; returns the model and the mean losses.
+#[allow(clippy::too_many_arguments)]
+fn run_epoch(
+    mut model: MedClipSeg<Train>,
+    optimizer: &mut ModelOptimizer<Train>,
+    loader: &DataLoader,
+    prompts: &Prompts,
+    loss: &seg_losses::SegLossConfig,
+    epoch: usize,
+    lr: f64,
+    request: &TrainRequest,
+    device: &backend::Device,
+) -> Result<(MedClipSeg<Train>, StepLosses)> {
+    let config = &request.config;
+    let steps = config
+        .train
+        .max_steps_per_epoch
+        .map_or(loader.num_batches(), |m| m.min(loader.num_batches()));
+    let bar = progress_bar(steps as u64, request.quiet);
+    bar.set_message(format!("epoch {}/{}", epoch + 1, config.train.epochs));
+    let mut sums = StepLosses {
+        dice: 0.0,
+        bce: 0.0,
+        softcon: 0.0,
+        total: 0.0,
+    };
+    let seed = config.train.seed;
+    for (step, batch) in loader.iter_epoch(epoch as u64).take(steps).enumerate() {
+        let batch = batch?;
+        let tensors = infer::to_tensors::<Train>(&batch, prompts, device)?;
+        <Train as Backend>::seed(
+            device,
+            derive_seed(seed, STREAM_DROPOUT, epoch as u64, step as u64),
+        );
+        let mut noise = Noise::seeded(derive_seed(
+            seed,
+            STREAM_TRAIN_NOISE,
+            epoch as u64,
+            step as u64,
+        ));
+        let (next, result) = train_step(model, optimizer, &tensors, loss, lr, &mut noise);
+        model = next;
+        let values = result.map_err(|e| {
+            anyhow::anyhow!(
+                "{e}: training stopped at epoch {} step {} (batch {:?}); the last good checkpoint \
+                 is {} (resume with --resume after fixing the cause)",
+                epoch + 1,
+                step + 1,
+                batch.names,
+                request.out.join("latest.safetensors").display()
+            )
+        })?;
+        sums.dice += values.dice;
+        sums.bce += values.bce;
+        sums.softcon += values.softcon;
+        sums.total += values.total;
+        bar.set_message(format!(
+            "epoch {}/{} loss {:.4}",
+            epoch + 1,
+            config.train.epochs,
+            values.total
+        ));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let n = steps.max(1) as f64;
+    Ok((
+        model,
+        StepLosses {
+            dice: sums.dice / n,
+            bce: sums.bce / n,
+            softcon: sums.softcon / n,
+            total: sums.total / n,
+        },
+    ))
+}
+
+/// A progress bar with ETA on a terminal; hidden otherwise (logs get one line per epoch).
+pub fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed_precise} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
+    let val = match (r.val_loss, r.val_dice) {
+        (Some(l), Some(d)) => format!("val loss {l:.4} val DSC {d:.4}"),
+        _ => "no validation split".into(),
+    };
+    format!(
+        "epoch {}/{epochs}: lr {:.2e} loss {:.4} (dice {:.4} bce {:.4} softcon {:.4}) {val} [{:.1}s]",
+        r.epoch, r.lr, r.train_total, r.train_dice, r.train_bce, r.train_softcon, r.seconds
+    )
+}
+
+fn write_run_files(
+    out: &Path,
+    config: &RunConfig,
+    model: &medclipseg_model::MedClipSegConfig,
+) -> Result<()> {
+    store::write_atomic(
+        &out.join("config.toml"),
+        toml::to_string(config)?.as_bytes(),
+    )?;
+    store::write_atomic(
+        &out.join("model_config.json"),
+        serde_json::to_string_pretty(model)?.as_bytes(),
+    )?;
+    let mut provenance = Provenance::new();
+    provenance.seed = Some(config.train.seed);
+    provenance.config = Some(serde_json::to_value(config)?);
+    provenance.model_config = Some(serde_json::to_value(model)?);
+    provenance.write(out)
+}
+
+/// `metrics.csv`, `metrics.jsonl` and `loss_curve.png` from the history so far.
+fn write_metrics(out: &Path, history: &[EpochRecord]) -> Result<()> {
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
+    let mut csv = String::from(
+        "epoch,lr,train_loss,train_dice,train_bce,train_softcon,val_loss,val_dice,seconds\n",
+    );
+    let mut jsonl = String::new();
+    for r in history {
+        csv.push_str(&format!(
+            "{},{:.6e},{:.6},{:.6},{:.6},{:.6},{},{},{:.2}\n",
+            r.epoch,
+            r.lr,
+            r.train_total,
+            r.train_dice,
+            r.train_bce,
+            r.train_softcon,
+            opt(r.val_loss),
+            opt(r.val_dice),
+            r.seconds
+        ));
+        jsonl.push_str(&serde_json::to_string(r)?);
+        jsonl.push('\n');
+    }
+    store::write_atomic(&out.join("metrics.csv"), csv.as_bytes())?;
+    store::write_atomic(&out.join("metrics.jsonl"), jsonl.as_bytes())?;
+    crate::report::loss_curve(history)?.write_png(&out.join("loss_curve.png"))?;
+    Ok(())
+}
