@@ -41,13 +41,14 @@ pub struct MedClipSegConfig {
 }
 
 /// Names accepted by [`MedClipSegConfig::preset`].
-pub const PRESETS: [&str; 6] = [
+pub const PRESETS: [&str; 7] = [
     "unimedclip-vit-b16",
     "clip-vit-b16",
     "biomedclip-vit-b16",
     "pubmedclip-vit-b32",
     "tiny",
     "demo",
+    "micro",
 ];
 
 impl MedClipSegConfig {
@@ -72,6 +73,7 @@ impl MedClipSegConfig {
             ),
             "tiny" => Self::tiny(),
             "demo" => Self::demo(),
+            "micro" => Self::micro(),
             _ => return None,
         })
     }
@@ -99,6 +101,20 @@ impl MedClipSegConfig {
         )
         .with_adapter_dim(32)
         .with_adapter_layers(vec![1, 2, 3])
+        .with_freeze_encoders(false)
+    }
+
+    /// The smallest useful model (32 px, two layers per tower): end-to-end tests and smoke runs.
+    pub fn micro() -> Self {
+        let text = BertConfig::new(512, 32, 2, 2, 64, 32, 32)
+            .with_hidden_dropout_prob(0.0)
+            .with_attention_probs_dropout_prob(0.0);
+        Self::new(
+            VisionConfig::new(32, 8, 32, 2, 2, 64, 32),
+            TextConfig::Bert(text),
+        )
+        .with_adapter_dim(16)
+        .with_adapter_layers(vec![1])
         .with_freeze_encoders(false)
     }
 

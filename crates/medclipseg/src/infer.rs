@@ -28,6 +28,8 @@ pub const STREAM_TRAIN_NOISE: u64 = 1;
 pub const STREAM_DROPOUT: u64 = 2;
 /// Validation noise.
 pub const STREAM_VAL_NOISE: u64 = 3;
+/// Parameter initialisation.
+pub const STREAM_INIT: u64 = 4;
 
 /// A loaded batch as model inputs on `device`.
 pub fn to_tensors<B: Backend>(

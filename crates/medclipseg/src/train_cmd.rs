@@ -17,7 +17,7 @@ use medclipseg_model::{LoadScope, MedClipSeg, Noise, checkpoint};
 use serde::Serialize;
 
 use crate::backend::{self, Train};
-use crate::infer::{self, STREAM_DROPOUT, STREAM_TRAIN_NOISE, derive_seed};
+use crate::infer::{self, STREAM_DROPOUT, STREAM_INIT, STREAM_TRAIN_NOISE, derive_seed};
 use crate::settings::RunConfig;
 use crate::store::{self, EpochRecord, Provenance, TrainState};
 use crate::text::Prompts;
@@ -163,6 +163,8 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
         },
     )?;
 
+    // Parameters are initialised from the backend's generator: seed it so runs reproduce.
+    <Train as Backend>::seed(&device, derive_seed(config.train.seed, STREAM_INIT, 0, 0));
     let mut model: MedClipSeg<Train> = model_config.init(&device);
     if let Some(backbone) = &config.model.backbone_checkpoint {
         let sd = checkpoint::read(backbone)?;

@@ -1,0 +1,106 @@
+//! Monte-Carlo inference and the training step's guard against non-finite losses.
+
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use burn::tensor::{Distribution, TensorData};
+use medclipseg_model::train::{TrainBatch, reference_adam, train_step};
+use medclipseg_model::{McConfig, MedClipSegConfig, Noise, mc_predict};
+use seg_losses::SegLossConfig;
+
+type B = Flex;
+
+fn inputs<Bk: Backend>(
+    device: &Bk::Device,
+) -> (Tensor<Bk, 4>, Tensor<Bk, 2, Int>, Tensor<Bk, 2, Int>) {
+    Bk::seed(device, 5);
+    let images = Tensor::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), device);
+    let ids = Tensor::from_data(
+        TensorData::new(vec![2i64, 7, 9, 3, 0, 0, 2, 11, 3, 0, 0, 0], [2, 6]),
+        device,
+    );
+    let mask = ids.clone().not_equal_elem(0).int();
+    (images, ids, mask)
+}
+
+#[test]
+fn zero_noise_samples_agree_and_carry_no_epistemic_uncertainty() {
+    let device = Default::default();
+    let model = MedClipSegConfig::micro().init::<B>(&device);
+    let (images, ids, mask) = inputs::<B>(&device);
+    let single = model.forward(images.clone(), ids.clone(), mask.clone(), &mut Noise::Zero);
+    let mc = mc_predict(
+        &model,
+        images,
+        ids,
+        mask,
+        &McConfig::new().with_samples(5).with_max_batch(4),
+        &mut Noise::Zero,
+    )
+    .unwrap();
+    assert_eq!(mc.samples, 5);
+    let p = burn::tensor::activation::sigmoid(single.seg_logits);
+    assert!((mc.mean_prob.clone() - p).abs().max().into_scalar() < 1e-5);
+    assert!(mc.mutual_information.clone().max().into_scalar() < 1e-5);
+}
+
+#[test]
+fn seeded_monte_carlo_is_reproducible_and_uncertain() {
+    let device = Default::default();
+    let model = MedClipSegConfig::micro().init::<B>(&device);
+    let (images, ids, mask) = inputs::<B>(&device);
+    let config = McConfig::new().with_samples(6).with_max_batch(6);
+    let run = |seed| {
+        mc_predict(
+            &model,
+            images.clone(),
+            ids.clone(),
+            mask.clone(),
+            &config,
+            &mut Noise::seeded(seed),
+        )
+        .unwrap()
+    };
+    let (a, b, c) = (run(1), run(1), run(2));
+    assert_eq!(a.mean_prob.to_data(), b.mean_prob.to_data());
+    assert!(
+        (a.mean_prob.clone() - c.mean_prob)
+            .abs()
+            .max()
+            .into_scalar()
+            > 0.0
+    );
+    assert!(a.mutual_information.clone().max().into_scalar() > 0.0);
+    let mask = a.mask();
+    assert_eq!(mask.dims(), [2, 32, 32]);
+}
+
+#[test]
+fn a_non_finite_loss_leaves_the_model_unchanged() {
+    type A = Autodiff<Flex>;
+    let device = Default::default();
+    let model = MedClipSegConfig::micro().init::<A>(&device);
+    let (images, ids, attention_mask) = inputs::<A>(&device);
+    let images = images.mask_fill(
+        Tensor::<A, 4>::ones([2, 3, 32, 32], &device).bool(),
+        f32::NAN,
+    );
+    let batch = TrainBatch {
+        images,
+        ids,
+        attention_mask,
+        masks: Tensor::zeros([2, 32, 32], &device),
+    };
+    let before = model.state_dict();
+    let mut optimizer = reference_adam().init();
+    let (model, result) = train_step(
+        model,
+        &mut optimizer,
+        &batch,
+        &SegLossConfig::new(),
+        1e-3,
+        &mut Noise::Zero,
+    );
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains("not finite"), "{error}");
+    assert_eq!(before, model.state_dict());
+}

@@ -1,0 +1,322 @@
+//! End to end through the binary, at the `micro` model size (debug build, seconds):
+//! synthetic data -> train -> interrupt -> resume -> evaluate, and bad inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn medclipseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medclipseg"))
+        .args(args)
+        .output()
+        .expect("the medclipseg binary runs")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = medclipseg(args);
+    assert!(
+        out.status.success(),
+        "medclipseg {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn synth(root: &Path) {
+    ok(&[
+        "data",
+        "synth",
+        "--root",
+        s(root),
+        "--size",
+        "32",
+        "--train",
+        "8",
+        "--val",
+        "4",
+        "--test",
+        "4",
+        "--seed",
+        "3",
+    ]);
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+fn train_args<'a>(root: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--config",
+        "demo",
+        "--data-root",
+        root,
+        "--dataset",
+        "Synthetic",
+        "--out",
+        out,
+        "--quiet",
+        "--set",
+        "model.preset=micro",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.seed=11",
+    ]
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn history(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .expect("metrics.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn train_interrupt_resume_equals_uninterrupted_and_evaluates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    synth(&root);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+
+    ok(&train_args(s(&root), s(&a)));
+    let mut first = train_args(s(&root), s(&b));
+    first.extend(["--stop-after", "1"]);
+    ok(&first);
+    assert_eq!(history(&b).len(), 1);
+    // Starting again without --resume must not clobber the run.
+    let refused = medclipseg(&train_args(s(&root), s(&b)));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+    let mut resumed = train_args(s(&root), s(&b));
+    resumed.push("--resume");
+    ok(&resumed);
+
+    // The resumed run's curve continues the same: every epoch's numbers agree.
+    let (ha, hb) = (history(&a), history(&b));
+    assert_eq!(ha.len(), 3);
+    assert_eq!(hb.len(), 3);
+    for (ra, rb) in ha.iter().zip(&hb) {
+        for key in [
+            "train_total",
+            "train_dice",
+            "train_bce",
+            "train_softcon",
+            "val_loss",
+            "val_dice",
+            "lr",
+        ] {
+            let (x, y) = (ra[key].as_f64().unwrap(), rb[key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+                "epoch {} {key}: {x} vs {y}",
+                ra["epoch"]
+            );
+        }
+    }
+    let summary = json(&b.join("summary.json"));
+    assert_eq!(summary["epochs"], 3);
+    for file in [
+        "latest.safetensors",
+        "best.safetensors",
+        "loss_curve.png",
+        "metrics.csv",
+        "provenance.json",
+    ] {
+        assert!(b.join(file).is_file(), "{file} missing");
+    }
+
+    let eval_dir = tmp.path().join("eval");
+    ok(&[
+        "eval",
+        "--checkpoint",
+        s(&b.join("latest.safetensors")),
+        "--data-root",
+        s(&root),
+        "--dataset",
+        "Synthetic",
+        "--prompt-style",
+        "all",
+        "--samples",
+        "2",
+        "--out",
+        s(&eval_dir),
+        "--quiet",
+    ]);
+    let summary = json(&eval_dir.join("summary.json"));
+    assert_eq!(summary["n_images"], 4);
+    assert_eq!(summary["results"].as_array().unwrap().len(), 5);
+    let dsc = summary["dsc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&dsc));
+    let csv = std::fs::read_to_string(eval_dir.join("Synthetic/test_Prompt-original.csv")).unwrap();
+    assert!(csv.starts_with("Name,DSC,NSD\n"));
+    assert_eq!(csv.lines().count(), 5);
+    assert!(eval_dir.join("provenance.json").is_file());
+    let masks: Vec<PathBuf> =
+        std::fs::read_dir(eval_dir.join("Synthetic/seg_results/Prompt-original"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    assert_eq!(masks.len(), 4);
+
+    // predict on one test image with a free-text prompt.
+    let image = root
+        .join("Synthetic/Test_Folder/img")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let pred_dir = tmp.path().join("pred");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        s(&b.join("latest.safetensors")),
+        "--input",
+        s(&image),
+        "--prompt",
+        "one small round lesion located in center of the image",
+        "--out",
+        s(&pred_dir),
+        "--samples",
+        "2",
+    ]);
+    assert!(pred_dir.join("predictions.json").is_file());
+}
+
+#[test]
+fn corrupt_image_and_missing_checkpoint_fail_with_the_file_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    synth(&root);
+    let img_dir = root.join("Synthetic/Train_Folder/img");
+    let victim = img_dir.read_dir().unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&victim, b"not a png at all").unwrap();
+    let out = medclipseg(&train_args(s(&root), s(&tmp.path().join("run"))));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = victim.file_name().unwrap().to_str().unwrap();
+    assert!(stderr.contains(name), "{stderr}");
+
+    let missing = tmp.path().join("nope.safetensors");
+    let out = medclipseg(&[
+        "eval",
+        "--checkpoint",
+        s(&missing),
+        "--data-root",
+        s(&root),
+        "--dataset",
+        "Synthetic",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.safetensors"));
+
+    let garbage = tmp.path().join("garbage.pth");
+    std::fs::write(&garbage, b"PK\x03\x04 truncated zip").unwrap();
+    let out = medclipseg(&["import", s(&garbage), s(&tmp.path().join("x.safetensors"))]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("garbage.pth"));
+}
+
+#[test]
+fn forward_matches_the_golden_seg_logits() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden/tiny");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    // The golden file holds `image` and `input_ids` among its tensors.
+    ok(&[
+        "forward",
+        "--model-config",
+        "tiny",
+        "--checkpoint",
+        s(&golden.join("tiny_model.safetensors")),
+        "--inputs",
+        s(&golden.join("tiny_golden.safetensors")),
+        "--noise",
+        "zero",
+        "--out",
+        s(&out),
+    ]);
+    let bytes = std::fs::read(&out).unwrap();
+    let ours = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let gold_bytes = std::fs::read(golden.join("tiny_golden.safetensors")).unwrap();
+    let gold = safetensors::SafeTensors::deserialize(&gold_bytes).unwrap();
+    for key in ["seg_logits", "txt_vec", "img_tokens"] {
+        let (a, b) = (ours.tensor(key).unwrap(), gold.tensor(key).unwrap());
+        assert_eq!(a.shape(), b.shape(), "{key}");
+        let f = |d: &[u8]| -> Vec<f32> {
+            d.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        for (x, y) in f(a.data()).iter().zip(f(b.data())) {
+            assert!((x - y).abs() <= 1e-4 + 1e-4 * y.abs(), "{key}: {x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn metrics_command_prints_the_documented_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, on: &dyn Fn(u32, u32) -> bool| {
+        let img =
+            image::GrayImage::from_fn(16, 16, |x, y| image::Luma([if on(x, y) { 255 } else { 0 }]));
+        let path = tmp.path().join(name);
+        img.save(&path).unwrap();
+        path
+    };
+    let gt = write("gt.png", &|x, y| {
+        (4..12).contains(&x) && (4..12).contains(&y)
+    });
+    let pred = write("pred.png", &|x, y| {
+        (5..13).contains(&x) && (4..12).contains(&y)
+    });
+    let out = ok(&[
+        "metrics",
+        "--pred",
+        s(&pred),
+        "--gt",
+        s(&gt),
+        "--tolerance",
+        "2",
+        "--tolerance",
+        "0.5",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((v["dsc"].as_f64().unwrap() - 0.875).abs() < 1e-9);
+    assert!(v["nsd"]["2"].is_number());
+    assert!(v["nsd"]["0.5"].is_number());
+    let bad = tmp.path().join("bad.png");
+    std::fs::write(&bad, b"garbage").unwrap();
+    let out = medclipseg(&["metrics", "--pred", s(&bad), "--gt", s(&gt)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.png"));
+}
+
+#[test]
+fn datasets_lists_the_sixteen_datasets() {
+    let out = ok(&["datasets", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "BUSI",
+        "BTMRI",
+        "ISIC",
+        "Kvasir",
+        "Covid19",
+        "EUS",
+        "BKAI",
+        "UWaterlooSkinCancer",
+    ] {
+        assert!(text.contains(name), "{name}");
+    }
+}

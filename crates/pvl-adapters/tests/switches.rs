@@ -1,0 +1,166 @@
+//! Behaviour of the adapter and its ablation switches.
+
+use burn::backend::Flex;
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use pvl_adapters::{Interaction, Noise, ProbCrossAttentionConfig, PvlAdapterConfig};
+
+type B = Flex;
+
+fn randn(shape: [usize; 3], seed: u64) -> Tensor<B, 3> {
+    B::seed(&Default::default(), seed);
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+}
+
+fn max_diff(a: Tensor<B, 3>, b: Tensor<B, 3>) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
+
+#[test]
+fn gate_mixes_the_query_convexly() {
+    let device = Default::default();
+    let mut attn = ProbCrossAttentionConfig::new(8).init::<B>(&device);
+    let (q, c) = (randn([2, 5, 8], 1), randn([2, 7, 8], 2));
+    attn.gate = Param::from_tensor(Tensor::full([1], -40.0, &device));
+    let closed = attn.forward(q.clone(), c.clone(), &mut Noise::Zero);
+    assert!(
+        max_diff(closed.output, q.clone()) < 1e-6,
+        "sigmoid(-40) ~ 0 keeps the query"
+    );
+    attn.gate = Param::from_tensor(Tensor::full([1], 40.0, &device));
+    let open = attn.forward(q.clone(), c, &mut Noise::Zero);
+    assert!(
+        max_diff(open.output, open.projected) < 1e-6,
+        "sigmoid(40) ~ 1 keeps the attention"
+    );
+}
+
+#[test]
+fn without_gating_the_update_is_a_residual_add() {
+    let attn = ProbCrossAttentionConfig::new(8)
+        .with_gating(false)
+        .init::<B>(&Default::default());
+    let (q, c) = (randn([1, 3, 8], 3), randn([1, 4, 8], 4));
+    let out = attn.forward(q.clone(), c, &mut Noise::Zero);
+    assert!(max_diff(out.output, q + out.projected) < 1e-6);
+}
+
+#[test]
+fn sampling_changes_values_and_deterministic_mode_does_not() {
+    let device = Default::default();
+    let (q, c) = (randn([1, 3, 8], 5), randn([1, 6, 8], 6));
+    let stochastic = ProbCrossAttentionConfig::new(8).init::<B>(&device);
+    let a = stochastic
+        .forward(q.clone(), c.clone(), &mut Noise::seeded(1))
+        .output;
+    let b = stochastic
+        .forward(q.clone(), c.clone(), &mut Noise::seeded(2))
+        .output;
+    let a2 = stochastic
+        .forward(q.clone(), c.clone(), &mut Noise::seeded(1))
+        .output;
+    assert!(
+        max_diff(a.clone(), b) > 1e-4,
+        "different seeds give different samples"
+    );
+    assert!(max_diff(a, a2) < 1e-7, "the same seed reproduces");
+
+    let deterministic = ProbCrossAttentionConfig::new(8)
+        .with_sample_values(false)
+        .init::<B>(&device);
+    let x = deterministic
+        .forward(q.clone(), c.clone(), &mut Noise::seeded(1))
+        .output;
+    let y = deterministic.forward(q, c, &mut Noise::seeded(2)).output;
+    assert!(max_diff(x, y) < 1e-7);
+}
+
+#[test]
+fn variance_penalty_lowers_uncertain_logits_and_attnpvl_off_is_plain_attention() {
+    let device = Default::default();
+    let (q, c) = (randn([1, 2, 8], 7), randn([1, 5, 8], 8));
+    let plain = ProbCrossAttentionConfig::new(8)
+        .with_probabilistic(false)
+        .init::<B>(&device);
+    let out = plain.forward(q, c, &mut Noise::seeded(3));
+    let expected = burn::tensor::activation::softmax(
+        out.query
+            .clone()
+            .matmul(out.key_mean.clone().swap_dims(1, 2))
+            / (8f64).sqrt(),
+        2,
+    );
+    assert!(max_diff(out.attention.clone(), expected) < 1e-6);
+    // No sampling either: the values are their means.
+    let av = out.attention.clone().matmul(out.value_mean.clone());
+    assert!(max_diff(out.attended, av) < 1e-5);
+}
+
+#[test]
+fn given_noise_is_consumed_in_call_order() {
+    let device = Default::default();
+    let adapter =
+        PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8)).init::<B>(&device);
+    let (img, txt) = (randn([1, 5, 16], 9), randn([1, 4, 12], 10));
+    // img->txt samples text values [1,4,8]; txt->img samples image values [1,5,8].
+    let mut given = Noise::Given(vec![randn([1, 4, 8], 11), randn([1, 5, 8], 12)].into());
+    let out = adapter.forward(img.clone(), txt.clone(), &mut given);
+    assert_eq!(given.remaining(), 0);
+    assert_eq!(out.dv.unwrap().dims(), [1, 5, 16]);
+    assert_eq!(out.dt.unwrap().dims(), [1, 4, 12]);
+}
+
+#[test]
+fn unimodal_adapters_ignore_the_other_modality() {
+    let device = Default::default();
+    let adapter = PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8))
+        .with_interaction(Interaction::Unimodal)
+        .init::<B>(&device);
+    let img = randn([1, 5, 16], 13);
+    let a = adapter.forward(img.clone(), randn([1, 4, 12], 14), &mut Noise::Zero);
+    let b = adapter.forward(img, randn([1, 4, 12], 15), &mut Noise::Zero);
+    assert!(max_diff(a.dv.unwrap(), b.dv.unwrap()) < 1e-6);
+}
+
+#[test]
+fn two_way_text_update_sees_the_updated_image_tokens_and_parallel_does_not() {
+    let device = Default::default();
+    let config = PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8));
+    // Lazily initialised parameters draw their values when first used, separately in each
+    // clone: take one record and load it into both models.
+    let two_way = config.init::<B>(&device);
+    let parallel = config
+        .clone()
+        .with_interaction(Interaction::Parallel)
+        .init::<B>(&device)
+        .load_record(two_way.clone().into_record());
+    let two_way = config
+        .init::<B>(&device)
+        .load_record(parallel.clone().into_record());
+    let (img, txt) = (randn([1, 5, 16], 16), randn([1, 4, 12], 17));
+    let tw = two_way.forward(img.clone(), txt.clone(), &mut Noise::Zero);
+    let pa = parallel.forward(img, txt, &mut Noise::Zero);
+    assert!(
+        max_diff(tw.dv.clone().unwrap(), pa.dv.unwrap()) < 1e-6,
+        "image update is the same"
+    );
+    assert!(
+        max_diff(tw.dt.unwrap(), pa.dt.unwrap()) > 1e-5,
+        "text update differs"
+    );
+}
+
+#[test]
+fn switched_off_modalities_get_no_update() {
+    let adapter = PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8))
+        .with_adapt_vision(false)
+        .init::<B>(&Default::default());
+    let out = adapter.forward(
+        randn([1, 5, 16], 18),
+        randn([1, 4, 12], 19),
+        &mut Noise::Zero,
+    );
+    assert!(out.dv.is_none());
+    assert!(out.dt.is_some());
+}
