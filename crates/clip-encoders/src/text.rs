@@ -66,6 +66,8 @@ impl TextConfig {
 }
 
 /// A text tower.
+// One tower lives per model, so the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum TextEncoder<B: Backend> {
     /// BERT.

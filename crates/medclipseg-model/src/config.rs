@@ -126,13 +126,13 @@ impl MedClipSegConfig {
     /// Checks that the sizes fit together; returns a description of the first problem.
     pub fn validate(&self) -> Result<(), String> {
         let v = &self.vision;
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return Err(format!(
                 "vision.image_size {} is not a multiple of vision.patch_size {}",
                 v.image_size, v.patch_size
             ));
         }
-        if v.heads == 0 || v.width % v.heads != 0 {
+        if v.heads == 0 || !v.width.is_multiple_of(v.heads) {
             return Err(format!(
                 "vision.width {} is not divisible by vision.heads {}",
                 v.width, v.heads

@@ -54,7 +54,7 @@ impl<B: Backend> Noise<B> {
 /// A reproducible stream of standard normal `f32` values (ChaCha8 + Box-Muller).
 #[derive(Debug, Clone)]
 pub struct NormalStream {
-    rng: rand_chacha::ChaCha8Rng,
+    rng: Box<rand_chacha::ChaCha8Rng>,
 }
 
 impl NormalStream {
@@ -62,7 +62,7 @@ impl NormalStream {
     pub fn new(seed: u64) -> Self {
         use rand::SeedableRng;
         Self {
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            rng: Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed)),
         }
     }
 
