@@ -6,6 +6,18 @@ use burn::tensor::activation::softmax;
 
 use crate::weights::{StateWriter, WeightMap};
 
+/// `linear.forward(x)` for `x: [B, T, D]`, computed as one `[B·T, D] × [D, O]` product.
+///
+/// Burn's `Linear` on a 3-D input is a broadcast batched matmul: `B` separate products, each
+/// packing the weight again and each too small to use every thread. Folding the batch into the
+/// rows gives one large product; the result is the same up to float round-off.
+pub fn linear3d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, tokens, width] = x.dims();
+    let out = linear.forward(x.reshape([batch * tokens, width]));
+    let out_width = out.dims()[1];
+    out.reshape([batch, tokens, out_width])
+}
+
 /// Scaled dot-product attention over heads.
 ///
 /// `q`: `[B, Tq, D]`, `k`/`v`: `[B, Tk, D]`, `bias`: additive logits broadcastable to
@@ -53,13 +65,15 @@ impl<B: Backend> PackedSelfAttention<B> {
 
     /// Self-attention: `[B, T, D]` -> `[B, T, D]`, with optional additive mask `[.., T, T]`.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
-        let qkv = self.in_proj.forward(x);
+        let qkv = linear3d(&self.in_proj, x);
         let mut parts = qkv.chunk(3, 2).into_iter();
         let (Some(q), Some(k), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
             unreachable!("chunk(3) of a 3D-wide tensor yields three parts")
         };
-        self.out_proj
-            .forward(multi_head_attention(q, k, v, self.heads, bias))
+        linear3d(
+            &self.out_proj,
+            multi_head_attention(q, k, v, self.heads, bias),
+        )
     }
 
     /// Writes `in_proj_weight`, `in_proj_bias`, `out_proj.*` under `prefix`.

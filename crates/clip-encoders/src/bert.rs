@@ -7,7 +7,7 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
-use crate::attention::multi_head_attention;
+use crate::attention::{linear3d, multi_head_attention};
 use crate::weights::{StateWriter, WeightMap};
 
 /// BERT sizes (HF `BertConfig` names).
@@ -125,19 +125,19 @@ impl<B: Backend> BertLayer<B> {
         let context = self.attention(x.clone(), bias);
         let attended = self.attention_norm.forward(
             self.hidden_dropout
-                .forward(self.attention_output.forward(context))
+                .forward(linear3d(&self.attention_output, context))
                 + x,
         );
-        let hidden = burn::tensor::activation::gelu(self.intermediate.forward(attended.clone()));
+        let hidden = burn::tensor::activation::gelu(linear3d(&self.intermediate, attended.clone()));
         self.output_norm
-            .forward(self.hidden_dropout.forward(self.output.forward(hidden)) + attended)
+            .forward(self.hidden_dropout.forward(linear3d(&self.output, hidden)) + attended)
     }
 
     fn attention(&self, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
         let (q, k, v) = (
-            self.query.forward(x.clone()),
-            self.key.forward(x.clone()),
-            self.value.forward(x),
+            linear3d(&self.query, x.clone()),
+            linear3d(&self.key, x.clone()),
+            linear3d(&self.value, x),
         );
         if self.attention_dropout.prob == 0.0 {
             return multi_head_attention(q, k, v, self.heads, Some(bias));

@@ -4,7 +4,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::activation::Activation;
-use crate::attention::PackedSelfAttention;
+use crate::attention::{PackedSelfAttention, linear3d};
 use crate::weights::{StateWriter, WeightMap};
 
 /// `x += attn(ln_1(x)); x += mlp(ln_2(x))` (open_clip `ResidualAttentionBlock`).
@@ -48,8 +48,8 @@ impl<B: Backend> ResidualAttentionBlock<B> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), bias);
         let hidden = self
             .activation
-            .apply(self.c_fc.forward(self.ln_2.forward(x.clone())));
-        x + self.c_proj.forward(hidden)
+            .apply(linear3d(&self.c_fc, self.ln_2.forward(x.clone())));
+        x + linear3d(&self.c_proj, hidden)
     }
 
     /// Writes the block under `prefix` (inverse of [`Self::load`]).

@@ -35,7 +35,7 @@ mod vit;
 pub mod weights;
 
 pub use activation::{Activation, softplus};
-pub use attention::{PackedSelfAttention, multi_head_attention};
+pub use attention::{PackedSelfAttention, linear3d, multi_head_attention};
 pub use bert::{BertConfig, BertLayer, BertTextTower};
 pub use block::ResidualAttentionBlock;
 pub use clip_text::{ClipTextConfig, ClipTextTower};

@@ -86,6 +86,11 @@ pub fn device(spec: &str) -> Result<Device> {
     selected::device(spec)
 }
 
+/// Parses a comma-separated `--device` list (several devices: data-parallel training).
+pub fn devices(spec: &str) -> Result<Vec<Device>> {
+    spec.split(',').map(|s| device(s.trim())).collect()
+}
+
 #[allow(dead_code)]
 fn cpu_only(spec: &str) -> Result<()> {
     match spec {

@@ -115,7 +115,8 @@ struct TrainArgs {
     /// Output folder (default: runs/<dataset>[_<percent>]/seed<seed>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Device of the compiled-in backend.
+    /// Device(s) of the compiled-in backend; a comma-separated list trains data-parallel on
+    /// all of them (e.g. `cuda:0,cuda:1`, or `cpu,cpu` to try it on one CPU).
     #[arg(long, default_value = "default")]
     device: String,
     /// Stop after this many epochs in this invocation (resume later with --resume).

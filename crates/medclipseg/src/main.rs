@@ -6,6 +6,7 @@ mod cli;
 mod demo_cmd;
 mod eval_cmd;
 mod infer;
+mod parallel;
 mod predict_cmd;
 mod report;
 mod settings;

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::backend::{self, Train};
 use crate::infer::{self, STREAM_DROPOUT, STREAM_INIT, STREAM_TRAIN_NOISE, derive_seed};
+use crate::parallel;
 use crate::settings::RunConfig;
 use crate::store::{self, EpochRecord, Provenance, TrainState};
 use crate::text::Prompts;
@@ -121,7 +122,8 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
     config.validate()?;
     let model_config = config.model_config()?;
     let loss_config = config.loss_config()?;
-    let device = backend::device(&request.device)?;
+    let devices = backend::devices(&request.device)?;
+    let device = devices[0].clone();
     let out = &request.out;
     let percent = Percent::try_from(config.dataset.percent)
         .map_err(|e| anyhow::anyhow!("dataset.percent: {e}"))?;
@@ -179,6 +181,8 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
              they keep their random initialisation"
         );
     }
+    // Draw every lazily initialised parameter now: clones (one per device) must share values.
+    model = model.clone().load_record(model.into_record());
     let mut optimizer: ModelOptimizer<Train> = reference_adam().init();
     let mut state = TrainState {
         epochs_done: 0,
@@ -228,17 +232,33 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             config.train.learning_rate,
             config.train.min_lr,
         );
-        let (next, means) = run_epoch(
-            model,
-            &mut optimizer,
-            &train_loader,
-            &prompts,
-            &loss_config,
-            epoch,
-            lr,
-            request,
-            &device,
-        )?;
+        let (next, means) = if devices.len() > 1 {
+            let job = parallel::ParallelEpoch {
+                devices: &devices,
+                loader: &train_loader,
+                prompts: &prompts,
+                loss: &loss_config,
+                epoch,
+                lr,
+                seed: config.train.seed,
+                steps: steps_per_epoch(config, &train_loader),
+            };
+            let (next, next_optimizer, means) = parallel::run_epoch(model, optimizer, &job)?;
+            optimizer = next_optimizer;
+            (next, means)
+        } else {
+            run_epoch(
+                model,
+                &mut optimizer,
+                &train_loader,
+                &prompts,
+                &loss_config,
+                epoch,
+                lr,
+                request,
+                &device,
+            )?
+        };
         model = next;
         let inference = model.valid();
         let validation = infer::validate(
@@ -309,10 +329,7 @@ fn run_epoch(
     device: &backend::Device,
 ) -> Result<(MedClipSeg<Train>, StepLosses)> {
     let config = &request.config;
-    let steps = config
-        .train
-        .max_steps_per_epoch
-        .map_or(loader.num_batches(), |m| m.min(loader.num_batches()));
+    let steps = steps_per_epoch(config, loader);
     let bar = progress_bar(steps as u64, request.quiet);
     bar.set_message(format!("epoch {}/{}", epoch + 1, config.train.epochs));
     let mut sums = StepLosses {
@@ -370,6 +387,14 @@ fn run_epoch(
             total: sums.total / n,
         },
     ))
+}
+
+/// Batches per epoch: the whole split, or `train.max_steps_per_epoch`.
+fn steps_per_epoch(config: &RunConfig, loader: &DataLoader) -> usize {
+    config
+        .train
+        .max_steps_per_epoch
+        .map_or(loader.num_batches(), |m| m.min(loader.num_batches()))
 }
 
 /// A progress bar with ETA on a terminal; hidden otherwise (logs get one line per epoch).

@@ -194,6 +194,23 @@ fn train_interrupt_resume_equals_uninterrupted_and_evaluates() {
 }
 
 #[test]
+fn data_parallel_training_on_two_cpu_replicas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    synth(&root);
+    let run = tmp.path().join("ddp");
+    let mut args = train_args(s(&root), s(&run));
+    args.extend(["--device", "cpu,cpu", "--set", "train.epochs=2"]);
+    ok(&args);
+    let h = history(&run);
+    assert_eq!(h.len(), 2);
+    for r in &h {
+        assert!(r["train_total"].as_f64().unwrap().is_finite());
+    }
+    assert!(run.join("latest.safetensors").is_file());
+}
+
+#[test]
 fn corrupt_image_and_missing_checkpoint_fail_with_the_file_named() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");

@@ -5,7 +5,7 @@ use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softmax};
-use clip_encoders::{StateWriter, WeightMap, softplus};
+use clip_encoders::{StateWriter, WeightMap, linear3d, softplus};
 
 use crate::noise::Noise;
 
@@ -109,9 +109,9 @@ impl<B: Backend> ProbCrossAttention<B> {
         noise: &mut Noise<B>,
     ) -> ProbAttentionOutput<B> {
         let dim = query.dims()[2];
-        let q = self.q_proj.forward(query.clone());
-        let key_out = self.k_proj.forward(context.clone());
-        let value_out = self.v_proj.forward(context);
+        let q = linear3d(&self.q_proj, query.clone());
+        let key_out = linear3d(&self.k_proj, context.clone());
+        let value_out = linear3d(&self.v_proj, context);
         let key_mean = self.norm_k.forward(key_out.clone().narrow(2, 0, dim));
         let value_mean = self.norm_v.forward(value_out.clone().narrow(2, 0, dim));
 
@@ -125,7 +125,7 @@ impl<B: Backend> ProbCrossAttention<B> {
 
         let values = self.values(value_out.clone(), value_mean.clone(), noise);
         let attended = attention.clone().matmul(values);
-        let projected = self.out_proj.forward(attended.clone());
+        let projected = linear3d(&self.out_proj, attended.clone());
         let output = self.mix(projected.clone(), query);
         ProbAttentionOutput {
             output,
