@@ -30,7 +30,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| workspace_root().join("target"));
     let mut rows = Vec::new();
-    collect(&target.join("criterion"), &mut rows)?;
+    let root = target.join("criterion");
+    collect(&root, &root, &mut rows)?;
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let mut table = Table::new([
         "benchmark",
@@ -54,8 +55,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// `(name, mean, ci_low, ci_high)` in ms from every `new/estimates.json` under `dir`.
-fn collect(dir: &Path, rows: &mut Vec<(String, f64, f64, f64)>) -> Result<()> {
+/// `(name, mean, ci_low, ci_high)` in ms from every `new/estimates.json` under `dir`, named by
+/// their path below `root` (`group/bench`).
+fn collect(root: &Path, dir: &Path, rows: &mut Vec<(String, f64, f64, f64)>) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
@@ -67,7 +69,7 @@ fn collect(dir: &Path, rows: &mut Vec<(String, f64, f64, f64)>) -> Result<()> {
             let mean = &v["mean"];
             let ms = |x: &serde_json::Value| x.as_f64().unwrap_or(f64::NAN) / 1e6;
             let name = path
-                .strip_prefix(dir)
+                .strip_prefix(root)
                 .unwrap_or(&path)
                 .display()
                 .to_string();
@@ -78,7 +80,7 @@ fn collect(dir: &Path, rows: &mut Vec<(String, f64, f64, f64)>) -> Result<()> {
                 ms(&mean["confidence_interval"]["upper_bound"]),
             ));
         } else if path.is_dir() && path.file_name().is_some_and(|n| n != "report") {
-            collect(&path, rows)?;
+            collect(root, &path, rows)?;
         }
     }
     Ok(())

@@ -22,6 +22,10 @@ pub fn linear3d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3>
 ///
 /// `q`: `[B, Tq, D]`, `k`/`v`: `[B, Tk, D]`, `bias`: additive logits broadcastable to
 /// `[B, H, Tq, Tk]` (padding or causal masks). Returns `[B, Tq, D]`.
+///
+/// Spelled out (batched matmuls, softmax) rather than Burn's fused `attention` op: on the
+/// flex CPU backend the fused op runs head by head on one thread and measured slower here
+/// (see docs/performance.md).
 pub fn multi_head_attention<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
@@ -98,5 +102,30 @@ impl<B: Backend> PackedSelfAttention<B> {
             .map(|b| w.param(b, &format!("{prefix}.in_proj_bias"), device));
         self.out_proj = w.linear(self.out_proj, &format!("{prefix}.out_proj"), device);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+
+    #[test]
+    fn linear3d_equals_linear_forward_on_every_batch_size() {
+        let device = Default::default();
+        for (batch, bias) in [(1, true), (3, true), (2, false)] {
+            let linear = LinearConfig::new(8, 5)
+                .with_bias(bias)
+                .init::<Flex>(&device);
+            let x = Tensor::<Flex, 3>::random([batch, 7, 8], Distribution::Default, &device);
+            let expected = linear.forward(x.clone());
+            let actual = linear3d(&linear, x);
+            assert_eq!(actual.dims(), [batch, 7, 5]);
+            actual
+                .into_data()
+                .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::default());
+        }
     }
 }

@@ -139,7 +139,8 @@ impl<B: Backend> BertLayer<B> {
             linear3d(&self.key, x.clone()),
             linear3d(&self.value, x),
         );
-        if self.attention_dropout.prob == 0.0 {
+        // Dropout is the identity without autodiff: then the shared (faster) path applies.
+        if self.attention_dropout.prob == 0.0 || !B::ad_enabled(&q.device()) {
             return multi_head_attention(q, k, v, self.heads, Some(bias));
         }
         // Dropout sits on the probabilities, so attention is spelled out here.

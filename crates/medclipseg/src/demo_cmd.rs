@@ -149,6 +149,12 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
         report: report_path,
     };
     store::write_json(&request.out.join("summary.json"), &summary)?;
+    let mut provenance = store::Provenance::new().with_checkpoint(&trained.latest)?;
+    provenance.seed = Some(config.train.seed);
+    provenance.samples = Some(config.test.num_samples);
+    provenance.config = Some(serde_json::to_value(&config)?);
+    provenance.model_config = Some(serde_json::to_value(&model_config)?);
+    provenance.write(&request.out)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(summary)
 }
