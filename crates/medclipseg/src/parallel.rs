@@ -146,9 +146,12 @@ fn replica_loop(
 ) -> ReplicaResult {
     let n = job.devices.len();
     let peer = PeerId(k as u32);
+    // Not every backend's device is `Copy`, so it is cloned.
+    #[allow(clippy::clone_on_copy)]
+    let device = job.devices[k].clone();
     register::<Inner>(
         peer,
-        job.devices[k].clone(),
+        device,
         CollectiveConfig::default().with_num_devices(n),
     )
     .map_err(|e| anyhow!("device {k}: cannot join the collective: {e:?}"))?;

@@ -123,6 +123,8 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
     let model_config = config.model_config()?;
     let loss_config = config.loss_config()?;
     let devices = backend::devices(&request.device)?;
+    // Not every backend's device is `Copy`, so it is cloned.
+    #[allow(clippy::clone_on_copy)]
     let device = devices[0].clone();
     let out = &request.out;
     let percent = Percent::try_from(config.dataset.percent)
