@@ -39,6 +39,19 @@ fn inputs<B: Backend>(
     (images, ids, mask)
 }
 
+/// `McConfig` defaults with [`MC_SAMPLES`] samples; the environment variable `MC_MAX_BATCH`
+/// overrides the chunk size (for measuring it).
+fn mc_config() -> McConfig {
+    let config = McConfig::new().with_samples(MC_SAMPLES);
+    match std::env::var("MC_MAX_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(max_batch) => config.with_max_batch(max_batch),
+        None => config,
+    }
+}
+
 /// Inference on one image.
 pub struct Inference {
     model: MedClipSeg<Cpu>,
@@ -61,7 +74,7 @@ impl Inference {
             ids,
             mask,
             noise: Noise::seeded(0),
-            mc: McConfig::new().with_samples(MC_SAMPLES),
+            mc: mc_config(),
         }
     }
 

@@ -8,6 +8,7 @@
 #[path = "../workloads.rs"]
 mod workloads;
 
+use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -28,15 +29,21 @@ fn main() -> ExitCode {
     let mut run: Box<dyn FnMut()> = match workload.as_str() {
         "forward" => {
             let mut work = Inference::new();
-            Box::new(move || drop(work.forward()))
+            Box::new(move || {
+                black_box(work.forward());
+            })
         }
         "mc30" => {
             let mut work = Inference::new();
-            Box::new(move || drop(work.mc()))
+            Box::new(move || {
+                black_box(work.mc());
+            })
         }
         "train" => {
             let mut work = Training::new();
-            Box::new(move || drop(work.step()))
+            Box::new(move || {
+                black_box(work.step());
+            })
         }
         _ => {
             eprintln!("usage: model_timing forward|mc30|train [RUNS]");

@@ -33,18 +33,67 @@ pub fn multi_head_attention<B: Backend>(
     heads: usize,
     bias: Option<Tensor<B, 4>>,
 ) -> Tensor<B, 3> {
+    multi_head_attention_with(q, k, v, heads, bias, |probs| probs)
+}
+
+/// [`multi_head_attention`] with `on_probs` applied to the attention probabilities
+/// `[B, H, Tq, Tk]` before they weight the values (BERT's attention dropout).
+pub(crate) fn multi_head_attention_with<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+    bias: Option<Tensor<B, 4>>,
+    on_probs: impl Fn(Tensor<B, 4>) -> Tensor<B, 4>,
+) -> Tensor<B, 3> {
     let [batch, tq, dim] = q.dims();
     let tk = k.dims()[1];
     let head_dim = dim / heads;
     let split = |x: Tensor<B, 3>, t: usize| x.reshape([batch, t, heads, head_dim]).swap_dims(1, 2);
     let q = split(q, tq) * (1.0 / (head_dim as f64).sqrt());
     let (k, v) = (split(k, tk), split(v, tk));
-    let mut scores = q.matmul(k.swap_dims(2, 3));
-    if let Some(bias) = bias {
-        scores = scores + bias;
+    let attend = |q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, bias: Option<Tensor<B, 4>>| {
+        let mut scores = q.matmul(k.swap_dims(2, 3));
+        if let Some(bias) = bias {
+            scores = add_bias(scores, bias);
+        }
+        on_probs(softmax(scores, 3)).matmul(v)
+    };
+    let heads_out = match bias {
+        // A bias that differs per batch entry (padding masks): one entry at a time, so every
+        // addition is of one bias row shared by all rows, which CPU backends vectorise; the
+        // batched broadcast is walked element by element.
+        Some(bias) if batch > 1 && bias.dims()[0] == batch => {
+            let entry = |x: &Tensor<B, 4>, b: usize| x.clone().narrow(0, b, 1);
+            let outputs = (0..batch)
+                .map(|b| {
+                    attend(
+                        entry(&q, b),
+                        entry(&k, b),
+                        entry(&v, b),
+                        Some(entry(&bias, b)),
+                    )
+                })
+                .collect();
+            Tensor::cat(outputs, 0)
+        }
+        bias => attend(q, k, v, bias),
+    };
+    heads_out.swap_dims(1, 2).reshape([batch, tq, dim])
+}
+
+/// `scores [B, H, Tq, Tk] + bias` for a bias shared by the batch and the heads
+/// (`[1, 1, 1 or Tq, Tk]`) or of batch 1, added as one row repeated over flat rows.
+fn add_bias<B: Backend>(scores: Tensor<B, 4>, bias: Tensor<B, 4>) -> Tensor<B, 4> {
+    let dims = scores.dims();
+    let [batch, heads, tq, tk] = dims;
+    let [bias_batch, bias_heads, bias_rows, _] = bias.dims();
+    if bias_batch != 1 || bias_heads != 1 {
+        return scores + bias;
     }
-    let probs = softmax(scores, 3);
-    probs.matmul(v).swap_dims(1, 2).reshape([batch, tq, dim])
+    let row = bias_rows * tk;
+    let flat = scores.reshape([batch * heads * tq * tk / row, row]);
+    (flat + bias.reshape([1, row])).reshape(dims)
 }
 
 /// `nn.MultiheadAttention` as open_clip uses it: one packed `in_proj` (q|k|v) and `out_proj`.
@@ -111,6 +160,57 @@ mod tests {
     use burn::tensor::{Distribution, Tolerance};
 
     use super::*;
+
+    /// The textbook formula, with the bias broadcast by the backend.
+    fn reference_attention(
+        q: Tensor<Flex, 3>,
+        k: Tensor<Flex, 3>,
+        v: Tensor<Flex, 3>,
+        heads: usize,
+        bias: Option<Tensor<Flex, 4>>,
+    ) -> Tensor<Flex, 3> {
+        let [batch, tq, dim] = q.dims();
+        let tk = k.dims()[1];
+        let hd = dim / heads;
+        let split = |x: Tensor<Flex, 3>, t: usize| x.reshape([batch, t, heads, hd]).swap_dims(1, 2);
+        let mut scores = split(q, tq).matmul(split(k, tk).swap_dims(2, 3)) / (hd as f64).sqrt();
+        if let Some(bias) = bias {
+            scores = scores + bias;
+        }
+        softmax(scores, 3)
+            .matmul(split(v, tk))
+            .swap_dims(1, 2)
+            .reshape([batch, tq, dim])
+    }
+
+    #[test]
+    fn attention_matches_the_textbook_formula_for_every_bias_layout() {
+        let device = Default::default();
+        let (batch, tq, tk, dim, heads) = (3, 5, 6, 8, 2);
+        let random =
+            |shape: [usize; 3]| Tensor::<Flex, 3>::random(shape, Distribution::Default, &device);
+        let (q, k, v) = (
+            random([batch, tq, dim]),
+            random([batch, tk, dim]),
+            random([batch, tk, dim]),
+        );
+        // Per-entry padding (entry 1 pads its last two keys), a shared causal-like mask, none.
+        let mut padding = vec![0.0f32; batch * tk];
+        padding[tk + tk - 2..2 * tk].fill(-1.0e30);
+        let padding = Tensor::<Flex, 4>::from_data(
+            burn::tensor::TensorData::new(padding, [batch, 1, 1, tk]),
+            &device,
+        );
+        let shared = Tensor::<Flex, 4>::random([1, 1, tq, tk], Distribution::Default, &device);
+        for bias in [Some(padding), Some(shared), None] {
+            let expected =
+                reference_attention(q.clone(), k.clone(), v.clone(), heads, bias.clone());
+            let actual = multi_head_attention(q.clone(), k.clone(), v.clone(), heads, bias);
+            actual
+                .into_data()
+                .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::default());
+        }
+    }
 
     #[test]
     fn linear3d_equals_linear_forward_on_every_batch_size() {

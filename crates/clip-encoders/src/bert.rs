@@ -7,7 +7,7 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
-use crate::attention::{linear3d, multi_head_attention};
+use crate::attention::{linear3d, multi_head_attention_with};
 use crate::weights::{StateWriter, WeightMap};
 
 /// BERT sizes (HF `BertConfig` names).
@@ -139,25 +139,10 @@ impl<B: Backend> BertLayer<B> {
             linear3d(&self.key, x.clone()),
             linear3d(&self.value, x),
         );
-        // Dropout is the identity without autodiff: then the shared (faster) path applies.
-        if self.attention_dropout.prob == 0.0 || !B::ad_enabled(&q.device()) {
-            return multi_head_attention(q, k, v, self.heads, Some(bias));
-        }
-        // Dropout sits on the probabilities, so attention is spelled out here.
-        let [batch, len, dim] = q.dims();
-        let head_dim = dim / self.heads;
-        let split = |t: Tensor<B, 3>| {
-            t.reshape([batch, len, self.heads, head_dim])
-                .swap_dims(1, 2)
-        };
-        let scores = split(q).matmul(split(k).swap_dims(2, 3)) / (head_dim as f64).sqrt() + bias;
-        let probs = self
-            .attention_dropout
-            .forward(burn::tensor::activation::softmax(scores, 3));
-        probs
-            .matmul(split(v))
-            .swap_dims(1, 2)
-            .reshape([batch, len, dim])
+        // Dropout sits on the probabilities (the identity without autodiff or at p = 0).
+        multi_head_attention_with(q, k, v, self.heads, Some(bias), |probs| {
+            self.attention_dropout.forward(probs)
+        })
     }
 
     fn save(&self, s: &mut StateWriter, prefix: &str) {

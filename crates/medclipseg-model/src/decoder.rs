@@ -43,7 +43,20 @@ impl<B: Backend> ScaleBlock<B> {
     /// `[B, C, h, w]` -> `[B, C, 2h, 2w]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = self.conv2.forward(gelu(self.conv1.forward(x)));
-        // LayerNorm over channels: move them last and back.
+        let batch = x.dims()[0];
+        if batch == 1 {
+            return self.channel_norm(x);
+        }
+        // One image at a time: the channel moves below are then plain matrix transposes, which
+        // CPU backends copy in cache-sized tiles; a batch of them is walked element by element.
+        let images = (0..batch)
+            .map(|b| self.channel_norm(x.clone().narrow(0, b, 1)))
+            .collect();
+        Tensor::cat(images, 0)
+    }
+
+    /// LayerNorm over channels: move them last and back.
+    fn channel_norm(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.norm
             .forward(x.permute([0, 2, 3, 1]))
             .permute([0, 3, 1, 2])
@@ -164,5 +177,29 @@ pub fn decode<B: Backend>(
         upscaled,
         mask_embedding,
         logits_lowres,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+
+    #[test]
+    fn scale_block_on_a_batch_equals_image_by_image() {
+        let device = Default::default();
+        let block = ScaleBlock::<Flex>::new(6, &device);
+        let x = Tensor::<Flex, 4>::random([3, 6, 4, 4], Distribution::Default, &device);
+        let batched = block.forward(x.clone());
+        assert_eq!(batched.dims(), [3, 6, 8, 8]);
+        let one_by_one = (0..3)
+            .map(|b| block.forward(x.clone().narrow(0, b, 1)))
+            .collect();
+        batched.into_data().assert_approx_eq::<f32>(
+            &Tensor::cat(one_by_one, 0).into_data(),
+            Tolerance::default(),
+        );
     }
 }
