@@ -114,7 +114,7 @@ pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
         })?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("{}: cannot create", request.out.display()))?;
-    let vocab = resolve_vocab(request.tokenizer.clone(), &loaded.vocab_text, &request.out)?;
+    let vocab = store::resolve_vocab(request.tokenizer.clone(), &loaded.vocab_text, &request.out)?;
     let prompts = Prompts::for_tower(&loaded.config.text, vocab.as_deref())?;
     let run_config = loaded.run_config.clone().unwrap_or_else(RunConfig::paper);
     let preprocess = preprocess_config(&run_config, loaded.config.image_size());
@@ -146,25 +146,6 @@ pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
     provenance.model_config = Some(serde_json::to_value(&loaded.config)?);
     provenance.write(&request.out)?;
     Ok(summary)
-}
-
-/// The vocabulary: given, or the one stored in the checkpoint (written next to the outputs).
-fn resolve_vocab(
-    given: Option<PathBuf>,
-    stored: &Option<(String, String)>,
-    out: &Path,
-) -> Result<Option<PathBuf>> {
-    if given.is_some() {
-        return Ok(given);
-    }
-    match stored {
-        Some((name, text)) => {
-            let path = out.join(name);
-            store::write_atomic(&path, text.as_bytes())?;
-            Ok(Some(path))
-        }
-        None => Ok(None),
-    }
 }
 
 struct EvalContext<'a> {
@@ -363,15 +344,7 @@ fn write_case(
         .file_stem()
         .and_then(|s| s.to_str())
         .map_or_else(|| format!("{stem}.png"), |m| format!("{m}.png"));
-    let mask_pixels: Vec<u8> = pred
-        .data()
-        .iter()
-        .map(|&b| if b { 255 } else { 0 })
-        .collect();
-    let png = image::GrayImage::from_raw(pred.cols() as u32, pred.rows() as u32, mask_pixels)
-        .context("mask buffer size")?;
-    let mask_path = dir.join("seg_results").join(tag).join(&mask_name);
-    write_png_atomic(&mask_path, &image::DynamicImage::ImageLuma8(png))?;
+    store::write_mask_png(&dir.join("seg_results").join(tag).join(&mask_name), &pred)?;
     seg_viz::write_uncertainty_png(
         &dir.join("unc_results").join(tag).join(&mask_name),
         entropy,
@@ -410,15 +383,6 @@ fn write_case(
         dsc: report.dsc,
         nsd: report.first_nsd(),
     })
-}
-
-fn write_png_atomic(path: &Path, img: &image::DynamicImage) -> Result<()> {
-    let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    store::write_atomic(path, &bytes)
 }
 
 /// Mean probability, predictive entropy, aleatoric and epistemic maps as float32 safetensors.

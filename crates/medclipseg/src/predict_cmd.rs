@@ -67,14 +67,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
         })?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("{}: cannot create", request.out.display()))?;
-    let vocab = match &loaded.vocab_text {
-        Some((name, text)) => {
-            let path = request.out.join(name);
-            store::write_atomic(&path, text.as_bytes())?;
-            Some(path)
-        }
-        None => None,
-    };
+    let vocab = store::resolve_vocab(None, &loaded.vocab_text, &request.out)?;
     let prompts = Prompts::for_tower(&loaded.config.text, vocab.as_deref())?;
     let run_config = loaded.run_config.clone().unwrap_or_else(RunConfig::paper);
     let preprocess = preprocess_config(&run_config, loaded.config.image_size());
@@ -273,18 +266,7 @@ fn write_outputs(
     let mask = Mask2d::new(s, s, prob.iter().map(|&p| p > 0.5).collect())?.resize_nearest(h, w)?;
     let dir = &request.out;
     let mask_path = dir.join("masks").join(format!("{stem}.png"));
-    let pixels: Vec<u8> = mask
-        .data()
-        .iter()
-        .map(|&b| if b { 255 } else { 0 })
-        .collect();
-    let gray = image::GrayImage::from_raw(w as u32, h as u32, pixels).context("mask size")?;
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageLuma8(gray).write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    store::write_atomic(&mask_path, &bytes)?;
+    store::write_mask_png(&mask_path, &mask)?;
 
     let mut rgb = seg_viz::RgbImage::new(w as u32, h as u32);
     for (i, pixel) in rgb.pixels_mut().enumerate() {

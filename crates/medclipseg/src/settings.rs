@@ -179,7 +179,7 @@ impl Default for TestSection {
             num_samples: 30,
             use_latest: true,
             discard_first_pass: false,
-            max_batch: 32,
+            max_batch: 8,
             nsd_tolerance: 2.0,
         }
     }

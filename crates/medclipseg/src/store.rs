@@ -324,3 +324,41 @@ pub fn save_safetensors(path: &Path, sd: &torch_checkpoint::StateDict) -> Result
     torch_checkpoint::save_safetensors(path, sd)?;
     Ok(())
 }
+
+/// Writes a binary mask as a 0/255 8-bit PNG (atomically).
+pub fn write_mask_png(path: &Path, mask: &seg_metrics::Mask2d) -> Result<()> {
+    use seg_metrics::BinaryMask;
+    let pixels: Vec<u8> = mask
+        .data()
+        .iter()
+        .map(|&b| if b { 255 } else { 0 })
+        .collect();
+    let gray = image::GrayImage::from_raw(mask.cols() as u32, mask.rows() as u32, pixels)
+        .with_context(|| format!("{}: mask buffer does not match its size", path.display()))?;
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageLuma8(gray).write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    write_atomic(path, &bytes)
+}
+
+/// The BERT vocabulary to use: the one given, else the one stored in the checkpoint (written
+/// into `out` so the run's outputs carry it).
+pub fn resolve_vocab(
+    given: Option<PathBuf>,
+    stored: &Option<(String, String)>,
+    out: &Path,
+) -> Result<Option<PathBuf>> {
+    if given.is_some() {
+        return Ok(given);
+    }
+    match stored {
+        Some((name, text)) => {
+            let path = out.join(name);
+            write_atomic(&path, text.as_bytes())?;
+            Ok(Some(path))
+        }
+        None => Ok(None),
+    }
+}
