@@ -20,6 +20,29 @@ mod selected {
     pub type Inner = burn::backend::Wgpu;
     pub const NAME: &str = "wgpu";
     pub fn device(spec: &str) -> anyhow::Result<WgpuDevice> {
+        let device = parse(spec)?;
+        probe(&device)?;
+        Ok(device)
+    }
+
+    /// Runs one tiny op: cubecl panics (in a worker thread, then here) when no adapter exists,
+    /// which becomes an error that says what to install.
+    fn probe(device: &WgpuDevice) -> anyhow::Result<()> {
+        use burn::tensor::Tensor;
+        let device = device.clone();
+        let works = std::panic::catch_unwind(move || {
+            Tensor::<Inner, 1>::zeros([1], &device).into_data();
+        });
+        works.map_err(|_| {
+            anyhow::anyhow!(
+                "no wgpu adapter could be opened: install a Vulkan driver (on Debian: \
+                 apt-get install mesa-vulkan-drivers libvulkan1, which also works without a GPU) \
+                 or pick another --device"
+            )
+        })
+    }
+
+    fn parse(spec: &str) -> anyhow::Result<WgpuDevice> {
         Ok(match spec {
             "" | "default" | "wgpu" => WgpuDevice::DefaultDevice,
             "cpu" => WgpuDevice::Cpu,
