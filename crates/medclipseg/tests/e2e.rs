@@ -282,6 +282,44 @@ fn forward_matches_the_golden_seg_logits() {
 }
 
 #[test]
+fn predict_and_forward_name_the_bad_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden/tiny");
+    let missing = tmp.path().join("no_such_scan.png");
+    let out = medclipseg(&[
+        "predict",
+        "--checkpoint",
+        s(&golden.join("tiny_model.safetensors")),
+        "--input",
+        s(&missing),
+        "--prompt",
+        "x",
+        "--out",
+        s(&tmp.path().join("p")),
+    ]);
+    assert!(!out.status.success());
+    // The golden state dict carries no config: the error says so, naming the file.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tiny_model.safetensors"));
+
+    // Inputs without the `image` tensor: the model file itself.
+    let out = medclipseg(&[
+        "forward",
+        "--model-config",
+        "tiny",
+        "--checkpoint",
+        s(&golden.join("tiny_model.safetensors")),
+        "--inputs",
+        s(&golden.join("tiny_model.safetensors")),
+        "--out",
+        s(&tmp.path().join("o.safetensors")),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs `image`"), "{stderr}");
+    assert!(!tmp.path().join("o.safetensors").exists());
+}
+
+#[test]
 fn metrics_command_prints_the_documented_json() {
     let tmp = tempfile::tempdir().unwrap();
     let write = |name: &str, on: &dyn Fn(u32, u32) -> bool| {
