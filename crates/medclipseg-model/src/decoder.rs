@@ -1,14 +1,14 @@
 //! The segmentation head (spec §1.4): normalised patch tokens, ScaleBlocks (EoMT), a text MLP,
-//! a dot product and bilinear upsampling.
+//! a dot product and bilinear upsampling (as matrix products, see [`crate::resize`]).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use clip_encoders::{StateWriter, WeightMap};
 use seg_losses::l2_normalize;
+
+use crate::resize::resize_bilinear;
 
 /// `ConvTranspose2d(C,C,2,2) -> GELU -> depthwise Conv2d(3x3, no bias) -> LayerNorm2d(eps 1e-6)`:
 /// doubles the resolution.
@@ -165,12 +165,8 @@ pub fn decode<B: Backend>(
         .reshape([batch, 1, dim])
         .matmul(features.reshape([batch, dim, h * w]))
         .reshape([batch, 1, h, w]);
-    let seg_logits = interpolate(
-        logits_lowres.clone(),
-        output_size,
-        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
-    )
-    .reshape([batch, output_size[0], output_size[1]]);
+    // Separable matrix form: differentiable on every backend (see `resize`).
+    let seg_logits = resize_bilinear(logits_lowres.clone().reshape([batch, h, w]), output_size);
     DecoderOutput {
         seg_logits,
         upscale_in,

@@ -20,6 +20,7 @@ mod config;
 mod decoder;
 mod mc;
 mod model;
+pub mod resize;
 pub mod train;
 
 pub use config::{MedClipSegConfig, PRESETS};
