@@ -2,7 +2,7 @@
 //! projection of open_clip's `HFTextEncoder` (spec §1.1).
 
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Gelu, LayerNorm, LayerNormConfig, Linear,
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
 use burn::prelude::*;
@@ -85,7 +85,6 @@ impl BertConfig {
             proj_in: LinearConfig::new(h, self.projection_hidden())
                 .with_bias(false)
                 .init(device),
-            proj_act: Gelu::new(),
             proj_out: LinearConfig::new(self.projection_hidden(), self.projection_dim)
                 .with_bias(false)
                 .init(device),
@@ -128,7 +127,7 @@ impl<B: Backend> BertLayer<B> {
                 .forward(linear3d(&self.attention_output, context))
                 + x,
         );
-        let hidden = burn::tensor::activation::gelu(linear3d(&self.intermediate, attended.clone()));
+        let hidden = crate::activation::gelu(linear3d(&self.intermediate, attended.clone()));
         self.output_norm
             .forward(self.hidden_dropout.forward(linear3d(&self.output, hidden)) + attended)
     }
@@ -193,8 +192,6 @@ pub struct BertTextTower<B: Backend> {
     pub layers: Vec<BertLayer<B>>,
     /// `proj.0` (no bias).
     pub proj_in: Linear<B>,
-    /// `proj.1`.
-    pub proj_act: Gelu,
     /// `proj.2` (no bias).
     pub proj_out: Linear<B>,
 }
@@ -237,7 +234,7 @@ impl<B: Backend> BertTextTower<B> {
         let [batch, _, width] = hidden.dims();
         let cls = hidden.narrow(1, 0, 1).reshape([batch, width]);
         self.proj_out
-            .forward(self.proj_act.forward(self.proj_in.forward(cls)))
+            .forward(crate::activation::gelu(self.proj_in.forward(cls)))
     }
 
     /// Number of encoder layers.

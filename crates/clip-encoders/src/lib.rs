@@ -34,7 +34,7 @@ mod text;
 mod vit;
 pub mod weights;
 
-pub use activation::{Activation, softplus};
+pub use activation::{Activation, gelu, softplus};
 pub use attention::{PackedSelfAttention, linear3d, multi_head_attention};
 pub use bert::{BertConfig, BertLayer, BertTextTower};
 pub use block::ResidualAttentionBlock;

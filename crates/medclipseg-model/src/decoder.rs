@@ -2,10 +2,9 @@
 //! a dot product and bilinear upsampling (as matrix products, see [`crate::resize`]).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
-use clip_encoders::{StateWriter, WeightMap};
+use clip_encoders::{StateWriter, WeightMap, gelu};
 use seg_losses::l2_normalize;
 
 use crate::resize::resize_bilinear;
@@ -87,8 +86,6 @@ pub struct MaskHead<B: Backend> {
     pub fc2: Linear<B>,
     /// `mask_head.4`.
     pub fc4: Linear<B>,
-    /// The GELU between layers.
-    pub act: Gelu,
 }
 
 impl<B: Backend> MaskHead<B> {
@@ -98,14 +95,13 @@ impl<B: Backend> MaskHead<B> {
             fc0: LinearConfig::new(dim, dim).init(device),
             fc2: LinearConfig::new(dim, dim).init(device),
             fc4: LinearConfig::new(dim, dim).init(device),
-            act: Gelu::new(),
         }
     }
 
     /// `[B, E]` -> `[B, E]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let x = self.act.forward(self.fc0.forward(x));
-        let x = self.act.forward(self.fc2.forward(x));
+        let x = gelu(self.fc0.forward(x));
+        let x = gelu(self.fc2.forward(x));
         self.fc4.forward(x)
     }
 

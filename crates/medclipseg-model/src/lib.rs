@@ -31,4 +31,4 @@ pub use mc::{
 pub use model::{
     AdapterTrace, EncoderState, ForwardTrace, LoadScope, MedClipSeg, MedClipSegOutput,
 };
-pub use pvl_adapters::Noise;
+pub use pvl_adapters::{Noise, sample_key};

@@ -10,7 +10,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
-use pvl_adapters::Noise;
+use pvl_adapters::{Noise, sample_key};
 
 use crate::model::MedClipSeg;
 
@@ -132,7 +132,19 @@ pub fn summarize_samples<B: Backend>(sample_logits: Tensor<B, 4>) -> Option<McPr
     acc.finish()
 }
 
+/// The row keys of samples `samples` of the images keyed `image_keys`, sample-major (the
+/// layout of [`mc_predict`]'s batches).
+fn chunk_row_keys(image_keys: &[u64], samples: std::ops::Range<u64>) -> Vec<u64> {
+    samples
+        .flat_map(|s| image_keys.iter().map(move |&image| sample_key(image, s)))
+        .collect()
+}
+
 /// Monte-Carlo prediction of `images [B, 3, H, W]` with prompts `ids`/`attention_mask [B, L]`.
+///
+/// `image_keys` names each image (e.g. its index in the dataset): with [`Noise::Seeded`], sample
+/// `s` of an image always gets the noise of `sample_key(key, s)`, so the prediction of an image
+/// does not depend on the batch it came in nor on `config.max_batch`.
 ///
 /// Returns `None` only when `config.samples` is 0.
 pub fn mc_predict<B: Backend>(
@@ -140,11 +152,20 @@ pub fn mc_predict<B: Backend>(
     images: Tensor<B, 4>,
     ids: Tensor<B, 2, Int>,
     attention_mask: Tensor<B, 2, Int>,
+    image_keys: &[u64],
     config: &McConfig,
     noise: &mut Noise<B>,
 ) -> Option<McPrediction<B>> {
     let [batch, _, h, w] = images.dims();
+    debug_assert_eq!(image_keys.len(), batch, "one key per image");
+    let image_keys: Vec<u64> = if image_keys.len() == batch {
+        image_keys.to_vec()
+    } else {
+        (0..batch as u64).collect()
+    };
     if config.discard_first_pass {
+        // The reference's extra pass, keyed apart from the kept samples.
+        noise.set_rows(chunk_row_keys(&image_keys, u64::MAX - 1..u64::MAX));
         let _ = model.forward(images.clone(), ids.clone(), attention_mask.clone(), noise);
     }
     // Everything before the first adapter is the same for every sample: run it once.
@@ -165,6 +186,10 @@ pub fn mc_predict<B: Backend>(
     let mut done = 0;
     while done < config.samples {
         let samples = per_chunk.min(config.samples - done);
+        noise.set_rows(chunk_row_keys(
+            &image_keys,
+            done as u64..(done + samples) as u64,
+        ));
         let state = shared.clone().repeat(samples);
         let out = model.finish(state, [h, w], noise, None);
         acc.add(out.seg_logits, samples);
@@ -203,6 +228,7 @@ mod tests {
                 images.clone(),
                 ids.clone(),
                 mask.clone(),
+                &[0, 1],
                 &config,
                 &mut noise,
             )
@@ -225,11 +251,57 @@ mod tests {
     }
 
     #[test]
+    fn seeded_prediction_of_an_image_does_not_depend_on_its_batch_or_the_chunking() {
+        let device = Default::default();
+        let model = MedClipSegConfig::tiny().init::<Flex>(&device);
+        let (images, ids, mask) = tiny_inputs(2, &device);
+        let config = McConfig::new().with_samples(5);
+        let together = mc_predict(
+            &model,
+            images.clone(),
+            ids.clone(),
+            mask.clone(),
+            &[10, 11],
+            &config.clone().with_max_batch(32),
+            &mut Noise::seeded(3),
+        )
+        .expect("5 samples");
+        let second_alone = mc_predict(
+            &model,
+            images.clone().narrow(0, 1, 1),
+            ids.clone().narrow(0, 1, 1),
+            mask.clone().narrow(0, 1, 1),
+            &[11],
+            &config.with_max_batch(2),
+            &mut Noise::seeded(3),
+        )
+        .expect("5 samples");
+        let together = together.mean_prob.narrow(0, 1, 1);
+        together.clone().into_data().assert_approx_eq::<f32>(
+            &second_alone.mean_prob.into_data(),
+            Tolerance::absolute(1e-5),
+        );
+        // The noise is real: a zero-noise prediction differs.
+        let mean_path = mc_predict(
+            &model,
+            images.narrow(0, 1, 1),
+            ids.narrow(0, 1, 1),
+            mask.narrow(0, 1, 1),
+            &[11],
+            &McConfig::new().with_samples(1),
+            &mut Noise::Zero,
+        )
+        .expect("1 sample");
+        let gap = (mean_path.mean_prob - together).abs().max().into_scalar();
+        assert!(gap > 1e-4, "noise changed nothing: {gap}");
+    }
+
+    #[test]
     fn zero_samples_give_no_prediction() {
         let device = Default::default();
         let model = MedClipSegConfig::tiny().init::<Flex>(&device);
         let (images, ids, mask) = tiny_inputs(1, &device);
         let config = McConfig::new().with_samples(0);
-        assert!(mc_predict(&model, images, ids, mask, &config, &mut Noise::Zero).is_none());
+        assert!(mc_predict(&model, images, ids, mask, &[0], &config, &mut Noise::Zero).is_none());
     }
 }

@@ -5,7 +5,9 @@
 //!   values are sampled `μ + σ∘ε` on every pass; a sigmoid gate mixes the result with the query.
 //! - [`PvlAdapter`]: down-projections, image→text then text→updated-image attention,
 //!   up-projections; the caller adds the updates to the encoder tokens.
-//! - [`Noise`]: the value noise is injectable (seeded, zero or given tensors).
+//! - [`Noise`]: the value noise is injectable: seeded host streams keyed per batch row (the same
+//!   noise for an (image, sample) whatever the batch layout or backend), the device's own
+//!   generator (fast on a GPU), zero, or given tensors.
 //!
 //! # Ablation switches
 //! The paper's ablation rows map to these switches (the paper does not define all of them
@@ -30,4 +32,4 @@ mod noise;
 
 pub use adapter::{Interaction, PvlAdapter, PvlAdapterConfig, PvlAdapterOutput};
 pub use attention::{ProbAttentionOutput, ProbCrossAttention, ProbCrossAttentionConfig};
-pub use noise::{Noise, NormalStream};
+pub use noise::{Noise, NormalStream, RowStreams, sample_key};

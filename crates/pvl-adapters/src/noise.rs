@@ -1,20 +1,28 @@
 //! Where the value noise `ε ~ N(0, I)` of the probabilistic attention comes from.
 //!
 //! The reference draws fresh noise on every pass with `torch.randn_like`. Here the source is
-//! injectable: seeded random (drawn on the host with ChaCha8, so a seed gives the same noise on
-//! every backend and thread count), zero (the deterministic mean path), or tensors given in call
-//! order (to replay the golden run).
+//! injectable:
+//! - [`Noise::Seeded`]: host streams (ChaCha8), one per batch row, each determined by the seed
+//!   and the row's key. A row keyed by (image, sample) gets the same noise whatever the batch
+//!   size, the Monte-Carlo chunking, the backend or the thread count: bit-reproducible runs.
+//! - [`Noise::Device`]: drawn on the device by the backend's own generator (seed it with
+//!   `B::seed`). No host work and no upload per call: the fast choice on a GPU, reproducible
+//!   for the same backend, device and batch layout only.
+//! - [`Noise::Zero`]: the deterministic mean path.
+//! - [`Noise::Given`]: tensors in call order (to replay the golden run).
 
 use std::collections::VecDeque;
 
 use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::tensor::{Distribution, TensorData};
 
 /// A source of value noise, consulted once per probabilistic attention call.
 #[derive(Debug, Clone)]
 pub enum Noise<B: Backend> {
-    /// Standard normal noise from a seeded generator.
-    Seeded(NormalStream),
+    /// Standard normal noise from seeded host streams, one per batch row.
+    Seeded(RowStreams),
+    /// Standard normal noise from the backend's generator, on the device.
+    Device,
     /// No noise: values are their means.
     Zero,
     /// Exactly these tensors, in call order (adapter 0 image->text, adapter 0 text->image, ...).
@@ -22,9 +30,17 @@ pub enum Noise<B: Backend> {
 }
 
 impl<B: Backend> Noise<B> {
-    /// Seeded standard normal noise.
+    /// Seeded host noise; rows are keyed by their position until [`Self::set_rows`] says otherwise.
     pub fn seeded(seed: u64) -> Self {
-        Noise::Seeded(NormalStream::new(seed))
+        Noise::Seeded(RowStreams::new(seed))
+    }
+
+    /// Keys the batch rows of the next draws (e.g. [`sample_key`] of each row's image and
+    /// Monte-Carlo sample): every key starts its own stream. Only seeded noise has rows.
+    pub fn set_rows(&mut self, keys: Vec<u64>) {
+        if let Noise::Seeded(streams) = self {
+            streams.set_rows(keys);
+        }
     }
 
     /// Noise for one call, shaped like the values `[B, T, D]`; `None` means zero.
@@ -33,10 +49,15 @@ impl<B: Backend> Noise<B> {
     /// whether every given tensor was consumed.
     pub fn draw(&mut self, shape: [usize; 3], device: &B::Device) -> Option<Tensor<B, 3>> {
         match self {
-            Noise::Seeded(stream) => {
-                let values = stream.take(shape.iter().product());
+            Noise::Seeded(streams) => {
+                let values = streams.take(shape[0], shape[1] * shape[2]);
                 Some(Tensor::from_data(TensorData::new(values, shape), device))
             }
+            Noise::Device => Some(Tensor::random(
+                shape,
+                Distribution::Normal(0.0, 1.0),
+                device,
+            )),
             Noise::Zero => None,
             Noise::Given(queue) => queue.pop_front(),
         }
@@ -48,6 +69,57 @@ impl<B: Backend> Noise<B> {
             Noise::Given(queue) => queue.len(),
             _ => 0,
         }
+    }
+}
+
+/// The key of Monte-Carlo sample `sample` of the image keyed `image`.
+pub fn sample_key(image: u64, sample: u64) -> u64 {
+    mix(image ^ mix(sample.wrapping_add(0x5851_F42D_4C95_7F2D)))
+}
+
+/// SplitMix64's finaliser: a well-mixed 64-bit value.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One seeded normal stream per batch row, each determined by the seed and the row's key.
+#[derive(Debug, Clone)]
+pub struct RowStreams {
+    seed: u64,
+    streams: Vec<NormalStream>,
+}
+
+impl RowStreams {
+    /// Streams of `seed`, with no rows keyed yet.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            streams: Vec::new(),
+        }
+    }
+
+    /// Starts one stream per key, in row order.
+    pub fn set_rows(&mut self, keys: Vec<u64>) {
+        self.streams = keys
+            .into_iter()
+            .map(|key| NormalStream::new(mix(self.seed ^ mix(key))))
+            .collect();
+    }
+
+    /// `rows × per_row` values, row by row, each row from its own stream. When the batch has a
+    /// different number of rows than were keyed, the rows are keyed by their position.
+    pub fn take(&mut self, rows: usize, per_row: usize) -> Vec<f32> {
+        if self.streams.len() != rows {
+            self.set_rows((0..rows as u64).collect());
+        }
+        let mut out = Vec::with_capacity(rows * per_row);
+        for stream in &mut self.streams {
+            out.extend(stream.take(per_row));
+        }
+        out
     }
 }
 
@@ -98,5 +170,41 @@ mod tests {
         assert!(mean.abs() < 0.03, "mean {mean}");
         assert!((var - 1.0).abs() < 0.05, "var {var}");
         assert_ne!(a, NormalStream::new(6).take(20_000));
+    }
+
+    #[test]
+    fn a_keyed_row_gets_the_same_noise_in_any_batch() {
+        let keys = [sample_key(3, 0), sample_key(3, 1), sample_key(8, 0)];
+        let mut alone = RowStreams::new(42);
+        alone.set_rows(vec![keys[1]]);
+        let first_alone = alone.take(1, 6);
+        let second_alone = alone.take(1, 6);
+        let mut batched = RowStreams::new(42);
+        batched.set_rows(keys.to_vec());
+        let first = batched.take(3, 6);
+        let second = batched.take(3, 6);
+        assert_eq!(&first[6..12], first_alone.as_slice());
+        assert_eq!(&second[6..12], second_alone.as_slice());
+        assert_ne!(&first[0..6], &first[6..12]);
+        assert_ne!(first, second);
+        let mut other_seed = RowStreams::new(43);
+        other_seed.set_rows(keys.to_vec());
+        assert_ne!(other_seed.take(3, 6), first);
+    }
+
+    #[test]
+    fn unkeyed_rows_are_keyed_by_position() {
+        let mut implicit = RowStreams::new(7);
+        let mut explicit = RowStreams::new(7);
+        explicit.set_rows(vec![0, 1]);
+        assert_eq!(implicit.take(2, 5), explicit.take(2, 5));
+    }
+
+    #[test]
+    fn sample_keys_differ_across_images_and_samples() {
+        let keys: std::collections::HashSet<u64> = (0..50)
+            .flat_map(|i| (0..30).map(move |s| sample_key(i, s)))
+            .collect();
+        assert_eq!(keys.len(), 1500);
     }
 }
