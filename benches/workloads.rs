@@ -96,6 +96,7 @@ impl Inference {
             self.images.clone(),
             self.ids.clone(),
             self.mask.clone(),
+            &[0],
             &self.mc,
             &mut self.noise,
         )

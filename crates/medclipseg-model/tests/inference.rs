@@ -33,6 +33,7 @@ fn zero_noise_samples_agree_and_carry_no_epistemic_uncertainty() {
         images,
         ids,
         mask,
+        &[0, 1],
         &McConfig::new().with_samples(5).with_max_batch(4),
         &mut Noise::Zero,
     )
@@ -55,6 +56,7 @@ fn seeded_monte_carlo_is_reproducible_and_uncertain() {
             images.clone(),
             ids.clone(),
             mask.clone(),
+            &[0, 1],
             &config,
             &mut Noise::seeded(seed),
         )

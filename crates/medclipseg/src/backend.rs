@@ -137,3 +137,52 @@ fn device_index(spec: &str, prefix: &str) -> Result<usize> {
         },
     }
 }
+
+/// Whether the compiled-in backend runs on a GPU (cuda or wgpu).
+pub const IS_GPU: bool = cfg!(any(feature = "cuda", feature = "wgpu"));
+
+/// Where the adapters' value noise is drawn (`--noise-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum NoiseSource {
+    /// `device` on a GPU backend, `host` on the CPU.
+    #[default]
+    Auto,
+    /// Seeded host streams keyed per (image, sample): identical results for any batch size,
+    /// Monte-Carlo chunking, backend or thread count.
+    Host,
+    /// The backend's own generator on the device: no host work or upload per attention call;
+    /// reproducible for the same backend, device and batch layout.
+    Device,
+}
+
+static NOISE_SOURCE: std::sync::OnceLock<NoiseSource> = std::sync::OnceLock::new();
+
+/// Sets the noise source for the whole run (once, from the command line).
+pub fn set_noise_source(source: NoiseSource) {
+    let _ = NOISE_SOURCE.set(source);
+}
+
+/// The noise source in force, `auto` resolved for the compiled-in backend.
+pub fn noise_source() -> NoiseSource {
+    match NOISE_SOURCE.get().copied().unwrap_or_default() {
+        NoiseSource::Auto if IS_GPU => NoiseSource::Device,
+        NoiseSource::Auto => NoiseSource::Host,
+        chosen => chosen,
+    }
+}
+
+/// Adapter noise for one batch: host streams of `run_seed` (rows keyed by the caller), or the
+/// device generator seeded with `batch_seed`.
+pub fn noise<B: burn::tensor::backend::Backend>(
+    run_seed: u64,
+    batch_seed: u64,
+    device: &B::Device,
+) -> medclipseg_model::Noise<B> {
+    match noise_source() {
+        NoiseSource::Device => {
+            B::seed(device, batch_seed);
+            medclipseg_model::Noise::Device
+        }
+        _ => medclipseg_model::Noise::seeded(run_seed),
+    }
+}

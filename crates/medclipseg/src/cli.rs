@@ -20,6 +20,10 @@ use crate::{demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where the adapters' Monte-Carlo noise is drawn: `host` streams give the same numbers for
+    /// any batch size and backend; `device` is faster on a GPU; `auto` is device on GPU builds.
+    #[arg(long, global = true, value_enum, default_value_t = crate::backend::NoiseSource::Auto)]
+    noise_source: crate::backend::NoiseSource,
 }
 
 #[derive(Subcommand)]
@@ -204,7 +208,9 @@ struct PredictArgs {
 
 /// Parses the command line and runs the command.
 pub fn run() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    crate::backend::set_noise_source(cli.noise_source);
+    match cli.command {
         Command::Demo(a) => demo_cmd::run(&demo_cmd::DemoRequest {
             out: a.out,
             device: a.device,

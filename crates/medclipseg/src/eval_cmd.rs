@@ -11,7 +11,7 @@ use med_datasets::{
     Batch, DataLoader, LoaderConfig, PreprocessConfig, PromptStyle, ReadOptions, SheetKind,
     read_records,
 };
-use medclipseg_model::{McConfig, McPrediction, MedClipSeg, Noise, mc_predict};
+use medclipseg_model::{McConfig, McPrediction, MedClipSeg, mc_predict};
 use seg_metrics::{BinaryMask, Mask2d, MetricsRequest, Protocol};
 use serde::Serialize;
 use torch_checkpoint::{RawTensor, StateDict};
@@ -195,12 +195,21 @@ fn evaluate(ctx: &EvalContext, dataset: &str, style: PromptStyle) -> Result<Styl
     for (index, batch) in loader.iter_epoch(0).enumerate() {
         let batch = batch?;
         let tensors = infer::to_tensors::<Inner>(&batch, ctx.prompts, ctx.device)?;
-        let mut noise = Noise::seeded(derive_seed(request.seed, 7, index as u64, 0));
+        // Host noise is keyed by each image's position in the sheet, so the numbers do not
+        // depend on --batch-size or the MC chunking.
+        let mut noise = backend::noise(
+            derive_seed(request.seed, 7, 0, 0),
+            derive_seed(request.seed, 7, index as u64, 0),
+            ctx.device,
+        );
+        let first = images.len() as u64;
+        let image_keys: Vec<u64> = (first..first + batch.len() as u64).collect();
         let prediction = mc_predict(
             ctx.model,
             tensors.images,
             tensors.ids,
             tensors.attention_mask,
+            &image_keys,
             ctx.mc,
             &mut noise,
         )

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use med_datasets::Batch;
 use medclipseg_model::train::{TrainBatch, forward_loss};
-use medclipseg_model::{MedClipSeg, Noise};
+use medclipseg_model::MedClipSeg;
 use seg_losses::SegLossConfig;
 
 use crate::text::Prompts;
@@ -84,7 +84,8 @@ pub fn validate<B: Backend>(
     for (step, batch) in batches.enumerate() {
         let batch = batch?;
         let tensors = to_tensors::<B>(&batch, prompts, device)?;
-        let mut noise = Noise::seeded(derive_seed(noise_seed, STREAM_VAL_NOISE, step as u64, 0));
+        let batch_seed = derive_seed(noise_seed, STREAM_VAL_NOISE, step as u64, 0);
+        let mut noise = crate::backend::noise::<B>(batch_seed, batch_seed, device);
         let (terms, out) = forward_loss(model, &tensors, loss, &mut noise);
         loss_sum += terms.total.into_scalar().elem::<f64>();
         batches_seen += 1;

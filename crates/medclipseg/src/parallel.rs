@@ -20,7 +20,7 @@ use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use med_datasets::{Batch, DataLoader};
 use medclipseg_model::train::{ModelOptimizer, StepLosses, forward_loss};
-use medclipseg_model::{MedClipSeg, Noise};
+use medclipseg_model::MedClipSeg;
 use seg_losses::SegLossConfig;
 
 use crate::backend::{Device, Inner, Train};
@@ -186,12 +186,8 @@ fn train_shards(
             device,
             derive_seed(job.seed, STREAM_DROPOUT, job.epoch as u64, tag),
         );
-        let mut noise = Noise::seeded(derive_seed(
-            job.seed,
-            STREAM_TRAIN_NOISE,
-            job.epoch as u64,
-            tag,
-        ));
+        let noise_seed = derive_seed(job.seed, STREAM_TRAIN_NOISE, job.epoch as u64, tag);
+        let mut noise = crate::backend::noise::<Train>(noise_seed, noise_seed, device);
         let (terms, _) = forward_loss(&model, &tensors, job.loss, &mut noise);
         let values = StepLosses::read(&terms);
         // Every replica learns whether any loss is non-finite before anyone steps.

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use med_datasets::imaging::{Image8, read_bgr};
 use med_datasets::preprocess::preprocess_pair;
-use medclipseg_model::{McConfig, Noise, mc_predict};
+use medclipseg_model::{McConfig, mc_predict};
 use seg_metrics::{BinaryMask, Mask2d};
 use serde::Serialize;
 
@@ -84,12 +84,17 @@ pub fn run(request: &PredictRequest) -> Result<()> {
         let s = preprocess.size;
         let images = Tensor::<Inner, 4>::from_data(TensorData::new(chw, [1, 3, s, s]), &device);
         let encoded = prompts.encode::<Inner>(std::slice::from_ref(prompt), &device)?;
-        let mut noise = Noise::seeded(crate::infer::derive_seed(request.seed, 9, index as u64, 0));
+        let mut noise = crate::backend::noise(
+            crate::infer::derive_seed(request.seed, 9, 0, 0),
+            crate::infer::derive_seed(request.seed, 9, index as u64, 0),
+            &device,
+        );
         let prediction = mc_predict(
             &loaded.model,
             images,
             encoded.ids,
             encoded.attention_mask,
+            &[index as u64],
             &mc,
             &mut noise,
         )

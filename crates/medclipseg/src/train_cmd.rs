@@ -13,7 +13,7 @@ use med_datasets::{
     Record, SheetKind, read_records,
 };
 use medclipseg_model::train::{ModelOptimizer, StepLosses, cosine_lr, reference_adam, train_step};
-use medclipseg_model::{LoadScope, MedClipSeg, Noise, checkpoint};
+use medclipseg_model::{LoadScope, MedClipSeg, checkpoint};
 use serde::Serialize;
 
 use crate::backend::{self, Train};
@@ -348,12 +348,8 @@ fn run_epoch(
             device,
             derive_seed(seed, STREAM_DROPOUT, epoch as u64, step as u64),
         );
-        let mut noise = Noise::seeded(derive_seed(
-            seed,
-            STREAM_TRAIN_NOISE,
-            epoch as u64,
-            step as u64,
-        ));
+        let noise_seed = derive_seed(seed, STREAM_TRAIN_NOISE, epoch as u64, step as u64);
+        let mut noise = crate::backend::noise::<Train>(noise_seed, noise_seed, device);
         let (next, result) = train_step(model, optimizer, &tensors, loss, lr, &mut noise);
         model = next;
         let values = result.map_err(|e| {
