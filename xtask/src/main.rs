@@ -7,6 +7,7 @@
 //!   folders (`--data-root`), and writes the tables (Markdown + CSV) and the plots (PNG).
 
 mod ablation;
+mod gpu;
 mod speed;
 
 use std::path::PathBuf;
@@ -59,6 +60,26 @@ pub struct BenchArgs {
     /// Only these ablation rows (comma-separated ids, e.g. `full,no-gating`).
     #[arg(long)]
     pub only: Option<String>,
+    /// Measure the GPU instead: build `medclipseg` with `--gpu-backend` and time one pass, MC-30
+    /// and a training step of the full-size model with the device memory (`--quick`: the micro
+    /// model once, a correctness check).
+    #[arg(long)]
+    pub gpu: bool,
+    /// Backend of `--gpu`: cuda or wgpu.
+    #[arg(long, default_value = "cuda")]
+    pub gpu_backend: String,
+    /// Device of `--gpu` (cuda:N, or a wgpu device name).
+    #[arg(long, default_value = "default")]
+    pub device: String,
+    /// Model preset of `--gpu`.
+    #[arg(long, default_value = "unimedclip-vit-b16")]
+    pub model_config: String,
+    /// Timed runs per workload of `--gpu`.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Build the debug binary for `--gpu` (a quick correctness check, not for timings).
+    #[arg(long)]
+    pub debug: bool,
 }
 
 fn main() -> Result<()> {
@@ -70,8 +91,13 @@ fn main() -> Result<()> {
 fn bench(args: &BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create", args.out.display()))?;
+    if args.gpu {
+        let report = gpu::run(args)?;
+        eprintln!("GPU report in {}", report.display());
+        return Ok(());
+    }
     if !args.skip_ablations {
-        let binary = build_binary()?;
+        let binary = build_binary(&[], true)?;
         ablation::run(args, &binary)?;
     }
     if !args.skip_speed {
@@ -89,19 +115,25 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Builds the release `medclipseg` binary and returns its path.
-fn build_binary() -> Result<PathBuf> {
+/// Builds the `medclipseg` binary (release or debug) with extra cargo arguments (features)
+/// and returns its path.
+fn build_binary(extra: &[&str], release: bool) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .current_dir(workspace_root())
-        .args(["build", "--release", "-p", "medclipseg"])
-        .status()
-        .context("cannot run cargo")?;
+        .args(["build", "-p", "medclipseg"])
+        .args(extra);
+    if release {
+        command.arg("--release");
+    }
+    let status = command.status().context("cannot run cargo")?;
     if !status.success() {
         bail!("building medclipseg failed");
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace_root().join("target"));
-    Ok(target.join("release").join("medclipseg"))
+    let profile = if release { "release" } else { "debug" };
+    Ok(target.join(profile).join("medclipseg"))
 }

@@ -22,6 +22,7 @@ mod mc;
 mod model;
 pub mod resize;
 pub mod train;
+pub mod workloads;
 
 pub use config::{MedClipSegConfig, PRESETS};
 pub use decoder::{DecoderOutput, MaskHead, ScaleBlock, decode};

@@ -6,11 +6,56 @@ use burn::backend::Autodiff;
 
 #[cfg(feature = "cuda")]
 mod selected {
+    use anyhow::{anyhow, bail};
+
     pub type Inner = burn::backend::Cuda;
     pub const NAME: &str = "cuda";
     pub fn device(spec: &str) -> anyhow::Result<burn::backend::cuda::CudaDevice> {
         let index = super::device_index(spec, "cuda")?;
+        check_cuda(index)?;
         Ok(burn::backend::cuda::CudaDevice::new(index))
+    }
+
+    /// cubecl loads the driver and NVRTC when the first kernel runs and panics (or crashes) when
+    /// either is missing: check both, and the device index, before handing over.
+    fn check_cuda(index: usize) -> anyhow::Result<()> {
+        // SAFETY: these only try to dlopen the libraries by their usual names.
+        let (driver, nvrtc) = unsafe {
+            (
+                cudarc::driver::sys::is_culib_present(),
+                cudarc::nvrtc::sys::is_culib_present(),
+            )
+        };
+        if !driver {
+            bail!(
+                "cuda:{index}: the NVIDIA driver library (libcuda.so) was not found. This binary \
+                 was built with --features cuda and needs an NVIDIA GPU with its driver; rebuild \
+                 without it (the default CPU backend) or with --features wgpu for other GPUs"
+            );
+        }
+        if !nvrtc {
+            bail!(
+                "cuda:{index}: NVRTC (libnvrtc.so), the CUDA runtime compiler that builds the \
+                 kernels, was not found: install it (the CUDA toolkit, Debian's libnvrtc12, or \
+                 pip's nvidia-cuda-nvrtc-cu12) and put its lib folder on LD_LIBRARY_PATH"
+            );
+        }
+        cudarc::driver::result::init()
+            .map_err(|e| anyhow!("cuda:{index}: the NVIDIA driver failed to start: {e:?}"))?;
+        let count = cudarc::driver::result::device::get_count()
+            .map_err(|e| anyhow!("cuda:{index}: cannot count the CUDA devices: {e:?}"))?;
+        let count = usize::try_from(count).unwrap_or(0);
+        if index >= count {
+            bail!(
+                "cuda:{index} does not exist: this machine has {count} CUDA device(s){}",
+                if count > 0 {
+                    format!(" (cuda:0 to cuda:{})", count - 1)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Ok(())
     }
 }
 
@@ -185,4 +230,41 @@ pub fn noise<B: burn::tensor::backend::Backend>(
         }
         _ => medclipseg_model::Noise::seeded(run_seed),
     }
+}
+
+/// What the device's memory pool holds (GPU backends; `None` on the CPU backends).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct DeviceMemory {
+    /// Bytes in live tensors.
+    pub in_use: u64,
+    /// Bytes the pool has reserved on the device: it grows to the workload's peak and is
+    /// what `nvidia-smi` sees (compare with PyTorch's `max_memory_reserved`).
+    pub reserved: u64,
+}
+
+/// The memory pool of `device`, read from cubecl.
+#[allow(unused_variables)]
+pub fn device_memory(device: &Device) -> Option<DeviceMemory> {
+    #[cfg(feature = "cuda")]
+    let usage = {
+        use cubecl::Runtime;
+        cubecl::cuda::CudaRuntime::client(device)
+            .memory_usage()
+            .ok()
+    };
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    let usage = {
+        use cubecl::Runtime;
+        cubecl::wgpu::WgpuRuntime::client(device)
+            .memory_usage()
+            .ok()
+    };
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    let usage: Option<DeviceMemory> = None;
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    let usage = usage.map(|u| DeviceMemory {
+        in_use: u.bytes_in_use,
+        reserved: u.bytes_reserved,
+    });
+    usage
 }

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use med_datasets::PromptStyle;
 
 use crate::settings::RunConfig;
-use crate::{demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd};
+use crate::{bench_cmd, demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd};
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +75,39 @@ enum Command {
     /// Inspect, convert or generate datasets.
     #[command(subcommand)]
     Data(tools_cmd::DataCommand),
+    /// Time one pass, Monte-Carlo inference and a training step on this build's backend (GPU
+    /// numbers: build with --features cuda or wgpu, or run `cargo xtask bench --gpu`).
+    #[command(after_help = "Examples:\n  medclipseg bench --device cuda:0\n  \
+        medclipseg bench --model-config micro --tokens 16 --samples 4 --runs 1 --json bench.json")]
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Model preset (random weights).
+    #[arg(long, default_value = "unimedclip-vit-b16")]
+    model_config: String,
+    /// Device of the compiled-in backend (cpu, cuda:N, wgpu default|cpu|discrete:N).
+    #[arg(long, default_value = "default")]
+    device: String,
+    /// Timed runs of each workload, after one warm-up run.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Monte-Carlo samples.
+    #[arg(long, default_value_t = 30)]
+    samples: usize,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = 256)]
+    tokens: usize,
+    /// Batch of the training step.
+    #[arg(long, default_value_t = 4)]
+    train_batch: usize,
+    /// Largest Monte-Carlo chunk (images × samples per batch).
+    #[arg(long)]
+    max_batch: Option<usize>,
+    /// Also write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -235,6 +268,18 @@ pub fn run() -> Result<()> {
         Command::Import(a) => tools_cmd::import(a),
         Command::Datasets(a) => tools_cmd::datasets(a),
         Command::Data(c) => tools_cmd::data(c),
+        Command::Bench(a) => bench_cmd::run(&bench_cmd::BenchRequest {
+            preset: a.model_config,
+            device: a.device,
+            runs: a.runs,
+            sizes: medclipseg_model::workloads::WorkloadConfig::new()
+                .with_samples(a.samples)
+                .with_tokens(a.tokens)
+                .with_train_batch(a.train_batch)
+                .with_max_batch(a.max_batch),
+            json: a.json,
+        })
+        .map(|_| ()),
     }
 }
 

@@ -4,8 +4,8 @@ use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use med_datasets::Batch;
-use medclipseg_model::train::{TrainBatch, forward_loss};
 use medclipseg_model::MedClipSeg;
+use medclipseg_model::train::{TrainBatch, forward_loss};
 use seg_losses::SegLossConfig;
 
 use crate::text::Prompts;

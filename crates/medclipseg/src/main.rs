@@ -2,6 +2,7 @@
 //! on Burn. Run `medclipseg --help`, or `medclipseg demo` for the embedded default.
 
 mod backend;
+mod bench_cmd;
 mod cli;
 mod demo_cmd;
 mod eval_cmd;

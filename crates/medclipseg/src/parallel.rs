@@ -19,8 +19,8 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use med_datasets::{Batch, DataLoader};
-use medclipseg_model::train::{ModelOptimizer, StepLosses, forward_loss};
 use medclipseg_model::MedClipSeg;
+use medclipseg_model::train::{ModelOptimizer, StepLosses, forward_loss};
 use seg_losses::SegLossConfig;
 
 use crate::backend::{Device, Inner, Train};
