@@ -25,18 +25,24 @@ pub struct ResidualAttentionBlock<B: Backend> {
 }
 
 impl<B: Backend> ResidualAttentionBlock<B> {
-    /// A randomly initialised block.
+    /// A randomly initialised block; `layer_norm_eps` is PyTorch's 1e-5 except in timm ViTs (1e-6).
     pub fn new(
         width: usize,
         heads: usize,
         mlp_width: usize,
         activation: Activation,
+        layer_norm_eps: f64,
         device: &B::Device,
     ) -> Self {
+        let norm = || {
+            LayerNormConfig::new(width)
+                .with_epsilon(layer_norm_eps)
+                .init(device)
+        };
         Self {
-            ln_1: LayerNormConfig::new(width).init(device),
+            ln_1: norm(),
             attn: PackedSelfAttention::new(width, heads, device),
-            ln_2: LayerNormConfig::new(width).init(device),
+            ln_2: norm(),
             c_fc: LinearConfig::new(width, mlp_width).init(device),
             c_proj: LinearConfig::new(mlp_width, width).init(device),
             activation,

@@ -54,6 +54,7 @@ impl ClipTextConfig {
                         self.heads,
                         4 * self.width,
                         self.activation,
+                        1e-5,
                         device,
                     )
                 })

@@ -15,6 +15,37 @@ pub enum LoadError {
         /// `key: expected [..], found [..]` lines.
         shape_mismatches: Vec<String>,
     },
+    /// A recognised backbone layout holds parts the towers cannot represent.
+    #[error("{source_name}: {layout} checkpoint has parts these towers cannot represent:{}", list(.keys))]
+    UnsupportedParts {
+        /// Where the tensors came from.
+        source_name: String,
+        /// The layout that was recognised (e.g. "open_clip timm ViT (BiomedCLIP)").
+        layout: &'static str,
+        /// The keys that have no place in the towers.
+        keys: Vec<String>,
+    },
+    /// A tensor of a recognised layout has a shape its conversion cannot handle.
+    #[error("{source_name}: {key}: {message}")]
+    BadTensor {
+        /// Where the tensors came from.
+        source_name: String,
+        /// The tensor's key in the file.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn list(keys: &[String]) -> String {
+    let mut out = String::new();
+    for key in keys.iter().take(40) {
+        out.push_str(&format!("\n    {key}"));
+    }
+    if keys.len() > 40 {
+        out.push_str(&format!("\n    ... and {} more", keys.len() - 40));
+    }
+    out
 }
 
 fn describe(missing: &[String], unexpected: &[String], shapes: &[String]) -> String {

@@ -12,7 +12,8 @@
 //! that is how MedCLIPSeg's adapters sit between layers.
 //!
 //! Weights load from a [`WeightMap`] under the checkpoints' own key names (see
-//! [`weights`]); [`from_state_dict`] converts a [`torch_checkpoint::StateDict`].
+//! [`weights`]); [`layouts`] renames the published backbone layouts (open_clip, OpenAI CLIP, open_clip timm,
+//! HF transformers CLIP) onto those names.
 //!
 //! ```
 //! use burn::backend::Flex;
@@ -30,6 +31,7 @@ mod bert;
 mod block;
 mod clip_text;
 mod error;
+pub mod layouts;
 mod text;
 mod vit;
 pub mod weights;
@@ -40,6 +42,7 @@ pub use bert::{BertConfig, BertLayer, BertTextTower};
 pub use block::ResidualAttentionBlock;
 pub use clip_text::{ClipTextConfig, ClipTextTower};
 pub use error::LoadError;
+pub use layouts::{BackboneLayout, TowerPrefixes, to_tower_names};
 pub use text::{TextConfig, TextEncoder, TextState};
 pub use vit::{VisionConfig, VisionTransformer};
 pub use weights::{HostTensor, StateWriter, WeightMap};

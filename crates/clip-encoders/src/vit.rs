@@ -29,6 +29,16 @@ pub struct VisionConfig {
     /// MLP activation.
     #[config(default = "Activation::QuickGelu")]
     pub activation: Activation,
+    // The three timm switches are options so that configs stored before them still
+    // deserialize (Burn's Config derive has no serde defaults; a missing option reads as None).
+    /// `conv1` has a bias (timm's `patch_embed.proj` does; open_clip's `conv1` does not).
+    /// `None`: no bias.
+    pub patch_bias: Option<bool>,
+    /// Apply `ln_pre` after the embedding (open_clip does; timm's ViT-B has no pre-norm).
+    /// `None`: applied.
+    pub pre_norm: Option<bool>,
+    /// Epsilon of every LayerNorm in the tower (timm's ViT uses 1e-6). `None`: PyTorch's 1e-5.
+    pub layer_norm_eps: Option<f64>,
 }
 
 impl VisionConfig {
@@ -40,6 +50,31 @@ impl VisionConfig {
     /// OpenAI ViT-B/32 at 224 px (PubMedCLIP).
     pub fn vit_b32() -> Self {
         Self::new(224, 32, 768, 12, 12, 3072, 512)
+    }
+
+    /// timm `vit_base_patch16_224` as open_clip wraps it for BiomedCLIP: patch embedding with
+    /// bias, no pre-norm, LayerNorm eps 1e-6, erf GELU, linear head 768 -> 512.
+    pub fn timm_vit_b16() -> Self {
+        Self::vit_b16()
+            .with_activation(Activation::Gelu)
+            .with_patch_bias(Some(true))
+            .with_pre_norm(Some(false))
+            .with_layer_norm_eps(Some(1e-6))
+    }
+
+    /// Whether `conv1` has a bias.
+    pub fn has_patch_bias(&self) -> bool {
+        self.patch_bias.unwrap_or(false)
+    }
+
+    /// Whether `ln_pre` is applied.
+    pub fn has_pre_norm(&self) -> bool {
+        self.pre_norm.unwrap_or(true)
+    }
+
+    /// Epsilon of the tower's LayerNorms.
+    pub fn norm_eps(&self) -> f64 {
+        self.layer_norm_eps.unwrap_or(1e-5)
     }
 
     /// Patches per side.
@@ -62,14 +97,19 @@ impl VisionConfig {
                 device,
             )
         };
+        let norm = || {
+            LayerNormConfig::new(self.width)
+                .with_epsilon(self.norm_eps())
+                .init(device)
+        };
         VisionTransformer {
             conv1: Conv2dConfig::new([3, self.width], [self.patch_size, self.patch_size])
                 .with_stride([self.patch_size, self.patch_size])
-                .with_bias(false)
+                .with_bias(self.has_patch_bias())
                 .init(device),
             class_embedding: Param::from_tensor(randn(vec![1, self.width]).reshape([self.width])),
             positional_embedding: Param::from_tensor(randn(vec![self.num_tokens(), self.width])),
-            ln_pre: LayerNormConfig::new(self.width).init(device),
+            ln_pre: self.has_pre_norm().then(norm),
             blocks: (0..self.layers)
                 .map(|_| {
                     ResidualAttentionBlock::new(
@@ -77,11 +117,12 @@ impl VisionConfig {
                         self.heads,
                         self.mlp_width,
                         self.activation,
+                        self.norm_eps(),
                         device,
                     )
                 })
                 .collect(),
-            ln_post: LayerNormConfig::new(self.width).init(device),
+            ln_post: norm(),
             proj: Param::from_tensor(randn(vec![self.width, self.output_dim])),
         }
     }
@@ -91,14 +132,14 @@ impl VisionConfig {
 /// (modifying the tokens in between, as the PVL adapters do), then [`Self::head`].
 #[derive(Module, Debug)]
 pub struct VisionTransformer<B: Backend> {
-    /// Patch embedding, no bias: `[W, 3, P, P]`.
+    /// Patch embedding `[W, 3, P, P]` (with a bias `[W]` only when `patch_bias`).
     pub conv1: Conv2d<B>,
     /// Class token `[W]`.
     pub class_embedding: Param<Tensor<B, 1>>,
     /// Positional embedding `[T, W]`.
     pub positional_embedding: Param<Tensor<B, 2>>,
-    /// LayerNorm before the blocks.
-    pub ln_pre: LayerNorm<B>,
+    /// LayerNorm before the blocks (absent when the config has no `pre_norm`).
+    pub ln_pre: Option<LayerNorm<B>>,
     /// The residual attention blocks.
     pub blocks: Vec<ResidualAttentionBlock<B>>,
     /// LayerNorm after the blocks (applied to every token).
@@ -113,7 +154,7 @@ impl<B: Backend> VisionTransformer<B> {
         self.blocks.len()
     }
 
-    /// Patch + class + positional embedding and `ln_pre`: `[B, 3, H, W]` -> `[B, T, W]`.
+    /// Patch + class + positional embedding and `ln_pre` (if any): `[B, 3, H, W]` -> `[B, T, W]`.
     pub fn embed(&self, images: Tensor<B, 4>) -> Tensor<B, 3> {
         let patches = self.conv1.forward(images);
         let [batch, width, gh, gw] = patches.dims();
@@ -125,7 +166,11 @@ impl<B: Backend> VisionTransformer<B> {
             .expand([batch, 1, width]);
         let tokens = Tensor::cat(vec![cls, patches], 1);
         let pos = self.positional_embedding.val().unsqueeze_dim::<3>(0);
-        self.ln_pre.forward(tokens + pos)
+        let tokens = tokens + pos;
+        match &self.ln_pre {
+            Some(norm) => norm.forward(tokens),
+            None => tokens,
+        }
     }
 
     /// Block `index`: `[B, T, W]` -> `[B, T, W]`.
@@ -159,7 +204,9 @@ impl<B: Backend> VisionTransformer<B> {
             &self.positional_embedding,
             format!("{prefix}.positional_embedding"),
         );
-        s.layer_norm(&self.ln_pre, &format!("{prefix}.ln_pre"));
+        if let Some(norm) = &self.ln_pre {
+            s.layer_norm(norm, &format!("{prefix}.ln_pre"));
+        }
         for (i, block) in self.blocks.iter().enumerate() {
             block.save(s, &format!("{prefix}.transformer.resblocks.{i}"));
         }
@@ -180,7 +227,9 @@ impl<B: Backend> VisionTransformer<B> {
             &format!("{prefix}.positional_embedding"),
             device,
         );
-        self.ln_pre = w.layer_norm(self.ln_pre, &format!("{prefix}.ln_pre"), device);
+        self.ln_pre = self
+            .ln_pre
+            .map(|norm| w.layer_norm(norm, &format!("{prefix}.ln_pre"), device));
         self.blocks = self
             .blocks
             .into_iter()
@@ -190,5 +239,42 @@ impl<B: Backend> VisionTransformer<B> {
         self.ln_post = w.layer_norm(self.ln_post, &format!("{prefix}.ln_post"), device);
         self.proj = w.param(self.proj, &format!("{prefix}.proj"), device);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn configs_stored_before_the_timm_switches_still_load() {
+        let json = r#"{"image_size":32,"patch_size":8,"width":16,"layers":1,"heads":2,
+            "mlp_width":32,"output_dim":8,"activation":"QuickGelu"}"#;
+        let config: VisionConfig = serde_json::from_str(json).unwrap();
+        assert!(!config.has_patch_bias() && config.has_pre_norm());
+        assert_eq!(config.norm_eps(), 1e-5);
+    }
+
+    #[test]
+    fn timm_switches_change_the_tower() {
+        let device = Default::default();
+        let timm = VisionConfig::new(32, 8, 16, 1, 2, 32, 8)
+            .with_patch_bias(Some(true))
+            .with_pre_norm(Some(false))
+            .with_layer_norm_eps(Some(1e-6))
+            .init::<Flex>(&device);
+        assert!(timm.conv1.bias.is_some());
+        assert!(timm.ln_pre.is_none());
+        // LayerNorm's epsilon is private; its Debug output shows it.
+        for norm in [&timm.ln_post, &timm.blocks[0].ln_1, &timm.blocks[0].ln_2] {
+            let shown = format!("{norm:?}");
+            assert!(shown.contains("epsilon: 1e-6"), "{shown}");
+        }
+        // Without pre-norm the embedding is the raw sum (not normalised per token).
+        let images = Tensor::<Flex, 4>::ones([1, 3, 32, 32], &device);
+        let tokens = timm.embed(images);
+        let std = tokens.var(2).mean().into_scalar();
+        assert!((std - 1.0).abs() > 1e-2, "{std}");
     }
 }

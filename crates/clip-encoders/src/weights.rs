@@ -57,6 +57,11 @@ impl WeightMap {
         self.tensors.insert(key.into(), tensor);
     }
 
+    /// Takes the tensors out, by key (for renaming them into another map).
+    pub fn into_tensors(self) -> BTreeMap<String, HostTensor> {
+        self.tensors
+    }
+
     /// The tensor stored under `key`, if any (does not mark it used).
     pub fn get(&self, key: &str) -> Option<&HostTensor> {
         self.tensors.get(key)

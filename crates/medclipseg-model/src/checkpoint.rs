@@ -1,16 +1,17 @@
 //! Checkpoints under the reference's key names.
 //!
 //! Reading goes through `torch-checkpoint` (safetensors, or PyTorch `.pt`/`.pth` parsed as data,
-//! with `state_dict`/`model` wrappers and `module.` prefixes removed). open_clip backbone files
-//! name the towers `visual.*` and `text.*`; they are renamed to MedCLIPSeg's `vision_model.*` and
-//! `text_model.*`. Writing produces safetensors with the same key names, so a checkpoint of
+//! with `state_dict`/`model` wrappers and `module.` prefixes removed). Backbone files in the
+//! published layouts (open_clip `visual.*`/`text.*`, OpenAI CLIP with its text tower at the top
+//! level, open_clip timm `visual.trunk.*` for BiomedCLIP, HF transformers `CLIPModel`) are renamed
+//! to MedCLIPSeg's `vision_model.*` and `text_model.*` by [`clip_encoders::layouts`]. Writing produces safetensors with the same key names, so a checkpoint of
 //! ours loads in the reference code too; string metadata (config, tokenizer) rides along.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::prelude::*;
-use clip_encoders::{HostTensor, WeightMap};
+use clip_encoders::{HostTensor, TowerPrefixes, WeightMap};
 use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::config::MedClipSegConfig;
@@ -55,37 +56,26 @@ pub fn read(path: &Path) -> Result<StateDict, CheckpointError> {
 
 /// Converts a state dict to f32 tensors under MedCLIPSeg's names.
 pub fn weight_map(sd: &StateDict) -> Result<WeightMap, CheckpointError> {
-    let source = sd.source().display().to_string();
-    let mut map = WeightMap::new(source.clone());
-    let has_medclipseg_names = sd.keys().any(|k| k.starts_with("vision_model."));
+    let mut map = WeightMap::new(sd.source().display().to_string());
     for (key, tensor) in sd.iter() {
         if !tensor.dtype().is_float() {
             // Integer buffers (e.g. BERT position ids) carry no weights.
             continue;
         }
-        let name = if has_medclipseg_names {
-            key.to_string()
-        } else {
-            rename_open_clip(key)
-        };
         map.insert(
-            name,
+            key.to_string(),
             HostTensor::new(tensor.shape().to_vec(), tensor.to_f32_vec()),
         );
     }
+    let (map, _layout) = clip_encoders::to_tower_names(map, MEDCLIPSEG_TOWERS)?;
     Ok(map)
 }
 
-/// open_clip `visual.*` / `text.*` -> MedCLIPSeg `vision_model.*` / `text_model.*`.
-fn rename_open_clip(key: &str) -> String {
-    if let Some(rest) = key.strip_prefix("visual.") {
-        format!("vision_model.{rest}")
-    } else if let Some(rest) = key.strip_prefix("text.") {
-        format!("text_model.{rest}")
-    } else {
-        key.to_string()
-    }
-}
+/// The prefixes MedCLIPSeg gives its towers.
+const MEDCLIPSEG_TOWERS: TowerPrefixes<'static> = TowerPrefixes {
+    vision: "vision_model",
+    text: "text_model",
+};
 
 /// Builds `config`'s model and fills it from `path` (strict: every tensor must be used).
 pub fn load_model<B: Backend>(
@@ -154,4 +144,129 @@ pub fn save<B: Backend>(
     let sd = to_state_dict(model, config, metadata)?;
     torch_checkpoint::save_safetensors(path, &sd)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use clip_encoders::{BertConfig, TextConfig, VisionConfig};
+
+    /// A BiomedCLIP-shaped model at micro size: timm ViT and BERT, two layers each.
+    fn tiny_biomedclip() -> MedClipSegConfig {
+        let vision = VisionConfig::new(32, 8, 32, 2, 2, 64, 32)
+            .with_activation(clip_encoders::Activation::Gelu)
+            .with_patch_bias(Some(true))
+            .with_pre_norm(Some(false))
+            .with_layer_norm_eps(Some(1e-6));
+        let text = BertConfig::new(64, 32, 2, 2, 64, 16, 32);
+        MedClipSegConfig::new(vision, TextConfig::Bert(text))
+            .with_adapter_dim(16)
+            .with_adapter_layers(vec![1])
+    }
+
+    /// BiomedCLIP's open_clip name for one of our tower keys.
+    fn biomedclip_name(native: &str) -> Option<(String, bool)> {
+        if let Some(rest) = native.strip_prefix("text_model.") {
+            return Some((format!("text.{rest}"), false));
+        }
+        let rest = native.strip_prefix("vision_model.")?;
+        let renamed = match rest {
+            "conv1.weight" => "trunk.patch_embed.proj.weight".to_string(),
+            "conv1.bias" => "trunk.patch_embed.proj.bias".to_string(),
+            "class_embedding" => "trunk.cls_token".to_string(),
+            "positional_embedding" => "trunk.pos_embed".to_string(),
+            "ln_post.weight" => "trunk.norm.weight".to_string(),
+            "ln_post.bias" => "trunk.norm.bias".to_string(),
+            "proj" => return Some(("visual.head.proj.weight".into(), true)),
+            block => {
+                let block = block.strip_prefix("transformer.resblocks.")?;
+                let (index, leaf) = block.split_once('.')?;
+                let leaf = leaf
+                    .replace("ln_1", "norm1")
+                    .replace("ln_2", "norm2")
+                    .replace("in_proj_", "qkv.")
+                    .replace("out_proj", "proj")
+                    .replace("c_fc", "fc1")
+                    .replace("c_proj", "fc2");
+                format!("trunk.blocks.{index}.{leaf}")
+            }
+        };
+        Some((format!("visual.{renamed}"), false))
+    }
+
+    #[test]
+    fn a_biomedclip_backbone_file_fills_both_towers() {
+        let config = tiny_biomedclip();
+        let device = Default::default();
+        let model = config.init::<Flex>(&device);
+        let mut sd = StateDict::new("biomedclip.bin");
+        let mut expected = BTreeMap::new();
+        for (i, (key, t)) in model.state_dict().into_iter().enumerate() {
+            let Some((name, transpose)) = biomedclip_name(&key) else {
+                continue;
+            };
+            // Distinct values everywhere (fresh LayerNorms are all ones and zeros).
+            let values: Vec<f32> = (0..t.data.len())
+                .map(|j| (i * 31 + j) as f32 * 1e-3)
+                .collect();
+            let (shape, stored) = match (transpose, &t.shape[..]) {
+                (true, &[rows, cols]) => {
+                    let mut out = vec![0.0; values.len()];
+                    for r in 0..rows {
+                        for c in 0..cols {
+                            out[c * rows + r] = values[r * cols + c];
+                        }
+                    }
+                    (vec![cols, rows], out)
+                }
+                _ if name.ends_with("cls_token") || name.ends_with("pos_embed") => {
+                    let mut shape = vec![1; 3 - t.shape.len()];
+                    shape.extend(&t.shape);
+                    (shape, values.clone())
+                }
+                _ => (t.shape.clone(), values.clone()),
+            };
+            sd.insert(name, RawTensor::from_f32(shape, &stored).unwrap());
+            expected.insert(key, values);
+        }
+        sd.insert("logit_scale", RawTensor::from_f32(vec![], &[4.6]).unwrap());
+        assert!(
+            sd.keys()
+                .any(|k| k == "visual.trunk.blocks.1.attn.qkv.weight")
+        );
+        assert!(
+            sd.keys()
+                .any(|k| k == "text.transformer.encoder.layer.1.output.dense.weight")
+        );
+
+        let weights = weight_map(&sd).unwrap();
+        let loaded =
+            config
+                .init::<Flex>(&device)
+                .load_weights(&weights, LoadScope::Encoders, &device);
+        weights.finish(true).unwrap();
+        for (key, t) in loaded.state_dict() {
+            if let Some(values) = expected.get(&key) {
+                assert_eq!(&t.data, values, "{key}");
+            }
+        }
+        assert_eq!(
+            expected.len(),
+            loaded
+                .state_dict()
+                .iter()
+                .filter(|(k, _)| k.contains("_model."))
+                .count()
+        );
+    }
+
+    #[test]
+    fn the_biomedclip_preset_has_the_timm_tower() {
+        let config = MedClipSegConfig::preset("biomedclip-vit-b16").unwrap();
+        assert!(config.vision.has_patch_bias());
+        assert!(!config.vision.has_pre_norm());
+        assert_eq!(config.vision.norm_eps(), 1e-6);
+        assert_eq!(config.vision.activation, clip_encoders::Activation::Gelu);
+    }
 }

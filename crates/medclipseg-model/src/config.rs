@@ -1,7 +1,7 @@
 //! The model configuration: one serde struct with named presets.
 
 use burn::prelude::*;
-use clip_encoders::{Activation, BertConfig, ClipTextConfig, TextConfig, VisionConfig};
+use clip_encoders::{BertConfig, ClipTextConfig, TextConfig, VisionConfig};
 use pvl_adapters::{Interaction, ProbCrossAttentionConfig};
 
 /// Every size and switch of a MedCLIPSeg model (JSON or TOML).
@@ -64,7 +64,7 @@ impl MedClipSegConfig {
                 TextConfig::Clip(ClipTextConfig::openai_base()),
             ),
             "biomedclip-vit-b16" => Self::new(
-                VisionConfig::vit_b16().with_activation(Activation::Gelu),
+                VisionConfig::timm_vit_b16(),
                 TextConfig::Bert(BertConfig::biomedbert_base()),
             ),
             "pubmedclip-vit-b32" => Self::new(

@@ -4,7 +4,11 @@ use burn::backend::Flex;
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use pvl_adapters::{Interaction, Noise, ProbCrossAttentionConfig, PvlAdapterConfig};
+use burn::tensor::activation::softmax;
+use clip_encoders::softplus;
+use pvl_adapters::{
+    Interaction, Noise, ProbAttentionOutput, ProbCrossAttentionConfig, PvlAdapterConfig,
+};
 
 type B = Flex;
 
@@ -76,22 +80,89 @@ fn sampling_changes_values_and_deterministic_mode_does_not() {
     assert!(max_diff(x, y) < 1e-7);
 }
 
+/// `softmax(Q·K̄ᵀ/√d − β·sqrt(Q²·(softplus(r_K) + 1e-6)/d))` from an attention's own
+/// intermediates: the reference logits, written out.
+fn penalised_attention(out: &ProbAttentionOutput<B>, beta: f64) -> Tensor<B, 3> {
+    let d = out.query.dims()[2];
+    let plain = out
+        .query
+        .clone()
+        .matmul(out.key_mean.clone().swap_dims(1, 2))
+        / (d as f64).sqrt();
+    softmax(plain - logit_std(out) * beta, 2)
+}
+
+/// The standard deviation of each attention logit, `[B, Tq, Tk]`.
+fn logit_std(out: &ProbAttentionOutput<B>) -> Tensor<B, 3> {
+    let d = out.query.dims()[2];
+    let key_var = softplus(out.key_out.clone().narrow(2, d, d)) + 1e-6;
+    (out.query.clone().square().matmul(key_var.swap_dims(1, 2)) / d as f64).sqrt()
+}
+
+fn rows(t: Tensor<B, 3>) -> Vec<Vec<f32>> {
+    let [_, _, keys] = t.dims();
+    let flat = t.into_data().into_vec::<f32>().unwrap();
+    flat.chunks(keys).map(|r| r.to_vec()).collect()
+}
+
 #[test]
-fn variance_penalty_lowers_uncertain_logits_and_attnpvl_off_is_plain_attention() {
+fn variance_penalty_lowers_uncertain_logits() {
+    let device = Default::default();
+    let (q, c) = (randn([1, 3, 8], 7), randn([1, 6, 8], 8));
+    let attn = ProbCrossAttentionConfig::new(8)
+        .with_beta(2.35)
+        .init::<B>(&device);
+    assert!(ProbCrossAttentionConfig::new(8).probabilistic);
+    let out = attn.forward(q, c, &mut Noise::Zero);
+    assert!(max_diff(out.attention.clone(), penalised_attention(&out, 2.35)) < 1e-5);
+    let plain = penalised_attention(&out, 0.0);
+    assert!(
+        max_diff(out.attention.clone(), plain.clone()) > 1e-3,
+        "the penalty changes the attention"
+    );
+    // Relative to plain attention, a key loses weight in proportion to its logit's spread:
+    // within each query row, the more uncertain key always keeps the smaller share.
+    let ratio = rows(out.attention.clone() / plain);
+    let spread = rows(logit_std(&out));
+    for (ratio, spread) in ratio.iter().zip(&spread) {
+        for i in 0..spread.len() {
+            for j in 0..spread.len() {
+                if spread[i] > spread[j] + 1e-4 {
+                    assert!(ratio[i] < ratio[j], "{spread:?} {ratio:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn beta_scales_the_penalty() {
+    let device = Default::default();
+    let (q, c) = (randn([1, 3, 8], 20), randn([1, 6, 8], 21));
+    for beta in [0.0, 5.0] {
+        let attn = ProbCrossAttentionConfig::new(8)
+            .with_beta(beta)
+            .init::<B>(&device);
+        let out = attn.forward(q.clone(), c.clone(), &mut Noise::Zero);
+        let expected = penalised_attention(&out, beta);
+        assert!(
+            max_diff(out.attention.clone(), expected) < 1e-5,
+            "beta {beta}"
+        );
+        let other = penalised_attention(&out, 2.35);
+        assert!(max_diff(out.attention, other) > 1e-3, "beta {beta}");
+    }
+}
+
+#[test]
+fn attnpvl_off_is_plain_attention_on_the_means() {
     let device = Default::default();
     let (q, c) = (randn([1, 2, 8], 7), randn([1, 5, 8], 8));
     let plain = ProbCrossAttentionConfig::new(8)
         .with_probabilistic(false)
         .init::<B>(&device);
     let out = plain.forward(q, c, &mut Noise::seeded(3));
-    let expected = burn::tensor::activation::softmax(
-        out.query
-            .clone()
-            .matmul(out.key_mean.clone().swap_dims(1, 2))
-            / (8f64).sqrt(),
-        2,
-    );
-    assert!(max_diff(out.attention.clone(), expected) < 1e-6);
+    assert!(max_diff(out.attention.clone(), penalised_attention(&out, 0.0)) < 1e-6);
     // No sampling either: the values are their means.
     let av = out.attention.clone().matmul(out.value_mean.clone());
     assert!(max_diff(out.attended, av) < 1e-5);
@@ -117,10 +188,16 @@ fn unimodal_adapters_ignore_the_other_modality() {
     let adapter = PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8))
         .with_interaction(Interaction::Unimodal)
         .init::<B>(&device);
-    let img = randn([1, 5, 16], 13);
-    let a = adapter.forward(img.clone(), randn([1, 4, 12], 14), &mut Noise::Zero);
-    let b = adapter.forward(img, randn([1, 4, 12], 15), &mut Noise::Zero);
-    assert!(max_diff(a.dv.unwrap(), b.dv.unwrap()) < 1e-6);
+    let (img, txt) = (randn([1, 5, 16], 13), randn([1, 4, 12], 14));
+    // Another text leaves the image update alone, and another image the text update.
+    let a = adapter.forward(img.clone(), txt.clone(), &mut Noise::Zero);
+    let b = adapter.forward(img.clone(), randn([1, 4, 12], 15), &mut Noise::Zero);
+    let c = adapter.forward(randn([1, 5, 16], 22), txt, &mut Noise::Zero);
+    assert!(max_diff(a.dv.clone().unwrap(), b.dv.clone().unwrap()) < 1e-6);
+    assert!(max_diff(a.dt.clone().unwrap(), c.dt.clone().unwrap()) < 1e-6);
+    // And each does follow its own modality.
+    assert!(max_diff(a.dt.unwrap(), b.dt.unwrap()) > 1e-5);
+    assert!(max_diff(a.dv.unwrap(), c.dv.unwrap()) > 1e-5);
 }
 
 #[test]
@@ -163,4 +240,24 @@ fn switched_off_modalities_get_no_update() {
     );
     assert!(out.dv.is_none());
     assert!(out.dt.is_some());
+}
+
+#[test]
+fn text_adaptation_off_leaves_only_the_image_update() {
+    let config = PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8));
+    // Same weights in both (see the two-way test on lazily initialised parameters).
+    let full = config.init::<B>(&Default::default());
+    let image_only = config
+        .clone()
+        .with_adapt_text(false)
+        .init::<B>(&Default::default())
+        .load_record(full.clone().into_record());
+    let full = config
+        .init::<B>(&Default::default())
+        .load_record(image_only.clone().into_record());
+    let (img, txt) = (randn([1, 5, 16], 23), randn([1, 4, 12], 24));
+    let out = image_only.forward(img.clone(), txt.clone(), &mut Noise::Zero);
+    assert!(out.dt.is_none());
+    let reference = full.forward(img, txt, &mut Noise::Zero);
+    assert!(max_diff(out.dv.unwrap(), reference.dv.unwrap()) < 1e-6);
 }

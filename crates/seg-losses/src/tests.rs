@@ -110,41 +110,140 @@ fn softcon_matches_a_host_computation() {
     ));
     let img = img.into_data().into_vec::<f32>().unwrap();
     let txt = txt.into_data().into_vec::<f32>().unwrap();
-    let expected = host_softcon(&img, &txt, 3, 5, 4, 0.2);
+    let expected = host_softcon(&img, &txt, [3, 5, 4], 0.2, HostVariant::PAPER);
     assert!((got as f64 - expected).abs() < 1e-5, "{got} vs {expected}");
 }
 
-/// A plain transcription of the reference SoftCon in f64.
-fn host_softcon(img: &[f32], txt: &[f32], b: usize, t: usize, d: usize, tau: f64) -> f64 {
-    let normalize = |v: &[f64]| {
-        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-        v.iter().map(|x| x / n).collect::<Vec<_>>()
+/// The variant switches of [`host_softcon`].
+#[derive(Clone, Copy)]
+struct HostVariant {
+    /// Identity targets (a standard InfoNCE) instead of the soft text-similarity targets.
+    hard: bool,
+    /// Text-guided attention over the patches instead of their mean.
+    attention_pool: bool,
+}
+
+impl HostVariant {
+    const PAPER: Self = Self {
+        hard: false,
+        attention_pool: false,
     };
-    let pooled: Vec<Vec<f64>> = (0..b)
-        .map(|i| {
-            let mut acc = vec![0.0; d];
-            for p in 1..t {
-                let start = (i * t + p) * d;
-                let tok: Vec<f64> = img[start..start + d].iter().map(|&x| x as f64).collect();
-                for (a, v) in acc.iter_mut().zip(normalize(&tok)) {
-                    *a += v / (t - 1) as f64;
-                }
-            }
-            acc
+}
+
+/// Runs SoftCon on [`img_and_text`] with `config` and on the host with `variant`.
+fn softcon_pair(config: SoftConConfig, variant: HostVariant) -> (f64, f64) {
+    let (img, txt) = img_and_text(3);
+    let got = scalar(soft_contrastive_loss(img.clone(), txt.clone(), &config));
+    let img = img.into_data().into_vec::<f32>().unwrap();
+    let txt = txt.into_data().into_vec::<f32>().unwrap();
+    (
+        got as f64,
+        host_softcon(&img, &txt, [3, 5, 4], 0.2, variant),
+    )
+}
+
+#[test]
+fn hard_softcon_is_a_standard_infonce() {
+    let config = SoftConConfig::new().with_targets(SoftConTargets::Hard);
+    let hard = HostVariant {
+        hard: true,
+        ..HostVariant::PAPER
+    };
+    let (got, expected) = softcon_pair(config, hard);
+    assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+    let (_, soft) = softcon_pair(config, HostVariant::PAPER);
+    assert!((got - soft).abs() > 1e-3, "hard {got} vs soft {soft}");
+}
+
+#[test]
+fn attention_pooled_softcon_weighs_patches_by_their_text_similarity() {
+    let config = SoftConConfig::new().with_pooling(SoftConPooling::Attention);
+    let attention = HostVariant {
+        attention_pool: true,
+        ..HostVariant::PAPER
+    };
+    let (got, expected) = softcon_pair(config, attention);
+    assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+    let (_, mean) = softcon_pair(config, HostVariant::PAPER);
+    assert!((got - mean).abs() > 1e-3, "attention {got} vs mean {mean}");
+}
+
+fn normalize(v: &[f64]) -> Vec<f64> {
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+    v.iter().map(|x| x / n).collect()
+}
+
+fn dot(a: &[f64], c: &[f64]) -> f64 {
+    a.iter().zip(c).map(|(x, y)| x * y).sum()
+}
+
+fn softmax(row: &[f64]) -> Vec<f64> {
+    let m = row.iter().cloned().fold(f64::MIN, f64::max);
+    let e: Vec<f64> = row.iter().map(|x| (x - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+/// The image vector of sample `i`: the mean of its normalised patches, or (attention pooling)
+/// their sum weighted by `softmax_p(patch_p · text / τ)` with the text normalised.
+fn host_pool(
+    img: &[f32],
+    text: &[f64],
+    [t, d]: [usize; 2],
+    i: usize,
+    tau: f64,
+    attention: bool,
+) -> Vec<f64> {
+    let patches: Vec<Vec<f64>> = (1..t)
+        .map(|p| {
+            let start = (i * t + p) * d;
+            normalize(
+                &img[start..start + d]
+                    .iter()
+                    .map(|&x| x as f64)
+                    .collect::<Vec<_>>(),
+            )
         })
         .collect();
+    let weights = if attention {
+        let query = normalize(text);
+        softmax(
+            &patches
+                .iter()
+                .map(|p| dot(p, &query) / tau)
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        vec![1.0 / (t - 1) as f64; t - 1]
+    };
+    let mut acc = vec![0.0; d];
+    for (patch, w) in patches.iter().zip(weights) {
+        for (a, v) in acc.iter_mut().zip(patch) {
+            *a += w * v;
+        }
+    }
+    acc
+}
+
+/// A plain transcription of the reference SoftCon (and its two variants) in f64.
+fn host_softcon(
+    img: &[f32],
+    txt: &[f32],
+    [b, t, d]: [usize; 3],
+    tau: f64,
+    variant: HostVariant,
+) -> f64 {
     let text: Vec<Vec<f64>> = (0..b)
         .map(|i| txt[i * d..(i + 1) * d].iter().map(|&x| x as f64).collect())
         .collect();
-    let dot = |a: &[f64], c: &[f64]| a.iter().zip(c).map(|(x, y)| x * y).sum::<f64>();
-    let softmax = |row: &[f64]| {
-        let m = row.iter().cloned().fold(f64::MIN, f64::max);
-        let e: Vec<f64> = row.iter().map(|x| (x - m).exp()).collect();
-        let s: f64 = e.iter().sum();
-        e.into_iter().map(|x| x / s).collect::<Vec<_>>()
-    };
+    let pooled: Vec<Vec<f64>> = (0..b)
+        .map(|i| host_pool(img, &text[i], [t, d], i, tau, variant.attention_pool))
+        .collect();
     let targets: Vec<Vec<f64>> = (0..b)
         .map(|i| {
+            if variant.hard {
+                return (0..b).map(|j| if i == j { 1.0 } else { 0.0 }).collect();
+            }
             let row: Vec<f64> = (0..b).map(|j| dot(&text[i], &text[j]) / tau).collect();
             softmax(&normalize(&row))
         })
