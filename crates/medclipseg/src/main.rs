@@ -14,6 +14,7 @@ mod store;
 mod text;
 mod tools_cmd;
 mod train_cmd;
+mod volume_predict;
 
 fn main() -> std::process::ExitCode {
     match cli::run() {

@@ -180,3 +180,150 @@ fn nifti_metrics_reject_mismatched_inputs_naming_the_file() {
     ]);
     assert!(!out.status.success());
 }
+
+fn ok(args: &[&str]) -> Output {
+    let out = medclipseg(args);
+    assert!(
+        out.status.success(),
+        "medclipseg {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A micro model trained for one epoch on a few synthetic images (seconds in a debug build).
+fn micro_checkpoint(dir: &Path) -> PathBuf {
+    let root = dir.join("data");
+    let run = dir.join("run");
+    let (root_s, run_s) = (root.to_str().unwrap(), run.to_str().unwrap());
+    ok(&[
+        "data", "synth", "--root", root_s, "--size", "32", "--train", "4", "--val", "2", "--test",
+        "2", "--seed", "3",
+    ]);
+    ok(&[
+        "train",
+        "--config",
+        "demo",
+        "--data-root",
+        root_s,
+        "--dataset",
+        "Synthetic",
+        "--out",
+        run_s,
+        "--quiet",
+        "--set",
+        "model.preset=micro",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.seed=11",
+    ]);
+    run.join("latest.safetensors")
+}
+
+/// An oblique, anisotropic CT-like volume in HU: a bright ball in soft tissue.
+fn ct_volume() -> Volume {
+    let dims = [24, 20, 5];
+    let spacing = [0.7, 0.9, 3.0];
+    let (s, c) = (0.2f64.sin(), 0.2f64.cos());
+    let affine = [
+        [c * 0.7, -s * 0.9, 0.0, -40.0],
+        [s * 0.7, c * 0.9, 0.0, 12.5],
+        [0.0, 0.0, 3.0, 90.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let mut data = Vec::new();
+    for k in 0..5 {
+        for j in 0..20 {
+            for i in 0..24 {
+                let d = ((i as f64 - 12.0).powi(2) + (j as f64 - 9.0).powi(2)).sqrt() + k as f64;
+                data.push(if d < 6.0 {
+                    300.0
+                } else {
+                    40.0 - k as f32 * 10.0
+                } as f32);
+            }
+        }
+    }
+    Volume::new(dims, data, spacing, affine).unwrap()
+}
+
+#[test]
+fn predict_segments_a_nifti_volume_into_masks_on_the_same_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let input = dir.path().join("case_3.nii.gz");
+    let ct = ct_volume();
+    write_nifti(&input, &ct, OutputKind::Float).unwrap();
+    for (axis, window) in [(None, Some("40,400")), (Some("0"), None)] {
+        let out = dir.path().join(format!("pred_{axis:?}"));
+        let mut args = vec![
+            "predict",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--prompt",
+            "one bright round lesion in the center",
+            "--out",
+            out.to_str().unwrap(),
+            "--samples",
+            "2",
+        ];
+        if let Some(a) = axis {
+            args.extend_from_slice(&["--axis", a]);
+        }
+        if let Some(w) = window {
+            args.extend_from_slice(&["--window", w]);
+        }
+        ok(&args);
+        let mask = med_volumes::read_nifti(&out.join("case_3.nii.gz")).unwrap();
+        let entropy = med_volumes::read_nifti(&out.join("case_3_entropy.nii.gz")).unwrap();
+        for v in [&mask, &entropy] {
+            assert_eq!(v.dims(), ct.dims());
+            assert_eq!(
+                v.spacing().map(|s| s as f32),
+                ct.spacing().map(|s| s as f32)
+            );
+            for (a, b) in v
+                .affine()
+                .iter()
+                .flatten()
+                .zip(ct.affine().iter().flatten())
+            {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "{:?} vs {:?}",
+                    v.affine(),
+                    ct.affine()
+                );
+            }
+        }
+        assert_eq!(mask.header().datatype, 2, "masks are written as uint8");
+        assert!(mask.data().iter().all(|&v| v == 0.0 || v == 1.0));
+        let ln2 = std::f32::consts::LN_2 + 1e-4;
+        assert!(entropy.data().iter().all(|&e| (0.0..=ln2).contains(&e)));
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("volume.json")).unwrap())
+                .unwrap();
+        assert_eq!(record["slices"], if axis.is_some() { 24 } else { 5 });
+    }
+    // A bad window is an error that says which option is wrong.
+    let out = medclipseg(&[
+        "predict",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--out",
+        dir.path().join("bad").to_str().unwrap(),
+        "--window",
+        "40",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--window"));
+}
