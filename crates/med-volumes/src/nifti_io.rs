@@ -414,6 +414,23 @@ mod tests {
     }
 
     #[test]
+    fn four_d_series_are_refused_and_trailing_singletons_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = dir.path().join("fmri.nii");
+        let data = ndarray::Array4::<f32>::zeros((2, 2, 2, 3));
+        WriterOptions::new(&series).write_nifti(&data).unwrap();
+        let err = read_nifti(&series).unwrap_err();
+        assert!(err.to_string().contains("fmri.nii"), "{err}");
+        assert!(err.to_string().contains("4-D"), "{err}");
+        let single = dir.path().join("single.nii");
+        let data = ndarray::Array4::<f32>::from_elem((2, 3, 1, 1), 7.0);
+        WriterOptions::new(&single).write_nifti(&data).unwrap();
+        let v = read_nifti(&single).unwrap();
+        assert_eq!(v.dims(), [2, 3, 1]);
+        assert_eq!(v.data(), &[7.0; 6]);
+    }
+
+    #[test]
     fn stems_and_extensions() {
         assert_eq!(nifti_stem(Path::new("a/case_01.nii.gz")), "case_01");
         assert_eq!(nifti_stem(Path::new("b.NII")), "b");

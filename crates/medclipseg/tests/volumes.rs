@@ -243,7 +243,7 @@ fn ct_volume() -> Volume {
                     300.0
                 } else {
                     40.0 - k as f32 * 10.0
-                } as f32);
+                });
             }
         }
     }
