@@ -1,13 +1,18 @@
 //! Image reading with OpenCV's `cv2.imread` semantics, and PNG writing.
 //!
 //! * [`read_bgr`] is `cv2.imread(path)`: 3 channels in **B, G, R** order, grey replicated, alpha
-//!   dropped, 16-bit samples reduced with `>> 8`.
+//!   dropped; 8-bit files are read exactly as OpenCV does.
 //! * [`read_gray`] is `cv2.imread(path, 0)`:
 //!   * PNG: libpng's `rgb_to_gray` as OpenCV configures it, i.e. `(9797 R + 19234 G + 3737 B) >> 15`
 //!     (truncating): bit-exact with OpenCV 4.10 and 5.0 on 8-bit RGB PNGs;
 //!   * JPEG: the decoded luma (Y) plane, as libjpeg returns it for a grey request (the IDCT may
 //!     differ from libjpeg-turbo's by one grey level on some pixels);
 //!   * other formats (BMP, TIFF): OpenCV's `cvtColor` weights `(4899 R + 9617 G + 1868 B + 8192) >> 14`.
+//!
+//! 16-bit files ([`Depth16`]): OpenCV keeps the high byte (`>> 8`), which turns a 12-bit CT or
+//! X-ray PNG (values up to 4095) nearly black. By default ([`Depth16::Range`]) the image's real
+//! range `[min, max]` (colour samples, alpha excluded) is stretched linearly to `[0, 255]`;
+//! [`read_bgr_with`] / [`read_gray_with`] also take a `CENTER,WIDTH` window or OpenCV's high byte.
 //!
 //! Not reproduced: EXIF orientation (OpenCV rotates JPEGs by their EXIF tag; medical PNGs have
 //! none) and libpng's gamma path for PNGs that carry a `gAMA` chunk.
@@ -70,15 +75,69 @@ pub fn dimensions(path: &Path) -> Result<(u32, u32)> {
         .map_err(|e| Error::decode(path, e))
 }
 
-/// Decodes the file as `cv2.imread(path)` would: 3-channel BGR.
-pub fn read_bgr(path: &Path) -> Result<Image8> {
-    let bytes = fsutil::read(path)?;
-    let decoded = decode(path, &bytes)?;
-    Ok(dynamic_to_bgr(decoded))
+/// How 16-bit samples become 8-bit (8-bit files are never affected).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Depth16 {
+    /// The image's own `[min, max]` to `[0, 255]`, rounded (a flat image keeps OpenCV's high byte).
+    #[default]
+    Range,
+    /// A radiology window: `[center - width/2, center + width/2]` to `[0, 255]`, clamped, rounded.
+    Window {
+        /// Window centre, in stored sample units.
+        center: f64,
+        /// Window width (> 0).
+        width: f64,
+    },
+    /// OpenCV's `cv2.imread` without `IMREAD_ANYDEPTH`: the high byte (`v >> 8`).
+    HighByte,
 }
 
-/// Decodes the file as `cv2.imread(path, 0)` would: one grey channel (see the module docs).
+impl Depth16 {
+    /// The 16-to-8-bit mapping for these interleaved samples (`stride` samples per pixel, the
+    /// first `colour` of them colour, the rest alpha).
+    fn mapper(self, samples: &[u16], stride: usize, colour: usize) -> impl Fn(&u16) -> u8 {
+        let (lo, hi) = match self {
+            Depth16::HighByte => (0.0, 0.0),
+            Depth16::Window { center, width } => (center - width / 2.0, center + width / 2.0),
+            Depth16::Range => {
+                let colours = samples
+                    .chunks_exact(stride)
+                    .flat_map(|p| p[..colour].iter().copied());
+                let (lo, hi) = colours.fold((u16::MAX, 0), |(lo, hi), v| (lo.min(v), hi.max(v)));
+                (f64::from(lo), f64::from(hi))
+            }
+        };
+        move |v: &u16| {
+            if hi <= lo {
+                return high_byte(v);
+            }
+            ((f64::from(*v) - lo) / (hi - lo) * 255.0)
+                .round()
+                .clamp(0.0, 255.0) as u8
+        }
+    }
+}
+
+/// Decodes the file as `cv2.imread(path)` would: 3-channel BGR (16-bit: [`Depth16::Range`]).
+pub fn read_bgr(path: &Path) -> Result<Image8> {
+    read_bgr_with(path, Depth16::default())
+}
+
+/// [`read_bgr`] with a chosen 16-bit reduction.
+pub fn read_bgr_with(path: &Path, depth16: Depth16) -> Result<Image8> {
+    let bytes = fsutil::read(path)?;
+    let decoded = decode(path, &bytes)?;
+    Ok(dynamic_to_bgr_with(decoded, depth16))
+}
+
+/// Decodes the file as `cv2.imread(path, 0)` would: one grey channel (see the module docs;
+/// 16-bit: [`Depth16::Range`]).
 pub fn read_gray(path: &Path) -> Result<Image8> {
+    read_gray_with(path, Depth16::default())
+}
+
+/// [`read_gray`] with a chosen 16-bit reduction.
+pub fn read_gray_with(path: &Path, depth16: Depth16) -> Result<Image8> {
     let bytes = fsutil::read(path)?;
     let format = image::guess_format(&bytes).map_err(|e| Error::decode(path, e))?;
     if format == ImageFormat::Jpeg {
@@ -90,7 +149,7 @@ pub fn read_gray(path: &Path) -> Result<Image8> {
     } else {
         GrayWeights::CvtColor
     };
-    Ok(dynamic_to_gray(decoded, weights))
+    Ok(dynamic_to_gray_with(decoded, weights, depth16))
 }
 
 /// Decodes any supported format (by content, not by extension).
@@ -149,19 +208,33 @@ impl GrayWeights {
     }
 }
 
-/// Converts a decoded image to 3-channel BGR.
+/// Converts a decoded image to 3-channel BGR (16-bit: [`Depth16::Range`]).
 pub(crate) fn dynamic_to_bgr(img: DynamicImage) -> Image8 {
+    dynamic_to_bgr_with(img, Depth16::default())
+}
+
+/// Converts a decoded image to 3-channel BGR.
+pub(crate) fn dynamic_to_bgr_with(img: DynamicImage, depth16: Depth16) -> Image8 {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut out = Image8::zeros(w, h, 3);
+    let reduce = |raw: &[u16], stride, colour| -> Vec<u8> {
+        raw.iter()
+            .map(depth16.mapper(raw, stride, colour))
+            .collect()
+    };
     match img {
         DynamicImage::ImageLuma8(g) => replicate(&mut out, g.as_raw().iter().copied(), 1),
         DynamicImage::ImageLumaA8(g) => replicate(&mut out, g.as_raw().iter().copied(), 2),
-        DynamicImage::ImageLuma16(g) => replicate(&mut out, g.as_raw().iter().map(high_byte), 1),
-        DynamicImage::ImageLumaA16(g) => replicate(&mut out, g.as_raw().iter().map(high_byte), 2),
+        DynamicImage::ImageLuma16(g) => {
+            replicate(&mut out, reduce(g.as_raw(), 1, 1).into_iter(), 1)
+        }
+        DynamicImage::ImageLumaA16(g) => {
+            replicate(&mut out, reduce(g.as_raw(), 2, 1).into_iter(), 2)
+        }
         DynamicImage::ImageRgb8(c) => swap_rb(&mut out, c.as_raw().iter().copied(), 3),
         DynamicImage::ImageRgba8(c) => swap_rb(&mut out, c.as_raw().iter().copied(), 4),
-        DynamicImage::ImageRgb16(c) => swap_rb(&mut out, c.as_raw().iter().map(high_byte), 3),
-        DynamicImage::ImageRgba16(c) => swap_rb(&mut out, c.as_raw().iter().map(high_byte), 4),
+        DynamicImage::ImageRgb16(c) => swap_rb(&mut out, reduce(c.as_raw(), 3, 3).into_iter(), 3),
+        DynamicImage::ImageRgba16(c) => swap_rb(&mut out, reduce(c.as_raw(), 4, 3).into_iter(), 4),
         other => {
             let rgb = other.to_rgb8();
             swap_rb(&mut out, rgb.as_raw().iter().copied(), 3);
@@ -170,16 +243,35 @@ pub(crate) fn dynamic_to_bgr(img: DynamicImage) -> Image8 {
     out
 }
 
-/// Converts a decoded image to one grey channel with the given colour weights.
+/// Converts a decoded image to one grey channel with the given colour weights (16-bit:
+/// [`Depth16::Range`]).
 pub(crate) fn dynamic_to_gray(img: DynamicImage, weights: GrayWeights) -> Image8 {
+    dynamic_to_gray_with(img, weights, Depth16::default())
+}
+
+/// Converts a decoded image to one grey channel with the given colour weights.
+pub(crate) fn dynamic_to_gray_with(
+    img: DynamicImage,
+    weights: GrayWeights,
+    depth16: Depth16,
+) -> Image8 {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let data: Vec<u8> = match img {
         DynamicImage::ImageLuma8(g) => g.into_raw(),
         DynamicImage::ImageLumaA8(g) => g.as_raw().iter().step_by(2).copied().collect(),
-        DynamicImage::ImageLuma16(g) => g.as_raw().iter().map(high_byte).collect(),
-        DynamicImage::ImageLumaA16(g) => g.as_raw().iter().step_by(2).map(high_byte).collect(),
+        DynamicImage::ImageLuma16(g) => {
+            let raw = g.as_raw();
+            raw.iter().map(depth16.mapper(raw, 1, 1)).collect()
+        }
+        DynamicImage::ImageLumaA16(g) => {
+            let raw = g.as_raw();
+            raw.iter()
+                .step_by(2)
+                .map(depth16.mapper(raw, 2, 1))
+                .collect()
+        }
         other => {
-            let bgr = dynamic_to_bgr(other);
+            let bgr = dynamic_to_bgr_with(other, depth16);
             bgr.data
                 .chunks_exact(3)
                 .map(|p| weights.apply(p[2], p[1], p[0]))
@@ -300,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn grey_png_is_replicated_and_16_bit_is_shifted() {
+    fn grey_png_is_replicated_and_16_bit_keeps_opencv_high_byte_on_request() {
         let dir = tempfile::tempdir().unwrap();
         let g8 = dir.path().join("g8.png");
         image::GrayImage::from_raw(2, 1, vec![7, 200])
@@ -312,7 +404,41 @@ mod tests {
         let img = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 1, vec![0x12ff, 0xff00])
             .unwrap();
         img.save(&g16).unwrap();
-        assert_eq!(read_gray(&g16).unwrap().data, [0x12, 0xff]);
+        assert_eq!(
+            read_gray_with(&g16, Depth16::HighByte).unwrap().data,
+            [0x12, 0xff]
+        );
+    }
+
+    #[test]
+    fn twelve_bit_png_is_stretched_by_its_range_or_windowed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A 12-bit X-ray in a 16-bit PNG: with `>> 8` every value is <= 15 (nearly black).
+        let path = dir.path().join("xray12.png");
+        let img =
+            image::ImageBuffer::<image::Luma<u16>, _>::from_raw(4, 1, vec![100, 1000, 2100, 4095])
+                .unwrap();
+        img.save(&path).unwrap();
+        assert_eq!(read_gray(&path).unwrap().data, [0, 57, 128, 255]);
+        assert_eq!(read_bgr(&path).unwrap().data[9..], [255, 255, 255]);
+        let window = Depth16::Window {
+            center: 1100.0,
+            width: 2000.0,
+        };
+        assert_eq!(
+            read_gray_with(&path, window).unwrap().data,
+            [0, 115, 255, 255]
+        );
+        // Alpha does not count towards the range.
+        let rgba = dir.path().join("rgba16.png");
+        let img = image::ImageBuffer::<image::Rgba<u16>, _>::from_raw(
+            2,
+            1,
+            vec![0, 0, 0, 65535, 4000, 2000, 1000, 65535],
+        )
+        .unwrap();
+        img.save(&rgba).unwrap();
+        assert_eq!(read_bgr(&rgba).unwrap().data, [0, 0, 0, 64, 128, 255]);
     }
 
     #[test]

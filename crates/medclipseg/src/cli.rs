@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use med_datasets::PromptStyle;
 
 use crate::settings::RunConfig;
-use crate::{bench_cmd, demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd};
+use crate::{bench_cmd, demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd, volume_predict};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,7 @@ enum Command {
     /// Segment unlabelled images: masks, overlays and uncertainty maps at the original size.
     #[command(
         after_help = "Examples:\n  medclipseg predict --checkpoint C --input scan.png --prompt \"one small round lesion in the center\" --out pred\n  \
+        medclipseg predict --checkpoint C --input ct.nii.gz --prompt \"a liver tumour\" --window 40,400 --out pred\n  \
         medclipseg predict --checkpoint C --input images/ --prompts prompts.csv --out pred"
     )]
     Predict(PredictArgs),
@@ -237,6 +238,47 @@ struct PredictArgs {
     /// Device of the compiled-in backend.
     #[arg(long, default_value = "default")]
     device: String,
+    /// Volumes only: axis to slice along, 0, 1 or 2 in the volume's voxel order (default: the last).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+    axis: Option<u8>,
+    /// Volumes only: intensity to 8 bits. `CENTER,WIDTH` (a CT window in HU, e.g. 40,400),
+    /// `percentile[:LOW,HIGH]` (default, 0.5 and 99.5 over the volume) or `minmax`.
+    #[arg(long, value_name = "CENTER,WIDTH")]
+    window: Option<String>,
+}
+
+/// `predict`: a volume (`.nii`, `.nii.gz`, a DICOM series folder) or 2-D images.
+fn predict(a: PredictArgs) -> Result<()> {
+    let request = predict_cmd::PredictRequest {
+        checkpoint: a.checkpoint,
+        input: a.input,
+        prompt: a.prompt,
+        prompts_csv: a.prompts,
+        out: a.out,
+        samples: a.samples,
+        seed: a.seed,
+        device: a.device,
+    };
+    if volume_predict::is_volume_input(&request.input, &predict_cmd::IMAGE_EXTENSIONS) {
+        let intensity = match &a.window {
+            Some(text) => text
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--window {text:?}: {e}"))?,
+            None => med_volumes::IntensityMap::default(),
+        };
+        let options = volume_predict::VolumeOptions {
+            axis: a.axis.map(usize::from),
+            intensity,
+        };
+        return volume_predict::run(&request, &options);
+    }
+    if a.axis.is_some() || a.window.is_some() {
+        bail!(
+            "{}: --axis and --window apply to volumes (.nii, .nii.gz, a DICOM series folder)",
+            request.input.display()
+        );
+    }
+    predict_cmd::run(&request)
 }
 
 /// Parses the command line and runs the command.
@@ -253,16 +295,7 @@ pub fn run() -> Result<()> {
         .map(|_| ()),
         Command::Train(a) => train(a),
         Command::Eval(a) => eval(a),
-        Command::Predict(a) => predict_cmd::run(&predict_cmd::PredictRequest {
-            checkpoint: a.checkpoint,
-            input: a.input,
-            prompt: a.prompt,
-            prompts_csv: a.prompts,
-            out: a.out,
-            samples: a.samples,
-            seed: a.seed,
-            device: a.device,
-        }),
+        Command::Predict(a) => predict(a),
         Command::Metrics(a) => tools_cmd::metrics(a),
         Command::Forward(a) => tools_cmd::forward(a),
         Command::Import(a) => tools_cmd::import(a),

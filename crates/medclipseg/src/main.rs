@@ -15,6 +15,7 @@ mod store;
 mod text;
 mod tools_cmd;
 mod train_cmd;
+mod volume_predict;
 
 fn main() -> std::process::ExitCode {
     match cli::run() {

@@ -53,7 +53,7 @@ struct PredictionRecord {
     mean_uncertainty: f64,
 }
 
-const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"];
+pub(crate) const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"];
 
 /// Runs `predict`.
 pub fn run(request: &PredictRequest) -> Result<()> {
@@ -232,7 +232,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 }
 
 /// Bilinear resize of a square `s x s` map to `h x w` (half-pixel centres).
-fn resize_map(map: &[f32], s: usize, h: usize, w: usize) -> Vec<f32> {
+pub(crate) fn resize_map(map: &[f32], s: usize, h: usize, w: usize) -> Vec<f32> {
     let coord = |dst: usize, src: usize, out: usize| {
         let x = ((dst as f32 + 0.5) * src as f32 / out as f32 - 0.5).clamp(0.0, (src - 1) as f32);
         let i = x.floor() as usize;

@@ -7,8 +7,9 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use clap::{Args, Subcommand};
 use med_datasets::{PromptSource, SourceFormat, SynthConfig, registry};
+use med_volumes::{LabelSelect, is_nifti_path};
 use medclipseg_model::{LoadScope, MedClipSegConfig, Noise, checkpoint};
-use seg_metrics::{MetricsRequest, Protocol};
+use seg_metrics::{ImageReport, Mask3d, MetricsRequest, Protocol};
 use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::backend::{self, Inner};
@@ -17,13 +18,17 @@ use crate::settings::load_model_config;
 /// `medclipseg metrics`.
 #[derive(Args)]
 pub struct MetricsArgs {
-    /// Predicted mask PNG, or a folder of them.
+    /// Predicted mask PNG, or a folder of them, or a NIfTI label volume (.nii / .nii.gz).
     #[arg(long)]
     pred: PathBuf,
-    /// Ground-truth mask PNG, or a folder of them (paired by file stem).
+    /// Ground-truth mask PNG, or a folder of them (paired by file stem), or a NIfTI label volume.
     #[arg(long)]
     gt: PathBuf,
-    /// Pixel spacing in array order: ROW,COL.
+    /// Label to evaluate in a label map (NIfTI volumes; 0/1 or multi-label PNGs). Default: every
+    /// non-zero voxel of a volume; for PNGs the reference `> 127` rule (see `seg_metrics::read_mask`).
+    #[arg(long)]
+    label: Option<i64>,
+    /// Pixel spacing in array order: ROW,COL (PNGs only; volumes use their header spacing).
     #[arg(long, value_name = "ROW,COL")]
     spacing: Option<String>,
     /// NSD tolerance(s); repeat for several (default 2).
@@ -159,6 +164,11 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         request.tolerances = a.tolerances.clone();
     }
     request.strict = a.strict;
+    request.label = a
+        .label
+        .map(u16::try_from)
+        .transpose()
+        .context("--label: PNG label maps hold labels 0..=65535")?;
     if let Some(spacing) = &a.spacing {
         let parts: Vec<f64> = spacing
             .split(',')
@@ -171,6 +181,14 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         request.spacing = Some([row, col]);
     }
     let _ = a.json;
+    if is_nifti_path(&a.pred) || is_nifti_path(&a.gt) {
+        if a.spacing.is_some() {
+            bail!("--spacing is for PNG masks: a volume's spacing comes from its header");
+        }
+        let report = volume_metrics(&a.pred, &a.gt, a.label, &request)?;
+        println!("{}", seg_metrics::render_json(&report));
+        return Ok(());
+    }
     if a.pred.is_dir() && a.gt.is_dir() {
         let report = seg_metrics::evaluate_dirs(&a.pred, &a.gt, &request, Some(&a.csv))?;
         for name in &report.missing_predictions {
@@ -192,6 +210,51 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         println!("{}", seg_metrics::render_json(&report));
     }
     Ok(())
+}
+
+/// 3-D DSC / NSD / HD95 / ASSD of two label volumes on the same grid, with the header spacing.
+fn volume_metrics(
+    pred: &Path,
+    gt: &Path,
+    label: Option<i64>,
+    request: &MetricsRequest,
+) -> Result<ImageReport> {
+    for path in [pred, gt] {
+        if !is_nifti_path(path) {
+            bail!(
+                "{}: --pred and --gt must both be NIfTI volumes (.nii / .nii.gz) when one is",
+                path.display()
+            );
+        }
+    }
+    let select = label.map_or(LabelSelect::AnyNonZero, LabelSelect::Label);
+    let (p, g) = med_volumes::read_label_pair(pred, gt, select)?;
+    let to_mask = |v: med_volumes::LabelVolume| {
+        // NIfTI stores i fastest: that is (depth, rows, cols) = (k, j, i) in seg-metrics' order.
+        let [nx, ny, nz] = v.dims;
+        Mask3d::new(nz, ny, nx, v.mask)
+    };
+    let [sx, sy, sz] = g.spacing;
+    if p.spacing
+        .iter()
+        .zip(g.spacing)
+        .any(|(a, b)| (a - b).abs() > 1e-4 * b)
+    {
+        eprintln!(
+            "warning: voxel sizes differ ({:?} in {}, {:?} in {}); using the ground truth's",
+            p.spacing,
+            pred.display(),
+            g.spacing,
+            gt.display()
+        );
+    }
+    Ok(seg_metrics::evaluate_masks_3d(
+        &to_mask(g)?,
+        &to_mask(p)?,
+        request.protocol,
+        [sz, sy, sx],
+        &request.tolerances,
+    )?)
 }
 
 fn model_config(spec: &str) -> Result<MedClipSegConfig> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::{MetricsError, Result};
-use crate::io::read_mask;
+use crate::io::read_label_mask;
 use crate::protocol::{ImageReport, MetricsRequest, Protocol, check_tolerances, evaluate_masks_2d};
 
 /// Extensions the reference evaluation lists (case-insensitive); other files are ignored.
@@ -21,8 +21,8 @@ pub const MASK_EXTENSIONS: [&str; 6] = ["png", "bmp", "jpg", "jpeg", "tif", "tif
 /// MedCLIPSeg protocol resizes the prediction to the ground-truth size (cv2 `INTER_NEAREST`)
 /// first, as the reference does; the other protocols fail on a size mismatch.
 pub fn evaluate_files(pred: &Path, gt: &Path, request: &MetricsRequest) -> Result<ImageReport> {
-    let gt_mask = read_mask(gt, request.strict)?;
-    let mut pred_mask = read_mask(pred, request.strict)?;
+    let gt_mask = read_label_mask(gt, request.strict, request.label)?;
+    let mut pred_mask = read_label_mask(pred, request.strict, request.label)?;
     let same_size = (pred_mask.rows(), pred_mask.cols()) == (gt_mask.rows(), gt_mask.cols());
     if !same_size {
         let size_mismatch = || MetricsError::SizeMismatch {

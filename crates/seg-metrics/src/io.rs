@@ -1,5 +1,14 @@
 //! Reading mask images (PNG, and the other formats the reference evaluation lists) as OpenCV's
 //! `cv2.imread(path, cv2.IMREAD_GRAYSCALE)` does, then binarising with `> 127`.
+//!
+//! Label maps (what nnU-Net and MONAI write: {0,1}, or 0..N for N structures) would come out all
+//! background under `> 127`, so [`read_label_mask`] reads them as such:
+//!
+//! - with a label `N`: foreground = value `N` (16-bit grey PNGs keep all 16 bits);
+//! - without: when some value is above half the range (`> 127` in 8 bits, `> 32767` in 16), the
+//!   reference rule `> 127` on the 8-bit grey image applies, unchanged (0/255 PNGs read exactly
+//!   as before); otherwise the reference would see an empty mask and the file is a label map:
+//!   every non-zero value is foreground.
 
 use std::path::Path;
 
@@ -34,15 +43,49 @@ fn luma(r: u32, g: u32, b: u32) -> u32 {
 /// Reads an image file as 8-bit grey: colour is converted with OpenCV's weights (alpha ignored),
 /// 16-bit samples keep their high byte (as cv2 does without `IMREAD_ANYDEPTH`).
 pub fn read_gray(path: &Path) -> Result<GrayImage> {
+    Ok(to_gray(decode(path)?))
+}
+
+/// A grey image at the file's own depth: 16-bit grey keeps its 16 bits, anything else is the
+/// 8-bit [`read_gray`] value.
+struct DeepGray {
+    rows: usize,
+    cols: usize,
+    values: Vec<u16>,
+    /// 255 or 65535.
+    full_scale: u16,
+    decoded: DynamicImage,
+}
+
+fn read_deep_gray(path: &Path) -> Result<DeepGray> {
+    let decoded = decode(path)?;
+    let (cols, rows) = (decoded.width() as usize, decoded.height() as usize);
+    let (values, full_scale) = match &decoded {
+        DynamicImage::ImageLuma16(buf) => (buf.pixels().map(|p| p.0[0]).collect(), u16::MAX),
+        DynamicImage::ImageLumaA16(buf) => (buf.pixels().map(|p| p.0[0]).collect(), u16::MAX),
+        other => {
+            let gray = to_gray(other.clone());
+            (gray.data.iter().map(|&v| u16::from(v)).collect(), 255)
+        }
+    };
+    Ok(DeepGray {
+        rows,
+        cols,
+        values,
+        full_scale,
+        decoded,
+    })
+}
+
+fn decode(path: &Path) -> Result<DynamicImage> {
     let reader = image::ImageReader::open(path)
         .map_err(|e| MetricsError::io(path, e))?
         .with_guessed_format()
         .map_err(|e| MetricsError::io(path, e))?;
-    let decoded = reader.decode().map_err(|source| MetricsError::Decode {
+    reader.decode().map_err(|source| MetricsError::Decode {
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(to_gray(decoded))
+    })
 }
 
 fn to_gray(img: DynamicImage) -> GrayImage {
@@ -74,10 +117,27 @@ fn to_gray(img: DynamicImage) -> GrayImage {
     GrayImage { rows, cols, data }
 }
 
-/// Reads a mask file: grey values `> 127` are foreground. With `strict`, any value other than 0
-/// and 255 is an error naming the file and the first offending pixel.
+/// Reads a mask file: grey values `> 127` are foreground, or non-zero values for a label map whose
+/// values all lie in the lower half of the range (see the module notes). With `strict`, any value
+/// other than 0 and 255 is an error naming the file and the first offending pixel.
 pub fn read_mask(path: &Path, strict: bool) -> Result<Mask2d> {
-    let gray = read_gray(path)?;
+    read_label_mask(path, strict, None)
+}
+
+/// Reads a mask file with an optional label: `Some(n)` keeps the pixels equal to `n` (at the
+/// file's own bit depth); `None` is [`read_mask`]'s rule.
+pub fn read_label_mask(path: &Path, strict: bool, label: Option<u16>) -> Result<Mask2d> {
+    let deep = read_deep_gray(path)?;
+    if let Some(label) = label {
+        let data = deep.values.iter().map(|&v| v == label).collect();
+        return Mask2d::new(deep.rows, deep.cols, data);
+    }
+    let half_range = deep.full_scale / 2;
+    if !strict && !deep.values.iter().any(|&v| v > half_range) {
+        let data = deep.values.iter().map(|&v| v != 0).collect();
+        return Mask2d::new(deep.rows, deep.cols, data);
+    }
+    let gray = to_gray(deep.decoded);
     if strict && let Some(i) = gray.data.iter().position(|&v| v != 0 && v != 255) {
         return Err(MetricsError::NonBinary {
             path: path.to_path_buf(),
@@ -138,6 +198,58 @@ mod tests {
             .save(&deep)
             .unwrap();
         assert_eq!(read_gray(&deep).unwrap().data, vec![255, 127]);
+    }
+
+    #[test]
+    fn label_maps_are_read_as_labels_not_thresholded() {
+        let dir = tempfile::tempdir().unwrap();
+        // nnU-Net / MONAI style {0,1} mask: `> 127` would make it all background.
+        let binary = dir.path().join("binary01.png");
+        ImageBuffer::<Luma<u8>, _>::from_raw(3, 1, vec![0, 1, 1])
+            .unwrap()
+            .save(&binary)
+            .unwrap();
+        assert_eq!(
+            read_mask(&binary, false).unwrap().data(),
+            &[false, true, true]
+        );
+        // Multi-label 16-bit map: labels 0, 2, 7, 1000; one label picked, or all of them.
+        let multi = dir.path().join("multi.png");
+        ImageBuffer::<Luma<u16>, _>::from_raw(4, 1, vec![0, 2, 7, 1000])
+            .unwrap()
+            .save(&multi)
+            .unwrap();
+        let pick = |l| {
+            read_label_mask(&multi, false, Some(l))
+                .unwrap()
+                .data()
+                .to_vec()
+        };
+        assert_eq!(pick(2), vec![false, true, false, false]);
+        assert_eq!(pick(1000), vec![false, false, false, true]);
+        assert_eq!(
+            read_mask(&multi, false).unwrap().data(),
+            &[false, true, true, true]
+        );
+        // The reference rule is untouched for 0/255 masks and for grey images above 127.
+        let grey = dir.path().join("grey.png");
+        ImageBuffer::<Luma<u8>, _>::from_raw(4, 1, vec![0, 100, 128, 255])
+            .unwrap()
+            .save(&grey)
+            .unwrap();
+        assert_eq!(
+            read_mask(&grey, false).unwrap().data(),
+            &[false, false, true, true]
+        );
+        let deep = dir.path().join("deep.png");
+        ImageBuffer::<Luma<u16>, _>::from_raw(3, 1, vec![0, 32767, 65535])
+            .unwrap()
+            .save(&deep)
+            .unwrap();
+        assert_eq!(
+            read_mask(&deep, false).unwrap().data(),
+            &[false, false, true]
+        );
     }
 
     #[test]

@@ -179,6 +179,9 @@ pub struct MetricsRequest {
     pub dice: Option<DiceConvention>,
     /// Reject mask files with grey values other than 0 and 255.
     pub strict: bool,
+    /// In label-map files, the label to evaluate; `None` = the reference `> 127` rule, or any
+    /// non-zero value for a label map (see [`crate::read_label_mask`]).
+    pub label: Option<u16>,
 }
 
 impl MetricsRequest {
@@ -192,6 +195,7 @@ impl MetricsRequest {
             medclipseg_surface: MedClipSegSurface::default(),
             dice: None,
             strict: false,
+            label: None,
         }
     }
 

@@ -1,0 +1,163 @@
+//! Medical volumes for a 2-D segmentation model: NIfTI-1 (`.nii`, `.nii.gz`) and DICOM series in,
+//! NIfTI out, framework-free.
+//!
+//! - [`read_volume`]: a `.nii`/`.nii.gz` file ([`read_nifti`]) or a folder holding one DICOM series
+//!   ([`read_dicom_series`]) as a [`Volume`] of f32 voxels with its spacing, affine and NIfTI header.
+//! - [`Volume::slices`] / [`Volume::from_slices`]: 2-D slices along any axis and back.
+//! - [`IntensityMap`]: CT/MR intensities to 8-bit: a `CENTER,WIDTH` window, percentiles, or the
+//!   real range.
+//! - [`LabelSelect`]: label maps ({0,1}, {0,255}, multi-label with one label picked) as masks.
+//! - [`write_nifti`]: masks (u8 labels) and float maps (probabilities, entropy) on the input's grid,
+//!   its qform/sform, spacing and units preserved, written atomically.
+//!
+//! ```
+//! use med_volumes::{IntensityMap, OutputKind, Volume, diagonal_affine, read_nifti, write_nifti};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let ct = Volume::new([4, 3, 2], (0..24).map(|v| v as f32 * 50.0 - 500.0).collect(),
+//!                      [0.8, 0.8, 3.0], diagonal_affine([0.8, 0.8, 3.0]))?;
+//! let grey = IntensityMap::Window { center: 40.0, width: 400.0 }.to_u8(ct.data())?;
+//! let mask = ct.same_grid(grey.iter().map(|&g| f32::from(u8::from(g > 127))).collect())?;
+//! let path = dir.path().join("mask.nii.gz");
+//! write_nifti(&path, &mask, OutputKind::Labels)?;
+//! assert_eq!(read_nifti(&path)?.dims(), [4, 3, 2]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod dicom_io;
+mod error;
+mod intensity;
+mod labels;
+mod nifti_io;
+mod volume;
+
+use std::path::Path;
+
+pub use dicom_io::read_dicom_series;
+pub use error::{Result, VolumeError};
+pub use intensity::{IntensityMap, scale_to_u8};
+pub use labels::LabelSelect;
+pub use nifti_io::{OutputKind, is_nifti_path, nifti_stem, read_nifti, write_nifti};
+pub use volume::{Affine, Slice2d, Volume, diagonal_affine};
+
+/// True for the inputs [`read_volume`] accepts: a `.nii`/`.nii.gz` path or a folder.
+pub fn is_volume_path(path: &Path) -> bool {
+    is_nifti_path(path) || path.is_dir()
+}
+
+/// Reads a `.nii`/`.nii.gz` file, or a folder holding one DICOM series.
+pub fn read_volume(path: &Path) -> Result<Volume> {
+    if is_nifti_path(path) {
+        read_nifti(path)
+    } else if path.is_dir() {
+        read_dicom_series(path)
+    } else {
+        Err(VolumeError::NotAVolume {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// A binary mask read from a label volume, on the volume's grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelVolume {
+    /// Grid size `(nx, ny, nz)`.
+    pub dims: [usize; 3],
+    /// Voxel size along `i`, `j`, `k`.
+    pub spacing: [f64; 3],
+    /// Foreground flags, `i` fastest (as [`Volume::data`]).
+    pub mask: Vec<bool>,
+}
+
+/// Reads a label volume (NIfTI or DICOM folder) and keeps the voxels `select` picks.
+pub fn read_label_volume(path: &Path, select: LabelSelect) -> Result<LabelVolume> {
+    let volume = read_volume(path)?;
+    Ok(LabelVolume {
+        dims: volume.dims(),
+        spacing: volume.spacing(),
+        mask: select.mask(volume.data()),
+    })
+}
+
+/// Reads a prediction and a ground-truth label volume that must share a grid.
+pub fn read_label_pair(
+    pred: &Path,
+    gt: &Path,
+    select: LabelSelect,
+) -> Result<(LabelVolume, LabelVolume)> {
+    let p = read_label_volume(pred, select)?;
+    let g = read_label_volume(gt, select)?;
+    if p.dims != g.dims {
+        return Err(VolumeError::ShapeMismatch {
+            pred_path: pred.to_path_buf(),
+            pred: p.dims,
+            gt_path: gt.to_path_buf(),
+            gt: g.dims,
+        });
+    }
+    Ok((p, g))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dicom_series_in_nifti_out_keeps_the_geometry() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = dir.path().join("series");
+        std::fs::create_dir(&series).unwrap();
+        dicom_io::tests::write_series(&series, 3, 4, 5);
+        let ct = read_volume(&series).unwrap();
+        let mask = ct
+            .same_grid(
+                ct.data()
+                    .iter()
+                    .map(|&v| f32::from(u8::from(v > 100.0)))
+                    .collect(),
+            )
+            .unwrap();
+        let out = dir.path().join("series.nii.gz");
+        write_nifti(&out, &mask, OutputKind::Labels).unwrap();
+        let back = read_volume(&out).unwrap();
+        assert_eq!(back.dims(), ct.dims());
+        assert_eq!(back.spacing(), ct.spacing());
+        for (a, b) in back
+            .affine()
+            .iter()
+            .flatten()
+            .zip(ct.affine().iter().flatten())
+        {
+            assert!(
+                (a - b).abs() < 1e-6,
+                "{:?} vs {:?}",
+                back.affine(),
+                ct.affine()
+            );
+        }
+        assert_eq!(back.data(), mask.data());
+    }
+
+    #[test]
+    fn label_pairs_must_share_a_grid() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, dims: [usize; 3], values: Vec<f32>| {
+            let v = Volume::new(dims, values, [1.0; 3], diagonal_affine([1.0; 3])).unwrap();
+            let path = dir.path().join(name);
+            write_nifti(&path, &v, OutputKind::Labels).unwrap();
+            path
+        };
+        let a = write("a.nii.gz", [2, 2, 1], vec![0.0, 1.0, 2.0, 2.0]);
+        let b = write("b.nii", [2, 2, 1], vec![2.0, 0.0, 0.0, 2.0]);
+        let c = write("c.nii", [1, 4, 1], vec![0.0; 4]);
+        let (p, g) = read_label_pair(&a, &b, LabelSelect::Label(2)).unwrap();
+        assert_eq!(p.mask, vec![false, false, true, true]);
+        assert_eq!(g.mask, vec![true, false, false, true]);
+        let err = read_label_pair(&a, &c, LabelSelect::AnyNonZero).unwrap_err();
+        assert!(err.to_string().contains("c.nii"), "{err}");
+        let err = read_volume(&dir.path().join("x.png")).unwrap_err();
+        assert!(matches!(err, VolumeError::NotAVolume { .. }));
+    }
+}
