@@ -22,7 +22,7 @@ mod mc;
 mod model;
 pub mod train;
 
-pub use config::{MedClipSegConfig, PRESETS};
+pub use config::{ConfigError, MedClipSegConfig, PRESETS};
 pub use decoder::{DecoderOutput, MaskHead, ScaleBlock, decode};
 pub use mc::{
     McConfig, McPrediction, binary_entropy, mc_predict, min_max_normalize, summarize_samples,
