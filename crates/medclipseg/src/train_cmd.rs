@@ -104,6 +104,22 @@ pub fn records(config: &RunConfig, kind: SheetKind) -> Result<Vec<Record>> {
     Ok(sheet.records)
 }
 
+/// The validation rows. Only a missing sheet means "no validation" (said in the log, since
+/// best.safetensors then follows the latest epoch); a sheet that exists but cannot be read is
+/// an error.
+pub fn validation_records(config: &RunConfig, kind: SheetKind) -> Result<Vec<Record>> {
+    let dataset_dir = config.dataset.root.join(&config.dataset.name);
+    if med_datasets::layout::sheet_path(&dataset_dir, kind).is_none() {
+        eprintln!(
+            "note: {} has no {kind} sheet: training without validation \
+             (best.safetensors is the latest epoch)",
+            dataset_dir.display()
+        );
+        return Ok(Vec::new());
+    }
+    records(config, kind)
+}
+
 /// The tokenizer vocabulary of a run: the configured one or the dataset's `vocab.txt`.
 pub fn vocab_path(config: &RunConfig) -> Option<PathBuf> {
     config.model.tokenizer.clone().or_else(|| {
@@ -121,7 +137,9 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
     let config = &request.config;
     config.validate()?;
     let model_config = config.model_config()?;
+    config.check_backbone(&model_config)?;
     let loss_config = config.loss_config()?;
+    let val_loss_config = config.validation_loss_config()?;
     let devices = backend::devices(&request.device)?;
     // Not every backend's device is `Copy`, so it is cloned.
     #[allow(clippy::clone_on_copy)]
@@ -138,7 +156,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             SheetKind::Train(percent)
         );
     }
-    let val_records = records(config, SheetKind::Val(percent)).unwrap_or_default();
+    let val_records = validation_records(config, SheetKind::Val(percent))?;
     let vocab = vocab_path(config);
     let prompts = Prompts::for_tower(&model_config.text, vocab.as_deref())?;
     let preprocess = preprocess_config(config, model_config.image_size());
@@ -179,8 +197,8 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             .with_context(|| format!("{}: backbone weights do not fit", backbone.display()))?;
     } else if model_config.freeze_encoders {
         eprintln!(
-            "warning: the towers are frozen but no model.backbone_checkpoint is set: \
-             they keep their random initialisation"
+            "warning: model.allow_random_towers: the frozen towers keep their random \
+             initialisation (a smoke test, not a result)"
         );
     }
     // Draw every lazily initialised parameter now: clones (one per device) must share values.
@@ -267,7 +285,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             &inference,
             val_loader.iter_epoch(0),
             &prompts,
-            &loss_config,
+            &val_loss_config,
             derive_seed(config.train.seed, 0, epoch as u64, 0),
             &device,
         )?;
