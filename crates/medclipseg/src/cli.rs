@@ -91,7 +91,8 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// `paper` (default), `demo`, or a .toml/.json/.yaml config file.
+    /// `paper` (default: with --dataset X, the values of the official configs/X.yaml), `demo`,
+    /// or a .toml/.json/.yaml config file.
     #[arg(long, default_value = "paper")]
     config: String,
     /// Data root holding `<dataset>/{Train,Val,Test}_Folder` and `Prompts_Folder`.
