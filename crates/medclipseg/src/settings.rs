@@ -43,6 +43,10 @@ pub struct DatasetSection {
     pub rotate: bool,
     /// Optional extras, off by default: random flips.
     pub flips: bool,
+    /// Keep a sheet row that repeats an image, as the reference's loader does (ISIC's
+    /// `Train_text.xlsx` lists one image twice, so it is trained on twice); false skips the
+    /// repeat with a warning.
+    pub keep_duplicates: bool,
 }
 
 /// `TRAIN` keys.
@@ -157,6 +161,7 @@ impl Default for DatasetSection {
             channel_order: "bgr".into(),
             rotate: true,
             flips: false,
+            keep_duplicates: true,
         }
     }
 }

@@ -90,14 +90,14 @@ pub fn preprocess_config(config: &RunConfig, image_size: usize) -> PreprocessCon
     p
 }
 
-/// Rows of one prompt sheet; skipped rows are reported on stderr.
+/// Rows of one prompt sheet; skipped rows are reported on stderr. A repeated image is kept
+/// unless `dataset.keep_duplicates` is false (the reference keeps it).
 pub fn records(config: &RunConfig, kind: SheetKind) -> Result<Vec<Record>> {
-    let sheet = read_records(
-        &config.dataset.root,
-        &config.dataset.name,
-        kind,
-        ReadOptions::default(),
-    )?;
+    let options = ReadOptions {
+        keep_duplicates: config.dataset.keep_duplicates,
+        ..ReadOptions::default()
+    };
+    let sheet = read_records(&config.dataset.root, &config.dataset.name, kind, options)?;
     for p in &sheet.problems {
         eprintln!("warning: {} row {}: {} (skipped)", p.file, p.row, p.problem);
     }
@@ -490,4 +490,54 @@ fn write_metrics(out: &Path, history: &[EpochRecord]) -> Result<()> {
     store::write_atomic(&out.join("metrics.jsonl"), jsonl.as_bytes())?;
     crate::report::loss_curve(history)?.write_png(&out.join("loss_curve.png"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dataset whose training sheet (CSV) lists `a.png` twice, with no validation sheet.
+    fn dataset_with_a_repeat(root: &Path) {
+        let ds = root.join("Dup");
+        for name in ["a.png", "b.png"] {
+            for folder in ["img", "label"] {
+                let path = ds.join("Train_Folder").join(folder).join(name);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, b"only its existence is checked").unwrap();
+            }
+        }
+        let prompts = ds.join("Prompts_Folder");
+        std::fs::create_dir_all(&prompts).unwrap();
+        std::fs::write(
+            prompts.join("Train_text.csv"),
+            "Image,Description,Ground Truth\na.png,one,a.png\nb.png,two,b.png\na.png,three,a.png\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn repeated_training_rows_are_kept_like_the_reference_unless_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        dataset_with_a_repeat(tmp.path());
+        let mut config = RunConfig::paper_for("Dup").unwrap();
+        config.dataset.root = tmp.path().to_path_buf();
+        let kind = SheetKind::Train(Percent::P100);
+        assert_eq!(records(&config, kind).unwrap().len(), 3);
+        config.dataset.keep_duplicates = false;
+        assert_eq!(records(&config, kind).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn only_a_missing_val_sheet_means_no_validation() {
+        let tmp = tempfile::tempdir().unwrap();
+        dataset_with_a_repeat(tmp.path());
+        let mut config = RunConfig::paper_for("Dup").unwrap();
+        config.dataset.root = tmp.path().to_path_buf();
+        let kind = SheetKind::Val(Percent::P100);
+        assert!(validation_records(&config, kind).unwrap().is_empty());
+        let sheet = tmp.path().join("Dup/Prompts_Folder/Val_text.csv");
+        std::fs::write(&sheet, "Picture,Words\nx,y\n").unwrap();
+        let err = format!("{:#}", validation_records(&config, kind).unwrap_err());
+        assert!(err.contains("Val_text.csv"), "{err}");
+    }
 }
