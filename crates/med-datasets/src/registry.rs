@@ -99,8 +99,19 @@ impl ExpectedRows {
     }
 }
 
+/// Values of a dataset's official `configs/<name>.yaml` that differ from the common paper
+/// config; `None` keeps the common value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperConfig {
+    /// `TRAIN.NUM_EPOCHS` (EUS trains 10 epochs, the others 100).
+    pub epochs: Option<usize>,
+    /// `MODEL.GATE_INIT` (Covid19 starts the gates at -0.02, the others at 0).
+    pub gate_init: Option<f64>,
+}
+
 /// One dataset of the registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatasetInfo {
     /// Folder name under the data root.
     pub name: String,
@@ -124,6 +135,8 @@ pub struct DatasetInfo {
     pub rows: ExpectedRows,
     /// Known oddities.
     pub notes: Vec<String>,
+    /// Where the official config departs from the common paper config.
+    pub paper_config: PaperConfig,
 }
 
 impl DatasetInfo {
@@ -141,7 +154,7 @@ impl DatasetInfo {
 }
 
 /// The parsed registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Registry {
     /// The datasets, in the file's order.
     pub datasets: Vec<DatasetInfo>,
@@ -181,6 +194,8 @@ struct RawDataset {
     train_unique_rows: BTreeMap<String, usize>,
     #[serde(default)]
     notes: Vec<String>,
+    #[serde(default)]
+    paper_config: PaperConfig,
 }
 
 impl Registry {
@@ -325,6 +340,7 @@ impl RawDataset {
             raw_format: self.raw_format,
             rows,
             notes: self.notes,
+            paper_config: self.paper_config,
         })
     }
 }
@@ -424,6 +440,42 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn paper_config_departures_match_the_official_yaml() {
+        let reg = registry().unwrap();
+        let departures: Vec<(&str, PaperConfig)> = reg
+            .datasets
+            .iter()
+            .filter(|d| d.paper_config != PaperConfig::default())
+            .map(|d| (d.name.as_str(), d.paper_config))
+            .collect();
+        assert_eq!(
+            departures,
+            [
+                (
+                    "Covid19",
+                    PaperConfig {
+                        epochs: None,
+                        gate_init: Some(-0.02)
+                    }
+                ),
+                (
+                    "EUS",
+                    PaperConfig {
+                        epochs: Some(10),
+                        gate_init: None
+                    }
+                ),
+            ]
+        );
+        let err = Registry::parse(&REGISTRY_TOML.replace(
+            "paper_config = { epochs = 10 }",
+            "paper_config = { lr = 1 }",
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("lr"), "{err}");
     }
 
     #[test]

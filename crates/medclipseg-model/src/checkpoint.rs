@@ -102,10 +102,16 @@ pub fn stored_config(sd: &StateDict) -> Result<MedClipSegConfig, CheckpointError
             "no `{META_MODEL_CONFIG}` metadata: pass the model config explicitly (--model-config)"
         ),
     })?;
-    serde_json::from_str(text).map_err(|e| CheckpointError::Config {
+    let config: MedClipSegConfig =
+        serde_json::from_str(text).map_err(|e| CheckpointError::Config {
+            path: path.clone(),
+            message: format!("invalid stored model config: {e}"),
+        })?;
+    config.validate().map_err(|e| CheckpointError::Config {
         path,
         message: format!("invalid stored model config: {e}"),
-    })
+    })?;
+    Ok(config)
 }
 
 /// The model's tensors (reference names) plus string metadata, as a state dict.

@@ -4,6 +4,67 @@ use burn::prelude::*;
 use clip_encoders::{BertConfig, ClipTextConfig, TextConfig, VisionConfig};
 use pvl_adapters::{Interaction, ProbCrossAttentionConfig};
 
+/// Why a [`MedClipSegConfig`] cannot build a model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The image does not split into whole patches.
+    #[error("vision.image_size {image_size} is not a multiple of vision.patch_size {patch_size}")]
+    PatchSize {
+        /// `vision.image_size`.
+        image_size: usize,
+        /// `vision.patch_size`.
+        patch_size: usize,
+    },
+    /// The attention heads do not divide the width.
+    #[error("vision.width {width} is not divisible by vision.heads {heads}")]
+    Heads {
+        /// `vision.width`.
+        width: usize,
+        /// `vision.heads`.
+        heads: usize,
+    },
+    /// The towers project to different embedding sizes.
+    #[error("vision.output_dim {vision} differs from the text output dim {text}")]
+    OutputDim {
+        /// Vision projection size.
+        vision: usize,
+        /// Text projection size.
+        text: usize,
+    },
+    /// The towers are stepped together, so they need the same depth.
+    #[error("the towers step in lock-step: vision has {vision} layers, text has {text}")]
+    LayerCount {
+        /// Vision layers.
+        vision: usize,
+        /// Text layers.
+        text: usize,
+    },
+    /// `adapter_dim` is zero.
+    #[error("adapter_dim must be at least 1")]
+    ZeroAdapterDim,
+    /// An adapter is placed before a layer that does not exist.
+    #[error("adapter layer {layer} is out of range (0..{layers})")]
+    AdapterLayer {
+        /// The offending entry of `adapter_layers`.
+        layer: usize,
+        /// Layers of the towers.
+        layers: usize,
+    },
+    /// Too many upscale blocks for the image size.
+    #[error(
+        "num_upscale {num_upscale}: that many doublings take the {grid}x{grid} grid past the \
+         image size {image_size}"
+    )]
+    Upscale {
+        /// `num_upscale`.
+        num_upscale: usize,
+        /// The patch grid side.
+        grid: usize,
+        /// The image side.
+        image_size: usize,
+    },
+}
+
 /// Every size and switch of a MedCLIPSeg model (JSON or TOML).
 #[derive(Config, Debug)]
 pub struct MedClipSegConfig {
@@ -123,49 +184,59 @@ impl MedClipSegConfig {
         self.vision.image_size
     }
 
-    /// Checks that the sizes fit together; returns a description of the first problem.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks that the sizes fit together; the error names the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let v = &self.vision;
         if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
-            return Err(format!(
-                "vision.image_size {} is not a multiple of vision.patch_size {}",
-                v.image_size, v.patch_size
-            ));
+            return Err(ConfigError::PatchSize {
+                image_size: v.image_size,
+                patch_size: v.patch_size,
+            });
         }
         if v.heads == 0 || !v.width.is_multiple_of(v.heads) {
-            return Err(format!(
-                "vision.width {} is not divisible by vision.heads {}",
-                v.width, v.heads
-            ));
+            return Err(ConfigError::Heads {
+                width: v.width,
+                heads: v.heads,
+            });
         }
         if v.output_dim != self.text.output_dim() {
-            return Err(format!(
-                "vision.output_dim {} differs from the text output dim {}",
-                v.output_dim,
-                self.text.output_dim()
-            ));
+            return Err(ConfigError::OutputDim {
+                vision: v.output_dim,
+                text: self.text.output_dim(),
+            });
         }
-        let layers = v.layers.min(self.text.layers());
         if v.layers != self.text.layers() {
-            return Err(format!(
-                "the towers step in lock-step: vision has {} layers, text has {}",
-                v.layers,
-                self.text.layers()
-            ));
+            return Err(ConfigError::LayerCount {
+                vision: v.layers,
+                text: self.text.layers(),
+            });
         }
-        if let Some(&bad) = self.adapter_layers.iter().find(|&&l| l >= layers) {
-            return Err(format!("adapter layer {bad} is out of range (0..{layers})"));
+        if self.adapter_dim == 0 {
+            return Err(ConfigError::ZeroAdapterDim);
         }
-        let grid = v.grid() << self.num_upscale;
-        if grid > v.image_size {
-            return Err(format!(
-                "{} upscale blocks take the {}x{} grid past the image size",
-                self.num_upscale,
-                v.grid(),
-                v.grid()
-            ));
+        if let Some(&layer) = self.adapter_layers.iter().find(|&&l| l >= v.layers) {
+            return Err(ConfigError::AdapterLayer {
+                layer,
+                layers: v.layers,
+            });
+        }
+        if self.upscaled_grid().is_none() {
+            return Err(ConfigError::Upscale {
+                num_upscale: self.num_upscale,
+                grid: v.grid(),
+                image_size: v.image_size,
+            });
         }
         Ok(())
+    }
+
+    /// The patch grid after `num_upscale` doublings, or `None` once it passes the image size.
+    /// Doubles step by step: a shift by `num_upscale` overflows for large values.
+    fn upscaled_grid(&self) -> Option<usize> {
+        let image_size = self.vision.image_size;
+        (0..self.num_upscale).try_fold(self.vision.grid(), |grid, _| {
+            grid.checked_mul(2).filter(|&g| g <= image_size)
+        })
     }
 
     /// Adapter layers that are actually built.
@@ -174,6 +245,58 @@ impl MedClipSegConfig {
             self.adapter_layers.clone()
         } else {
             Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_num_upscale_is_a_typed_error_not_an_overflow() {
+        for n in [5, 63, 64, 1000] {
+            let config = MedClipSegConfig::micro().with_num_upscale(n);
+            let err = config.validate().unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Upscale { num_upscale, .. } if num_upscale == n),
+                "{n}: {err:?}"
+            );
+            assert!(
+                err.to_string().contains(&format!("num_upscale {n}")),
+                "{err}"
+            );
+        }
+        // micro: 32 px, 8 px patches -> a 4x4 grid; two doublings reach 16, three reach 32.
+        assert!(
+            MedClipSegConfig::micro()
+                .with_num_upscale(3)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            MedClipSegConfig::micro()
+                .with_num_upscale(4)
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bad_sizes_are_named() {
+        let zero = MedClipSegConfig::micro().with_adapter_dim(0);
+        assert_eq!(zero.validate(), Err(ConfigError::ZeroAdapterDim));
+        let layer = MedClipSegConfig::micro().with_adapter_layers(vec![2]);
+        assert_eq!(
+            layer.validate(),
+            Err(ConfigError::AdapterLayer {
+                layer: 2,
+                layers: 2
+            })
+        );
+        for name in PRESETS {
+            let preset = MedClipSegConfig::preset(name).unwrap();
+            assert_eq!(preset.validate(), Ok(()), "{name}");
         }
     }
 }

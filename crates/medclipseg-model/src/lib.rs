@@ -24,7 +24,7 @@ pub mod resize;
 pub mod train;
 pub mod workloads;
 
-pub use config::{MedClipSegConfig, PRESETS};
+pub use config::{ConfigError, MedClipSegConfig, PRESETS};
 pub use decoder::{DecoderOutput, MaskHead, ScaleBlock, decode};
 pub use mc::{
     McConfig, McPrediction, binary_entropy, mc_predict, min_max_normalize, summarize_samples,

@@ -129,7 +129,8 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// `paper` (default), `demo`, or a .toml/.json/.yaml config file.
+    /// `paper` (default: with --dataset X, the values of the official configs/X.yaml), `demo`,
+    /// or a .toml/.json/.yaml config file.
     #[arg(long, default_value = "paper")]
     config: String,
     /// Data root holding `<dataset>/{Train,Val,Test}_Folder` and `Prompts_Folder`.
@@ -163,11 +164,15 @@ struct TrainArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Print the resolved config (TOML) and exit: no training, no images or weights read.
+    #[arg(long)]
+    print_config: bool,
 }
 
 #[derive(Args)]
 struct EvalArgs {
-    /// Checkpoint (ours, or a reference state dict with --model-config).
+    /// Checkpoint (ours, or a reference state dict with --model-config), or a run folder:
+    /// its latest.safetensors, or best.safetensors when the run's test.use_latest is false.
     #[arg(long)]
     checkpoint: PathBuf,
     /// Data root.
@@ -180,8 +185,15 @@ struct EvalArgs {
     #[arg(long, default_value = "original")]
     prompt_style: String,
     /// Monte-Carlo samples per image (default: the checkpoint's config, 30 in the paper).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     samples: Option<usize>,
+    /// NSD protocol: the reference's (`medclipseg`, a one-slice 3-D surface) or a contour-based
+    /// one (`deepmind`, `monai`).
+    #[arg(long, default_value = "medclipseg", value_parser = ["deepmind", "monai", "medclipseg"])]
+    protocol: String,
+    /// NSD tolerance in pixels (default: the checkpoint's test.nsd_tolerance, 2 in the paper).
+    #[arg(long)]
+    tolerance: Option<f64>,
     /// Domain generalisation: also evaluate the registered targets of the dataset's group
     /// that exist under the data root.
     #[arg(long)]
@@ -193,7 +205,7 @@ struct EvalArgs {
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// Images per batch.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
     batch_size: usize,
     /// Seed of the Monte-Carlo noise.
     #[arg(long, default_value_t = 666)]
@@ -230,7 +242,7 @@ struct PredictArgs {
     #[arg(long)]
     out: PathBuf,
     /// Monte-Carlo samples per image.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = at_least_one)]
     samples: usize,
     /// Seed of the Monte-Carlo noise.
     #[arg(long, default_value_t = 666)]
@@ -316,8 +328,22 @@ pub fn run() -> Result<()> {
     }
 }
 
+/// A count that must be positive (Monte-Carlo samples, batch sizes): 0 is refused rather
+/// than silently raised to 1.
+fn at_least_one(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn train(a: TrainArgs) -> Result<()> {
-    let mut config = RunConfig::load(&a.config)?;
+    let mut config = match (a.config.as_str(), &a.dataset) {
+        // The official configs differ per dataset (EUS: 10 epochs, Covid19: gate init -0.02).
+        ("paper", Some(name)) => RunConfig::paper_for(name)?,
+        (spec, _) => RunConfig::load(spec)?,
+    };
     if let Some(root) = a.data_root {
         config.dataset.root = root;
     }
@@ -331,6 +357,11 @@ fn train(a: TrainArgs) -> Result<()> {
         config.train.seed = seed;
     }
     let config = config.apply_overrides(&a.set)?;
+    if a.print_config {
+        config.validate()?;
+        print!("{}", toml::to_string(&config)?);
+        return Ok(());
+    }
     let out = a.out.unwrap_or_else(|| default_run_dir(&config));
     let summary = train_cmd::run(&train_cmd::TrainRequest {
         config,
@@ -379,7 +410,9 @@ fn eval(a: EvalArgs) -> Result<()> {
         datasets,
         styles,
         samples: a.samples,
-        batch_size: a.batch_size.max(1),
+        protocol: eval_cmd::parse_protocol(&a.protocol)?,
+        tolerance: a.tolerance,
+        batch_size: a.batch_size,
         seed: a.seed,
         out: a.out,
         device: a.device,

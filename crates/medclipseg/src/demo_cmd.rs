@@ -114,6 +114,8 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
         datasets,
         styles,
         samples: Some(config.test.num_samples),
+        protocol: seg_metrics::Protocol::MedClipSeg,
+        tolerance: None,
         batch_size: 8,
         seed: config.train.seed,
         out: request.out.join(out),

@@ -1,6 +1,7 @@
 //! `medclipseg eval`: the reference test protocol (Monte-Carlo mean > 0.5, masks resized to the
-//! ground truth by nearest neighbour, per-image DSC and NSD at 2 px, dataset mean), plus
-//! calibration numbers, uncertainty pictures and raw float maps.
+//! ground truth by nearest neighbour, per-image DSC and NSD at `test.nsd_tolerance` px, each
+//! rounded to 4 decimals, dataset mean), plus calibration numbers, uncertainty pictures and raw
+//! float maps.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use med_datasets::{
     read_records,
 };
 use medclipseg_model::{McConfig, McPrediction, MedClipSeg, mc_predict};
-use seg_metrics::{BinaryMask, Mask2d, MetricsRequest, Protocol};
+use seg_metrics::{BinaryMask, Mask2d, MetricsRequest, Protocol, round4};
 use serde::Serialize;
 use torch_checkpoint::{RawTensor, StateDict};
 
@@ -41,6 +42,10 @@ pub struct EvalRequest {
     pub styles: Vec<PromptStyle>,
     /// Monte-Carlo samples (`None`: the run config's, else 30).
     pub samples: Option<usize>,
+    /// NSD protocol (the reference's is [`Protocol::MedClipSeg`]).
+    pub protocol: Protocol,
+    /// NSD tolerance in pixels (`None`: the run config's `test.nsd_tolerance`).
+    pub tolerance: Option<f64>,
     /// Images per network call group.
     pub batch_size: usize,
     /// Seed of the Monte-Carlo noise.
@@ -64,7 +69,7 @@ pub struct StyleResult {
     pub style: String,
     /// Mean DSC over images.
     pub dsc: f64,
-    /// Mean NSD (2 px, the reference's 3-D slab treatment) over images.
+    /// Mean NSD over images (protocol and tolerance in the summary).
     pub nsd: f64,
     /// Images evaluated.
     pub n_images: usize,
@@ -93,11 +98,70 @@ pub struct EvalSummary {
     pub results: Vec<StyleResult>,
     /// Monte-Carlo samples per image.
     pub samples: usize,
+    /// NSD protocol.
+    pub nsd_protocol: String,
+    /// NSD tolerance in pixels.
+    pub nsd_tolerance: f64,
+    /// Whether per-image scores were rounded to 4 decimals before the means.
+    pub rounded_per_image: bool,
+}
+
+/// `--protocol` names.
+pub fn parse_protocol(name: &str) -> Result<Protocol> {
+    Ok(match name {
+        "medclipseg" => Protocol::MedClipSeg,
+        "deepmind" => Protocol::DeepMind,
+        "monai" => Protocol::Monai,
+        other => bail!("protocol {other:?}: use medclipseg, deepmind or monai"),
+    })
+}
+
+fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::MedClipSeg => "medclipseg",
+        Protocol::DeepMind => "deepmind",
+        Protocol::Monai => "monai",
+    }
+}
+
+/// A run folder stands for its `latest.safetensors`, or `best.safetensors` when the run's
+/// `test.use_latest` is false (the reference's `TEST.USE_LATEST`); a file is used as given.
+pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let config_path = path.join("config.toml");
+    let use_latest = if config_path.is_file() {
+        RunConfig::from_file(&config_path)?.test.use_latest
+    } else {
+        RunConfig::paper().test.use_latest
+    };
+    let file = path.join(if use_latest {
+        "latest.safetensors"
+    } else {
+        "best.safetensors"
+    });
+    if !file.is_file() {
+        bail!(
+            "{}: the run folder has no {} (test.use_latest = {use_latest})",
+            path.display(),
+            file.file_name().and_then(|n| n.to_str()).unwrap_or("")
+        );
+    }
+    Ok(file)
+}
+
+/// A per-image score as it enters the mean: rounded to 4 decimals like the reference's
+/// `round(·, 4)` when `rounded`, and never a negative zero (it would print as `-0.0000`).
+pub fn image_score(value: f64, rounded: bool) -> f64 {
+    let v = if rounded { round4(value) } else { value };
+    if v == 0.0 { 0.0 } else { v }
 }
 
 /// Runs the evaluation and writes its files under `request.out`.
 pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
     let device = backend::device(&request.device)?;
+    let checkpoint = resolve_checkpoint(&request.checkpoint)?;
     let model_config = match &request.model_config {
         Some(spec) => Some(match medclipseg_model::MedClipSegConfig::preset(spec) {
             Some(c) => c,
@@ -105,13 +169,8 @@ pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
         }),
         None => None,
     };
-    let loaded = store::load_checkpoint::<Inner>(&request.checkpoint, model_config, &device)
-        .with_context(|| {
-            format!(
-                "{}: cannot load the checkpoint",
-                request.checkpoint.display()
-            )
-        })?;
+    let loaded = store::load_checkpoint::<Inner>(&checkpoint, model_config, &device)
+        .with_context(|| format!("{}: cannot load the checkpoint", checkpoint.display()))?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("{}: cannot create", request.out.display()))?;
     let vocab = store::resolve_vocab(request.tokenizer.clone(), &loaded.vocab_text, &request.out)?;
@@ -119,6 +178,16 @@ pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
     let run_config = loaded.run_config.clone().unwrap_or_else(RunConfig::paper);
     let preprocess = preprocess_config(&run_config, loaded.config.image_size());
     let samples = request.samples.unwrap_or(run_config.test.num_samples);
+    if samples == 0 {
+        bail!("Monte-Carlo samples must be at least 1");
+    }
+    let mut metrics = MetricsRequest::new(request.protocol);
+    metrics.tolerances = vec![request.tolerance.unwrap_or(run_config.test.nsd_tolerance)];
+    seg_metrics::check_tolerances(&metrics.tolerances)?;
+    let scoring = Scoring {
+        metrics,
+        rounded: run_config.test.round_scores,
+    };
     let mc = McConfig::new()
         .with_samples(samples)
         .with_discard_first_pass(run_config.test.discard_first_pass)
@@ -132,15 +201,16 @@ pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
                 prompts: &prompts,
                 preprocess: &preprocess,
                 mc: &mc,
+                scoring: &scoring,
                 device: &device,
                 request,
             };
             results.push(evaluate(&ctx, dataset, style)?);
         }
     }
-    let summary = summarize(results, samples)?;
+    let summary = summarize(results, samples, &scoring)?;
     store::write_json(&request.out.join("summary.json"), &summary)?;
-    let mut provenance = Provenance::new().with_checkpoint(&request.checkpoint)?;
+    let mut provenance = Provenance::new().with_checkpoint(&checkpoint)?;
     provenance.seed = Some(request.seed);
     provenance.samples = Some(samples);
     provenance.model_config = Some(serde_json::to_value(&loaded.config)?);
@@ -153,8 +223,16 @@ struct EvalContext<'a> {
     prompts: &'a Prompts,
     preprocess: &'a PreprocessConfig,
     mc: &'a McConfig,
+    scoring: &'a Scoring,
     device: &'a backend::Device,
     request: &'a EvalRequest,
+}
+
+/// How images are scored and averaged.
+struct Scoring {
+    metrics: MetricsRequest,
+    /// Round per-image scores to 4 decimals before the mean (the reference).
+    rounded: bool,
 }
 
 /// Per-image numbers.
@@ -214,7 +292,7 @@ fn evaluate(ctx: &EvalContext, dataset: &str, style: PromptStyle) -> Result<Styl
             &mut noise,
         )
         .context("Monte-Carlo inference needs at least one sample")?;
-        let maps = HostMaps::read(&prediction);
+        let maps = HostMaps::read(&prediction)?;
         for i in 0..batch.len() {
             let panel = images.len() < request.panels;
             images.push(write_case(
@@ -234,7 +312,12 @@ fn evaluate(ctx: &EvalContext, dataset: &str, style: PromptStyle) -> Result<Styl
     let csv = dir.join(format!("test_{tag}.csv"));
     let mut text = String::from("Name,DSC,NSD\n");
     for r in &images {
-        text.push_str(&format!("{},{:.4},{:.4}\n", r.name, r.dsc, r.nsd));
+        text.push_str(&format!(
+            "{},{:.4},{:.4}\n",
+            r.name,
+            image_score(r.dsc, true),
+            image_score(r.nsd, true)
+        ));
     }
     store::write_atomic(&csv, text.as_bytes())?;
     let n = images.len() as f64;
@@ -266,21 +349,15 @@ struct HostMaps {
 }
 
 impl HostMaps {
-    fn read(p: &McPrediction<Inner>) -> Self {
-        let host = |t: &Tensor<Inner, 3>| {
-            t.clone()
-                .into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .unwrap_or_default()
-        };
-        Self {
+    fn read(p: &McPrediction<Inner>) -> Result<Self> {
+        let host = |t: &Tensor<Inner, 3>| infer::host_f32(t.clone().into_data());
+        Ok(Self {
             size: p.mean_prob.dims()[1],
-            mean_prob: host(&p.mean_prob),
-            entropy: host(&p.predictive_entropy),
-            aleatoric: host(&p.expected_entropy),
-            epistemic: host(&p.mutual_information),
-        }
+            mean_prob: host(&p.mean_prob)?,
+            entropy: host(&p.predictive_entropy)?,
+            aleatoric: host(&p.expected_entropy)?,
+            epistemic: host(&p.mutual_information)?,
+        })
     }
 
     fn image<'a>(&self, map: &'a [f32], i: usize) -> &'a [f32] {
@@ -336,8 +413,7 @@ fn write_case(
     let gt_path = &batch.mask_paths[i];
     let gt = seg_metrics::read_mask(gt_path, false)?;
     let pred = pred_small.resize_nearest(gt.rows(), gt.cols())?;
-    let report =
-        seg_metrics::evaluate_masks_2d(&gt, &pred, &MetricsRequest::new(Protocol::MedClipSeg))?;
+    let report = seg_metrics::evaluate_masks_2d(&gt, &pred, &ctx.scoring.metrics)?;
 
     let gt_small = &batch.masks[i * s * s..(i + 1) * s * s];
     calibration.probs.extend_from_slice(prob);
@@ -389,8 +465,8 @@ fn write_case(
     }
     Ok(ImageResult {
         name: batch.names[i].clone(),
-        dsc: report.dsc,
-        nsd: report.first_nsd(),
+        dsc: image_score(report.dsc, ctx.scoring.rounded),
+        nsd: image_score(report.first_nsd(), ctx.scoring.rounded),
     })
 }
 
@@ -410,7 +486,7 @@ fn write_raw_maps(path: &Path, maps: &HostMaps, i: usize) -> Result<()> {
     Ok(())
 }
 
-fn summarize(results: Vec<StyleResult>, samples: usize) -> Result<EvalSummary> {
+fn summarize(results: Vec<StyleResult>, samples: usize, scoring: &Scoring) -> Result<EvalSummary> {
     let Some(first_style) = results.first().map(|r| r.style.clone()) else {
         bail!("nothing was evaluated");
     };
@@ -432,5 +508,59 @@ fn summarize(results: Vec<StyleResult>, samples: usize) -> Result<EvalSummary> {
             .collect(),
         results,
         samples,
+        nsd_protocol: protocol_name(scoring.metrics.protocol).to_string(),
+        nsd_tolerance: scoring.metrics.tolerances[0],
+        rounded_per_image: scoring.rounded,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_scores_round_like_python_and_drop_negative_zero() {
+        assert_eq!(format!("{:.4}", image_score(-0.0, true)), "0.0000");
+        assert_eq!(format!("{:.4}", image_score(-0.00001, true)), "0.0000");
+        assert_eq!(
+            serde_json::to_string(&image_score(-0.0, false)).unwrap(),
+            "0.0"
+        );
+        assert_eq!(image_score(0.123456, true), 0.1235);
+        assert_eq!(image_score(0.123456, false), 0.123456);
+        // The reference averages the rounded values: 0.33334 and 0.33334 round to 0.3333 each.
+        let rounded = [0.33334, 0.33334].map(|v| image_score(v, true));
+        assert_eq!(rounded.iter().sum::<f64>() / 2.0, 0.3333);
+    }
+
+    #[test]
+    fn protocol_names_round_trip() {
+        for name in ["medclipseg", "deepmind", "monai"] {
+            assert_eq!(protocol_name(parse_protocol(name).unwrap()), name);
+        }
+        assert!(parse_protocol("contour").is_err());
+    }
+
+    #[test]
+    fn a_run_folder_resolves_by_use_latest() {
+        let dir = std::env::temp_dir().join(format!("medclipseg-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("latest.safetensors"), b"x").unwrap();
+        std::fs::write(dir.join("best.safetensors"), b"x").unwrap();
+        assert_eq!(
+            resolve_checkpoint(&dir).unwrap(),
+            dir.join("latest.safetensors")
+        );
+        let mut config = RunConfig::demo();
+        config.test.use_latest = false;
+        std::fs::write(dir.join("config.toml"), toml::to_string(&config).unwrap()).unwrap();
+        assert_eq!(
+            resolve_checkpoint(&dir).unwrap(),
+            dir.join("best.safetensors")
+        );
+        std::fs::remove_file(dir.join("best.safetensors")).unwrap();
+        let err = resolve_checkpoint(&dir).unwrap_err().to_string();
+        assert!(err.contains("best.safetensors"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

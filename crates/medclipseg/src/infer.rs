@@ -47,9 +47,16 @@ pub fn to_tensors<B: Backend>(
     })
 }
 
+/// A tensor's values on the host as `f32`; a failed read-back is an error, never an empty map.
+pub fn host_f32(data: TensorData) -> Result<Vec<f32>> {
+    data.convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("cannot read a tensor back from the device: {e:?}"))
+}
+
 /// `(2|P∩G| + 1e-7) / (|P| + |G| + 1e-7)` per image of `[B, H, W]` logits (threshold 0.5 on the
 /// probability), as the reference's validation computes it.
-pub fn batch_dice<B: Backend>(logits: Tensor<B, 3>, masks: Tensor<B, 3>) -> Vec<f64> {
+pub fn batch_dice<B: Backend>(logits: Tensor<B, 3>, masks: Tensor<B, 3>) -> Result<Vec<f64>> {
     let [b, h, w] = logits.dims();
     let pred = logits.greater_elem(0.0).float().reshape([b, h * w]);
     let gt = masks.reshape([b, h * w]);
@@ -59,7 +66,7 @@ pub fn batch_dice<B: Backend>(logits: Tensor<B, 3>, masks: Tensor<B, 3>) -> Vec<
     dice.into_data()
         .convert::<f64>()
         .into_vec::<f64>()
-        .unwrap_or_default()
+        .map_err(|e| anyhow::anyhow!("cannot read the validation Dice back: {e:?}"))
 }
 
 /// Mean loss and mean per-image DSC over a split, one stochastic pass per image.
@@ -71,7 +78,8 @@ pub struct Validation {
     pub dice: f64,
 }
 
-/// Runs the validation pass (one stochastic sample, as the reference's validation).
+/// Runs the validation pass (one stochastic sample, as the reference's validation). `loss` is
+/// the validation loss: [`crate::settings::RunConfig::validation_loss_config`].
 pub fn validate<B: Backend>(
     model: &MedClipSeg<B>,
     batches: impl Iterator<Item = med_datasets::Result<Batch>>,
@@ -89,7 +97,7 @@ pub fn validate<B: Backend>(
         let (terms, out) = forward_loss(model, &tensors, loss, &mut noise);
         loss_sum += terms.total.into_scalar().elem::<f64>();
         batches_seen += 1;
-        dices.extend(batch_dice(out.seg_logits, tensors.masks));
+        dices.extend(batch_dice(out.seg_logits, tensors.masks)?);
     }
     if dices.is_empty() {
         return Ok(None);

@@ -75,7 +75,10 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     if jobs.is_empty() {
         bail!("{}: no images found", request.input.display());
     }
-    let mc = McConfig::new().with_samples(request.samples.max(1));
+    if request.samples == 0 {
+        bail!("Monte-Carlo samples must be at least 1");
+    }
+    let mc = McConfig::new().with_samples(request.samples);
     let mut records = Vec::new();
     for (index, (path, prompt)) in jobs.iter().enumerate() {
         let image = read_bgr(path)?;
@@ -99,14 +102,8 @@ pub fn run(request: &PredictRequest) -> Result<()> {
             &mut noise,
         )
         .context("no Monte-Carlo sample")?;
-        let host = |t: Tensor<Inner, 3>| {
-            t.into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .unwrap_or_default()
-        };
-        let prob = host(prediction.mean_prob.clone());
-        let entropy = host(prediction.predictive_entropy.clone());
+        let prob = crate::infer::host_f32(prediction.mean_prob.clone().into_data())?;
+        let entropy = crate::infer::host_f32(prediction.predictive_entropy.clone().into_data())?;
         records.push(write_outputs(
             request,
             path,
@@ -296,18 +293,12 @@ fn write_outputs(
     )?;
     let raw_path = dir.join("raw").join(format!("{stem}.safetensors"));
     let mut sd = torch_checkpoint::StateDict::new(&raw_path);
-    let host = |t: &Tensor<Inner, 3>| {
-        t.clone()
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .unwrap_or_default()
-    };
+    let host = |t: &Tensor<Inner, 3>| crate::infer::host_f32(t.clone().into_data());
     for (key, values) in [
         ("mean_prob", prob.to_vec()),
         ("predictive_entropy", entropy.to_vec()),
-        ("expected_entropy", host(&prediction.expected_entropy)),
-        ("mutual_information", host(&prediction.mutual_information)),
+        ("expected_entropy", host(&prediction.expected_entropy)?),
+        ("mutual_information", host(&prediction.mutual_information)?),
     ] {
         sd.insert(
             key,

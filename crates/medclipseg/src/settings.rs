@@ -43,6 +43,10 @@ pub struct DatasetSection {
     pub rotate: bool,
     /// Optional extras, off by default: random flips.
     pub flips: bool,
+    /// Keep a sheet row that repeats an image, as the reference's loader does (ISIC's
+    /// `Train_text.xlsx` lists one image twice, so it is trained on twice); false skips the
+    /// repeat with a warning.
+    pub keep_duplicates: bool,
 }
 
 /// `TRAIN` keys.
@@ -78,6 +82,9 @@ pub struct TrainSection {
     pub max_steps_per_epoch: Option<usize>,
     /// Decoding threads of the data loader (0 = all cores).
     pub loader_threads: usize,
+    /// Add SoftCon to the validation loss. The reference's validation loss is Dice + BCE only
+    /// (`calc_loss` in `train.py`), so this is off by default.
+    pub val_softcon: bool,
 }
 
 /// `TEST` keys.
@@ -92,8 +99,11 @@ pub struct TestSection {
     pub discard_first_pass: bool,
     /// Largest batch of images × samples per network call.
     pub max_batch: usize,
-    /// NSD tolerance in pixels (reference 2).
+    /// NSD tolerance in pixels (reference 2); `eval --tolerance` overrides it.
     pub nsd_tolerance: f64,
+    /// Round each image's DSC and NSD to 4 decimals before the dataset mean, as the
+    /// reference's `utils/eval.py` does; false averages the unrounded values.
+    pub round_scores: bool,
 }
 
 /// `MODEL` keys; unset (null) values keep the preset's.
@@ -105,6 +115,9 @@ pub struct ModelSection {
     pub preset: String,
     /// Backbone weights (UniMedCLIP / CLIP state dict) loaded into the towers before training.
     pub backbone_checkpoint: Option<PathBuf>,
+    /// Train with frozen towers although no `backbone_checkpoint` is set, i.e. on random
+    /// frozen features (only useful for smoke tests: every score collapses). Off: an error.
+    pub allow_random_towers: bool,
     /// BERT `vocab.txt` / `tokenizer.json`; `null` uses `<data-root>/<dataset>/vocab.txt`
     /// when present. CLIP towers use the embedded BPE vocabulary.
     pub tokenizer: Option<PathBuf>,
@@ -148,6 +161,7 @@ impl Default for DatasetSection {
             channel_order: "bgr".into(),
             rotate: true,
             flips: false,
+            keep_duplicates: true,
         }
     }
 }
@@ -169,6 +183,7 @@ impl Default for TrainSection {
             text_dropout: None,
             max_steps_per_epoch: None,
             loader_threads: 0,
+            val_softcon: false,
         }
     }
 }
@@ -181,6 +196,7 @@ impl Default for TestSection {
             discard_first_pass: false,
             max_batch: 8,
             nsd_tolerance: 2.0,
+            round_scores: true,
         }
     }
 }
@@ -190,6 +206,7 @@ impl Default for ModelSection {
         Self {
             preset: "unimedclip-vit-b16".into(),
             backbone_checkpoint: None,
+            allow_random_towers: false,
             tokenizer: None,
             adapter_dim: None,
             num_upscale: None,
@@ -224,6 +241,32 @@ impl RunConfig {
             test: TestSection::default(),
             model: ModelSection::default(),
         }
+    }
+
+    /// The paper's recipe for one dataset: the common values with the departures of the
+    /// official `configs/<dataset>.yaml` (EUS trains 10 epochs, Covid19 starts the gates at
+    /// -0.02), taken from the dataset registry. A dataset the registry does not list gets the
+    /// common values.
+    pub fn paper_for(dataset: &str) -> Result<Self> {
+        let mut c = Self::paper();
+        c.dataset.name = dataset.to_string();
+        c.apply_official_departures()?;
+        Ok(c)
+    }
+
+    /// Applies the registry's departures of `dataset.name`'s official config (see [`Self::paper_for`]).
+    fn apply_official_departures(&mut self) -> Result<()> {
+        let registry = med_datasets::registry()?;
+        if let Some(info) = registry.get(&self.dataset.name) {
+            let departures = info.paper_config;
+            if let Some(epochs) = departures.epochs {
+                self.train.epochs = epochs;
+            }
+            if let Some(gate_init) = departures.gate_init {
+                self.model.gate_init = Some(gate_init);
+            }
+        }
+        Ok(())
     }
 
     /// The embedded default: a small model trained from scratch on the synthetic data.
@@ -280,6 +323,9 @@ impl RunConfig {
                 .split_once('.')
                 .map(|(s, f)| (s.to_string(), f.to_string()))
                 .with_context(|| format!("--set {item:?}: the key must be SECTION.KEY"))?;
+            let field = reference_key_alias(&section, &field)
+                .unwrap_or(&field)
+                .to_string();
             let slot = value
                 .get_mut(&section)
                 .and_then(|s| s.get_mut(&field))
@@ -380,6 +426,36 @@ impl RunConfig {
             .with_softcon(softcon))
     }
 
+    /// The validation loss: the training loss without SoftCon, as the reference's
+    /// `calc_loss` (Dice + BCE), unless `train.val_softcon` is set.
+    pub fn validation_loss_config(&self) -> Result<SegLossConfig> {
+        let mut loss = self.loss_config()?;
+        if !self.train.val_softcon {
+            loss.softcon_weight = 0.0;
+        }
+        Ok(loss)
+    }
+
+    /// Frozen towers need pretrained weights: without `model.backbone_checkpoint` they keep
+    /// their random initialisation and every score collapses. `model.allow_random_towers`
+    /// accepts that explicitly (smoke tests).
+    pub fn check_backbone(&self, model: &MedClipSegConfig) -> Result<()> {
+        if model.freeze_encoders
+            && self.model.backbone_checkpoint.is_none()
+            && !self.model.allow_random_towers
+        {
+            bail!(
+                "the towers are frozen (model preset {:?}) but model.backbone_checkpoint is not \
+                 set: they would stay random and every score would collapse. Pass \
+                 --set model.backbone_checkpoint=FILE (e.g. UniMedCLIP ViT-B/16), train the \
+                 towers too (--set model.freeze_encoders=false), or accept random frozen towers \
+                 with --set model.allow_random_towers=true",
+                self.model.preset
+            );
+        }
+        Ok(())
+    }
+
     /// Checks the values a run depends on.
     pub fn validate(&self) -> Result<()> {
         if self.dataset.name.is_empty() {
@@ -397,6 +473,18 @@ impl RunConfig {
         if !(self.train.learning_rate > 0.0 && self.train.learning_rate.is_finite()) {
             bail!("train.learning_rate must be a positive number");
         }
+        if self.test.num_samples == 0 {
+            bail!("test.num_samples must be at least 1");
+        }
+        if self.test.max_batch == 0 {
+            bail!("test.max_batch must be at least 1");
+        }
+        if !(self.test.nsd_tolerance >= 0.0 && self.test.nsd_tolerance.is_finite()) {
+            bail!(
+                "test.nsd_tolerance {}: must be a finite number of pixels, at least 0",
+                self.test.nsd_tolerance
+            );
+        }
         if !["bgr", "rgb"].contains(&self.dataset.channel_order.as_str()) {
             bail!(
                 "dataset.channel_order {:?}: use bgr or rgb",
@@ -406,6 +494,14 @@ impl RunConfig {
         self.loss_config()?;
         self.model_config()?;
         Ok(())
+    }
+}
+
+/// Our name of a reference key whose lower-cased name differs (`TRAIN.NUM_EPOCHS`).
+fn reference_key_alias(section: &str, field: &str) -> Option<&'static str> {
+    match (section, field) {
+        ("train", "num_epochs") => Some("epochs"),
+        _ => None,
     }
 }
 
@@ -535,9 +631,14 @@ MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: ViT-B/16\n  ADAPTER_DIM: 256\n  NU
     #[test]
     fn overrides_accept_reference_and_lower_case_keys() {
         let c = RunConfig::paper()
-            .apply_overrides(&["TRAIN.BATCH_SIZE=8".into(), "model.layers=[1,2]".into()])
+            .apply_overrides(&[
+                "TRAIN.BATCH_SIZE=8".into(),
+                "model.layers=[1,2]".into(),
+                "TRAIN.NUM_EPOCHS=50".into(),
+            ])
             .unwrap();
         assert_eq!(c.train.batch_size, 8);
+        assert_eq!(c.train.epochs, 50);
         assert_eq!(c.model.layers, Some(vec![1, 2]));
         let err = RunConfig::paper()
             .apply_overrides(&["train.nope=1".into()])
@@ -561,5 +662,137 @@ MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: ViT-B/16\n  ADAPTER_DIM: 256\n  NU
         let paper = RunConfig::paper().model_config().unwrap();
         assert!(paper.freeze_encoders);
         assert_eq!(paper.adapter_layers, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    }
+
+    /// `configs/<name>.yaml` of the official repository (HealthX-Lab/MedCLIPSeg), by hand:
+    /// `TRAIN.NUM_EPOCHS` (`None`: the config has no `TRAIN` block, a test-only DG target)
+    /// and `MODEL.GATE_INIT`. Every other value is the same in all 16 files (checked below).
+    const OFFICIAL: [(&str, Option<usize>, f64); 16] = [
+        ("BUSI", Some(100), 0.0),
+        ("BTMRI", Some(100), 0.0),
+        ("ISIC", Some(100), 0.0),
+        ("Kvasir", Some(100), 0.0),
+        ("Covid19", Some(100), -0.02),
+        ("EUS", Some(10), 0.0),
+        ("BUSUC", None, 0.0),
+        ("BUSBRA", None, 0.0),
+        ("BUID", None, 0.0),
+        ("UDIAT", None, 0.0),
+        ("BRISC", None, 0.0),
+        ("UWaterlooSkinCancer", None, 0.0),
+        ("ColonDB", None, 0.0),
+        ("ClinicDB", None, 0.0),
+        ("CVC300", None, 0.0),
+        ("BKAI", None, 0.0),
+    ];
+
+    #[test]
+    fn paper_config_resolves_each_official_yaml() {
+        for (name, epochs, gate_init) in OFFICIAL {
+            let c = RunConfig::paper_for(name).unwrap();
+            c.validate().unwrap();
+            assert_eq!(c.dataset.name, name);
+            // Test-only configs have no TRAIN block: the common training values stand.
+            assert_eq!(c.train.epochs, epochs.unwrap_or(100), "{name} epochs");
+            let m = c.model_config().unwrap();
+            assert_eq!(m.attention.gate_init, gate_init, "{name} gate init");
+            assert_eq!(m.image_size(), 224, "{name} DATASET.SIZE");
+            assert_eq!(c.train.batch_size, 24, "{name}");
+            assert_eq!(c.train.learning_rate, 3e-4, "{name}");
+            assert_eq!(
+                (c.train.dice_weight, c.train.ce_weight, c.train.clip_weight),
+                (0.5, 0.5, 0.1),
+                "{name}"
+            );
+            assert_eq!(c.test.num_samples, 30, "{name}");
+            assert!(c.test.use_latest, "{name}");
+            assert_eq!(m.adapter_dim, 256, "{name}");
+            assert_eq!(m.num_upscale, 2, "{name}");
+            assert_eq!(m.attention.beta, 2.35, "{name}");
+            assert_eq!(m.adapter_layers, (1..=10).collect::<Vec<_>>(), "{name}");
+            assert_eq!(c.loss_config().unwrap().softcon.temperature, 0.2, "{name}");
+            assert_eq!(c.model.preset, "unimedclip-vit-b16", "{name}");
+        }
+        // A folder the registry does not list gets the common values.
+        let other = RunConfig::paper_for("MyScans").unwrap();
+        assert_eq!(other.train.epochs, 100);
+        assert_eq!(other.model.gate_init, None);
+    }
+
+    #[test]
+    fn paper_for_equals_the_official_yaml_file() {
+        let yaml = |name: &str, epochs: &str, gate: &str| {
+            format!(
+                "DATASET:\n  NAME: \"{name}\"\n  TRAIN_PATH: \"./data/{name}/Train_Folder/\"\n  SIZE: 224\n\
+TRAIN:\n  BATCH_SIZE: 24\n  NUM_EPOCHS: {epochs}\n  LEARNING_RATE: 0.0003\n  DICE_WEIGHT: 0.5\n  CE_WEIGHT: 0.5\n  CLIP_WEIGHT: 0.1\n\
+TEST:\n  NUM_SAMPLES: 30\n  USE_LATEST: True\n\
+MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: \"ViT-B/16\"\n  ADAPTER_DIM: 256\n  NUM_UPSCALE: 2\n  BETA: 2.35\n  GATE_INIT: {gate}\n  LAYERS: [1,2,3,4,5,6,7,8,9,10]\n  TEMPERATURE: 0.2\n  DEVICE: \"cuda\"\n"
+            )
+        };
+        for (name, epochs, gate) in [
+            ("EUS", "10", "0.0"),
+            ("Covid19", "100", "-0.02"),
+            ("BUSI", "100", "0.0"),
+        ] {
+            let from_yaml = reference_yaml(&yaml(name, epochs, gate)).unwrap();
+            let mut paper = RunConfig::paper_for(name).unwrap();
+            paper.dataset.root = from_yaml.dataset.root.clone();
+            assert_eq!(
+                paper.model_config().unwrap().to_string(),
+                from_yaml.model_config().unwrap().to_string(),
+                "{name}"
+            );
+            assert_eq!(paper.train, from_yaml.train, "{name}");
+            assert_eq!(paper.test, from_yaml.test, "{name}");
+        }
+    }
+
+    #[test]
+    fn zero_samples_and_bad_tolerances_are_refused() {
+        let mut c = RunConfig::paper_for("BUSI").unwrap();
+        c.test.num_samples = 0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("test.num_samples"), "{err}");
+        let mut c = RunConfig::paper_for("BUSI").unwrap();
+        c.test.nsd_tolerance = -1.0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("test.nsd_tolerance"), "{err}");
+    }
+
+    #[test]
+    fn overflowing_num_upscale_is_an_error() {
+        let err = RunConfig::paper()
+            .apply_overrides(&["model.num_upscale=64".into()])
+            .unwrap()
+            .model_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("num_upscale 64"), "{err}");
+    }
+
+    #[test]
+    fn validation_loss_leaves_softcon_out_unless_asked() {
+        let mut c = RunConfig::paper();
+        assert_eq!(c.loss_config().unwrap().softcon_weight, 0.1);
+        assert_eq!(c.validation_loss_config().unwrap().softcon_weight, 0.0);
+        c.train.val_softcon = true;
+        assert_eq!(c.validation_loss_config().unwrap().softcon_weight, 0.1);
+    }
+
+    #[test]
+    fn frozen_random_towers_are_refused_unless_allowed() {
+        let mut c = RunConfig::paper_for("BUSI").unwrap();
+        let model = c.model_config().unwrap();
+        let err = c.check_backbone(&model).unwrap_err().to_string();
+        assert!(err.contains("model.backbone_checkpoint"), "{err}");
+        assert!(err.contains("model.allow_random_towers=true"), "{err}");
+        c.model.allow_random_towers = true;
+        c.check_backbone(&model).unwrap();
+        c.model.allow_random_towers = false;
+        c.model.backbone_checkpoint = Some("unimedclip.pt".into());
+        c.check_backbone(&model).unwrap();
+        // Towers that train need no pretrained weights.
+        let demo = RunConfig::demo();
+        demo.check_backbone(&demo.model_config().unwrap()).unwrap();
     }
 }

@@ -90,18 +90,34 @@ pub fn preprocess_config(config: &RunConfig, image_size: usize) -> PreprocessCon
     p
 }
 
-/// Rows of one prompt sheet; skipped rows are reported on stderr.
+/// Rows of one prompt sheet; skipped rows are reported on stderr. A repeated image is kept
+/// unless `dataset.keep_duplicates` is false (the reference keeps it).
 pub fn records(config: &RunConfig, kind: SheetKind) -> Result<Vec<Record>> {
-    let sheet = read_records(
-        &config.dataset.root,
-        &config.dataset.name,
-        kind,
-        ReadOptions::default(),
-    )?;
+    let options = ReadOptions {
+        keep_duplicates: config.dataset.keep_duplicates,
+        ..ReadOptions::default()
+    };
+    let sheet = read_records(&config.dataset.root, &config.dataset.name, kind, options)?;
     for p in &sheet.problems {
         eprintln!("warning: {} row {}: {} (skipped)", p.file, p.row, p.problem);
     }
     Ok(sheet.records)
+}
+
+/// The validation rows. Only a missing sheet means "no validation" (said in the log, since
+/// best.safetensors then follows the latest epoch); a sheet that exists but cannot be read is
+/// an error.
+pub fn validation_records(config: &RunConfig, kind: SheetKind) -> Result<Vec<Record>> {
+    let dataset_dir = config.dataset.root.join(&config.dataset.name);
+    if med_datasets::layout::sheet_path(&dataset_dir, kind).is_none() {
+        eprintln!(
+            "note: {} has no {kind} sheet: training without validation \
+             (best.safetensors is the latest epoch)",
+            dataset_dir.display()
+        );
+        return Ok(Vec::new());
+    }
+    records(config, kind)
 }
 
 /// The tokenizer vocabulary of a run: the configured one or the dataset's `vocab.txt`.
@@ -121,7 +137,9 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
     let config = &request.config;
     config.validate()?;
     let model_config = config.model_config()?;
+    config.check_backbone(&model_config)?;
     let loss_config = config.loss_config()?;
+    let val_loss_config = config.validation_loss_config()?;
     let devices = backend::devices(&request.device)?;
     // Not every backend's device is `Copy`, so it is cloned.
     #[allow(clippy::clone_on_copy)]
@@ -138,7 +156,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             SheetKind::Train(percent)
         );
     }
-    let val_records = records(config, SheetKind::Val(percent)).unwrap_or_default();
+    let val_records = validation_records(config, SheetKind::Val(percent))?;
     let vocab = vocab_path(config);
     let prompts = Prompts::for_tower(&model_config.text, vocab.as_deref())?;
     let preprocess = preprocess_config(config, model_config.image_size());
@@ -179,8 +197,8 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             .with_context(|| format!("{}: backbone weights do not fit", backbone.display()))?;
     } else if model_config.freeze_encoders {
         eprintln!(
-            "warning: the towers are frozen but no model.backbone_checkpoint is set: \
-             they keep their random initialisation"
+            "warning: model.allow_random_towers: the frozen towers keep their random \
+             initialisation (a smoke test, not a result)"
         );
     }
     // Draw every lazily initialised parameter now: clones (one per device) must share values.
@@ -267,7 +285,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             &inference,
             val_loader.iter_epoch(0),
             &prompts,
-            &loss_config,
+            &val_loss_config,
             derive_seed(config.train.seed, 0, epoch as u64, 0),
             &device,
         )?;
@@ -468,4 +486,54 @@ fn write_metrics(out: &Path, history: &[EpochRecord]) -> Result<()> {
     store::write_atomic(&out.join("metrics.jsonl"), jsonl.as_bytes())?;
     crate::report::loss_curve(history)?.write_png(&out.join("loss_curve.png"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dataset whose training sheet (CSV) lists `a.png` twice, with no validation sheet.
+    fn dataset_with_a_repeat(root: &Path) {
+        let ds = root.join("Dup");
+        for name in ["a.png", "b.png"] {
+            for folder in ["img", "label"] {
+                let path = ds.join("Train_Folder").join(folder).join(name);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, b"only its existence is checked").unwrap();
+            }
+        }
+        let prompts = ds.join("Prompts_Folder");
+        std::fs::create_dir_all(&prompts).unwrap();
+        std::fs::write(
+            prompts.join("Train_text.csv"),
+            "Image,Description,Ground Truth\na.png,one,a.png\nb.png,two,b.png\na.png,three,a.png\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn repeated_training_rows_are_kept_like_the_reference_unless_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        dataset_with_a_repeat(tmp.path());
+        let mut config = RunConfig::paper_for("Dup").unwrap();
+        config.dataset.root = tmp.path().to_path_buf();
+        let kind = SheetKind::Train(Percent::P100);
+        assert_eq!(records(&config, kind).unwrap().len(), 3);
+        config.dataset.keep_duplicates = false;
+        assert_eq!(records(&config, kind).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn only_a_missing_val_sheet_means_no_validation() {
+        let tmp = tempfile::tempdir().unwrap();
+        dataset_with_a_repeat(tmp.path());
+        let mut config = RunConfig::paper_for("Dup").unwrap();
+        config.dataset.root = tmp.path().to_path_buf();
+        let kind = SheetKind::Val(Percent::P100);
+        assert!(validation_records(&config, kind).unwrap().is_empty());
+        let sheet = tmp.path().join("Dup/Prompts_Folder/Val_text.csv");
+        std::fs::write(&sheet, "Picture,Words\nx,y\n").unwrap();
+        let err = format!("{:#}", validation_records(&config, kind).unwrap_err());
+        assert!(err.contains("Val_text.csv"), "{err}");
+    }
 }

@@ -298,11 +298,25 @@ pub fn assd_2d(gt: &Mask2d, pred: &Mask2d, protocol: Protocol, spacing: [f64; 2]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::round4;
 
     fn square_at(rows: usize, cols: usize, r0: usize, c0: usize, side: usize) -> Mask2d {
         Mask2d::from_fn(rows, cols, |r, c| {
             r >= r0 && r < r0 + side && c >= c0 && c < c0 + side
         })
+    }
+
+    #[test]
+    fn a_zero_nsd_is_positive_zero() {
+        // Far apart: no surface element lies within the tolerance of the other surface.
+        let gt = square_at(48, 48, 2, 2, 6);
+        let pred = square_at(48, 48, 30, 30, 6);
+        for protocol in [Protocol::MedClipSeg, Protocol::DeepMind, Protocol::Monai] {
+            let nsd = nsd_2d(&gt, &pred, protocol, [1.0, 1.0], 2.0).unwrap();
+            assert_eq!(nsd, 0.0, "{protocol:?}");
+            assert!(nsd.is_sign_positive(), "{protocol:?}: {nsd}");
+            assert_eq!(format!("{:.4}", round4(nsd)), "0.0000", "{protocol:?}");
+        }
     }
 
     #[test]

@@ -504,8 +504,9 @@ fn weight_within(distances: &[f64], weights: &[f64], tolerance: f64) -> f64 {
         .iter()
         .zip(weights)
         .filter(|(d, _)| **d <= tolerance)
-        .map(|(_, w)| w)
-        .sum()
+        // A fold from +0.0, not `sum()`: Rust's float sum of nothing is -0.0, which made a
+        // zero NSD print as `-0.0000`.
+        .fold(0.0, |total, (_, w)| total + w)
 }
 
 fn weighted_sum(distances: &[f64], weights: &[f64]) -> f64 {
