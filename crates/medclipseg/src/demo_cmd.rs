@@ -71,7 +71,9 @@ fn synth_config(image_size: usize, quick: bool, seed: u64) -> SynthConfig {
 pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
     let mut config = RunConfig::demo();
     if request.quick {
+        // A smoke test: two short epochs, not the from-scratch step budget.
         config.train.epochs = 2;
+        config.train.min_steps = 0;
         config.test.num_samples = 2;
     }
     let data_root = request.out.join("data");

@@ -76,6 +76,9 @@ pub struct TrainSection {
     pub text_dropout: Option<f64>,
     /// Stop an epoch after this many steps (quick runs); `null` = the whole split.
     pub max_steps_per_epoch: Option<usize>,
+    /// Training from scratch: raise `epochs` until the run makes at least this many optimizer
+    /// steps, so a small dataset still trains long enough; 0 keeps `epochs` (the paper).
+    pub min_steps: usize,
     /// Decoding threads of the data loader (0 = all cores).
     pub loader_threads: usize,
 }
@@ -168,6 +171,7 @@ impl Default for TrainSection {
             seed: 666,
             text_dropout: None,
             max_steps_per_epoch: None,
+            min_steps: 0,
             loader_threads: 0,
         }
     }
@@ -237,6 +241,9 @@ impl RunConfig {
         c.train.learning_rate = 1e-3;
         c.train.min_lr = 1e-4;
         c.train.dice = "per-image".into();
+        // 300 steps took a small real CT/MR set (11 training slices) from empty masks to a
+        // validation DSC of 0.6-0.7; the synthetic data makes 456 in its 12 epochs.
+        c.train.min_steps = 300;
         c.test.num_samples = 8;
         c
     }

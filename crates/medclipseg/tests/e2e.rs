@@ -64,6 +64,9 @@ fn train_args<'a>(root: &'a str, out: &'a str) -> Vec<&'a str> {
         "train.batch_size=4",
         "--set",
         "train.seed=11",
+        // These tests exercise the run mechanics: no from-scratch step budget.
+        "--set",
+        "train.min_steps=0",
     ]
 }
 
@@ -191,6 +194,93 @@ fn train_interrupt_resume_equals_uninterrupted_and_evaluates() {
         "2",
     ]);
     assert!(pred_dir.join("predictions.json").is_file());
+}
+
+/// A user's own data as a new user would bring it: the packaged layout, no `vocab.txt`, no
+/// tokenizer, and too few images for the demo config's 12 epochs.
+#[test]
+fn own_data_without_a_vocabulary_builds_one_and_trains_long_enough() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    synth(&root);
+    std::fs::remove_file(root.join("Synthetic/vocab.txt")).unwrap();
+    let run = tmp.path().join("own");
+    let mut args = train_args(s(&root), s(&run));
+    // 8 training images in batches of 4: 2 steps an epoch, so 6 steps take 3 epochs.
+    args.extend(["--set", "train.epochs=1", "--set", "train.min_steps=6"]);
+    let out = ok(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("built a vocabulary"), "{stderr}");
+    assert!(stderr.contains("3 epochs instead of 1"), "{stderr}");
+    assert_eq!(json(&run.join("summary.json"))["epochs"], 3);
+    let h = history(&run);
+    assert_eq!(h.len(), 3);
+    // The DSC-0 warning fires exactly when no epoch's validation DSC prints above 0.00.
+    let stuck = h.iter().all(|r| r["val_dice"].as_f64().unwrap() < 0.005);
+    assert_eq!(
+        stderr.contains("validation DSC stayed at 0.00"),
+        stuck,
+        "{stderr}"
+    );
+
+    // The vocabulary travels inside the checkpoint: predict needs no file for it.
+    std::fs::remove_file(run.join("vocab.txt")).unwrap();
+    let image = root
+        .join("Synthetic/Test_Folder/img")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let pred_dir = tmp.path().join("pred");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        s(&run.join("latest.safetensors")),
+        "--input",
+        s(&image),
+        "--prompt",
+        "one small round lesion located in center of the image",
+        "--out",
+        s(&pred_dir),
+        "--samples",
+        "2",
+    ]);
+    assert!(pred_dir.join("predictions.json").is_file());
+}
+
+/// Overwrites every mask of a split with one grey level.
+fn fill_masks(root: &Path, split: &str, level: u8) {
+    for entry in root.join(split).join("label").read_dir().unwrap() {
+        let path = entry.unwrap().path();
+        let (w, h) = image::image_dimensions(&path).unwrap();
+        image::GrayImage::from_pixel(w, h, image::Luma([level]))
+            .save(&path)
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_validation_dsc_stuck_at_zero_is_warned_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    synth(&root);
+    // Nothing to find in training, everything to find in validation: empty predictions, DSC 0.
+    fill_masks(&root.join("Synthetic"), "Train_Folder", 0);
+    fill_masks(&root.join("Synthetic"), "Val_Folder", 255);
+    let run = tmp.path().join("stuck");
+    let mut args = train_args(s(&root), s(&run));
+    args.extend(["--set", "train.epochs=2", "--set", "train.learning_rate=0.01"]);
+    let out = ok(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for r in history(&run) {
+        assert!(r["val_dice"].as_f64().unwrap() < 0.005, "{r}");
+    }
+    assert!(
+        stderr.contains("validation DSC stayed at 0.00 for all 2 epochs"),
+        "{stderr}"
+    );
 }
 
 #[test]
