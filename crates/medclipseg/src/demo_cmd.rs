@@ -145,7 +145,7 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
         nsd: id.nsd,
         dsc_by_prompt_style: id.dsc_by_prompt_style.clone(),
         ood_dsc,
-        hm_dsc: ood_dsc.map(|o| harmonic_mean(id.dsc, o)),
+        hm_dsc: ood_dsc.map(|o| seg_metrics::harmonic_mean(id.dsc, o)),
         train_seconds: trained.train_seconds,
         checkpoint: trained.latest.clone(),
         report: report_path,
@@ -159,15 +159,6 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
     provenance.write(&request.out)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(summary)
-}
-
-/// `2ab / (a + b)`.
-pub fn harmonic_mean(a: f64, b: f64) -> f64 {
-    if a + b <= 0.0 {
-        0.0
-    } else {
-        2.0 * a * b / (a + b)
-    }
 }
 
 fn relative(path: &Path, base: &Path) -> String {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
+use clip_encoders::weights::to_host;
 use med_datasets::{
     Batch, DataLoader, LoaderConfig, PreprocessConfig, PromptStyle, ReadOptions, SheetKind,
     read_records,
@@ -99,10 +100,7 @@ pub struct EvalSummary {
 pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
     let device = backend::device(&request.device)?;
     let model_config = match &request.model_config {
-        Some(spec) => Some(match medclipseg_model::MedClipSegConfig::preset(spec) {
-            Some(c) => c,
-            None => crate::settings::load_model_config(Path::new(spec))?,
-        }),
+        Some(spec) => Some(crate::settings::preset_or_file(spec)?),
         None => None,
     };
     let loaded = store::load_checkpoint::<Inner>(&request.checkpoint, model_config, &device)
@@ -258,13 +256,7 @@ struct HostMaps {
 
 impl HostMaps {
     fn read(p: &McPrediction<Inner>) -> Self {
-        let host = |t: &Tensor<Inner, 3>| {
-            t.clone()
-                .into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .unwrap_or_default()
-        };
+        let host = |t: &Tensor<Inner, 3>| to_host(t.clone()).data;
         Self {
             size: p.mean_prob.dims()[1],
             mean_prob: host(&p.mean_prob),

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use clip_encoders::weights::to_host;
 use med_datasets::Batch;
 use medclipseg_model::train::{TrainBatch, forward_loss};
 use medclipseg_model::{MedClipSeg, Noise};
@@ -56,10 +57,7 @@ pub fn batch_dice<B: Backend>(logits: Tensor<B, 3>, masks: Tensor<B, 3>) -> Vec<
     let inter = (pred.clone() * gt.clone()).sum_dim(1);
     let total = pred.sum_dim(1) + gt.sum_dim(1);
     let dice = (inter * 2.0 + 1e-7) / (total + 1e-7);
-    dice.into_data()
-        .convert::<f64>()
-        .into_vec::<f64>()
-        .unwrap_or_default()
+    to_host(dice).data.into_iter().map(f64::from).collect()
 }
 
 /// Mean loss and mean per-image DSC over a split, one stochastic pass per image.

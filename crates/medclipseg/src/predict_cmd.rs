@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use clip_encoders::weights::to_host;
 use med_datasets::imaging::{Image8, read_bgr};
 use med_datasets::preprocess::preprocess_pair;
 use medclipseg_model::{McConfig, Noise, mc_predict};
@@ -53,11 +54,14 @@ struct PredictionRecord {
     mean_uncertainty: f64,
 }
 
-const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"];
-
 /// Runs `predict`.
 pub fn run(request: &PredictRequest) -> Result<()> {
     let device = backend::device(&request.device)?;
+    // Bad input is reported before the (possibly large) model is read.
+    let jobs = jobs(request)?;
+    if jobs.is_empty() {
+        bail!("{}: no images found", request.input.display());
+    }
     let loaded =
         store::load_checkpoint::<Inner>(&request.checkpoint, None, &device).with_context(|| {
             format!(
@@ -71,10 +75,6 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     let prompts = Prompts::for_tower(&loaded.config.text, vocab.as_deref())?;
     let run_config = loaded.run_config.clone().unwrap_or_else(RunConfig::paper);
     let preprocess = preprocess_config(&run_config, loaded.config.image_size());
-    let jobs = jobs(request)?;
-    if jobs.is_empty() {
-        bail!("{}: no images found", request.input.display());
-    }
     let mc = McConfig::new().with_samples(request.samples.max(1));
     let mut records = Vec::new();
     for (index, (path, prompt)) in jobs.iter().enumerate() {
@@ -94,14 +94,8 @@ pub fn run(request: &PredictRequest) -> Result<()> {
             &mut noise,
         )
         .context("no Monte-Carlo sample")?;
-        let host = |t: Tensor<Inner, 3>| {
-            t.into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .unwrap_or_default()
-        };
-        let prob = host(prediction.mean_prob.clone());
-        let entropy = host(prediction.predictive_entropy.clone());
+        let prob = to_host(prediction.mean_prob.clone()).data;
+        let entropy = to_host(prediction.predictive_entropy.clone()).data;
         records.push(write_outputs(
             request,
             path,
@@ -130,11 +124,7 @@ fn jobs(request: &PredictRequest) -> Result<Vec<(PathBuf, String)>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&request.input)
             .with_context(|| format!("{}: cannot list", request.input.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-            })
+            .filter(|p| med_datasets::imaging::has_image_extension(p))
             .collect();
         files.sort();
         files
@@ -291,13 +281,7 @@ fn write_outputs(
     )?;
     let raw_path = dir.join("raw").join(format!("{stem}.safetensors"));
     let mut sd = torch_checkpoint::StateDict::new(&raw_path);
-    let host = |t: &Tensor<Inner, 3>| {
-        t.clone()
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .unwrap_or_default()
-    };
+    let host = |t: &Tensor<Inner, 3>| to_host(t.clone()).data;
     for (key, values) in [
         ("mean_prob", prob.to_vec()),
         ("predictive_entropy", entropy.to_vec()),

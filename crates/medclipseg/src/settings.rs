@@ -299,10 +299,7 @@ impl RunConfig {
     /// The model config: the preset (or file) with this section's overrides applied.
     pub fn model_config(&self) -> Result<MedClipSegConfig> {
         let m = &self.model;
-        let mut c = match MedClipSegConfig::preset(&m.preset) {
-            Some(c) => c,
-            None => load_model_config(Path::new(&m.preset))?,
-        };
+        let mut c = preset_or_file(&m.preset)?;
         if let Some(v) = m.adapter_dim {
             c.adapter_dim = v;
         }
@@ -419,6 +416,14 @@ impl RunConfig {
 /// A JSON value when the text parses as one (numbers, booleans, lists), else a string.
 fn parse_value(raw: &str) -> serde_json::Value {
     serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
+}
+
+/// A model config named by a preset (`tiny`, `unimedclip-vit-b16`, ...) or a JSON/TOML file.
+pub fn preset_or_file(spec: &str) -> Result<MedClipSegConfig> {
+    match MedClipSegConfig::preset(spec) {
+        Some(c) => Ok(c),
+        None => load_model_config(Path::new(spec)),
+    }
 }
 
 /// A model config from a JSON or TOML file.
