@@ -83,6 +83,50 @@ fn history(run: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Both runs have `epochs` epochs whose `keys` agree within `rel` (relative, absolute below 1).
+fn assert_same_curves(a: &Path, b: &Path, epochs: usize, keys: &[&str], rel: f64) {
+    let (ha, hb) = (history(a), history(b));
+    assert_eq!((ha.len(), hb.len()), (epochs, epochs));
+    for (ra, rb) in ha.iter().zip(&hb) {
+        for key in keys {
+            let (x, y) = (ra[key].as_f64().unwrap(), rb[key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= rel * x.abs().max(1.0),
+                "epoch {} {key}: {} {x}, {} {y}",
+                ra["epoch"],
+                a.display(),
+                b.display()
+            );
+        }
+    }
+}
+
+/// `predict` on the first test image with a free-text prompt; checks it wrote its summary.
+fn predict_one_test_image(root: &Path, checkpoint: &Path, out: &Path) {
+    let image = root
+        .join("Synthetic/Test_Folder/img")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    ok(&[
+        "predict",
+        "--checkpoint",
+        s(checkpoint),
+        "--input",
+        s(&image),
+        "--prompt",
+        "one small round lesion located in center of the image",
+        "--out",
+        s(out),
+        "--samples",
+        "2",
+    ]);
+    assert!(out.join("predictions.json").is_file());
+}
+
 #[test]
 fn train_interrupt_resume_equals_uninterrupted_and_evaluates() {
     let tmp = tempfile::tempdir().unwrap();
@@ -104,27 +148,16 @@ fn train_interrupt_resume_equals_uninterrupted_and_evaluates() {
     ok(&resumed);
 
     // The resumed run's curve continues the same: every epoch's numbers agree.
-    let (ha, hb) = (history(&a), history(&b));
-    assert_eq!(ha.len(), 3);
-    assert_eq!(hb.len(), 3);
-    for (ra, rb) in ha.iter().zip(&hb) {
-        for key in [
-            "train_total",
-            "train_dice",
-            "train_bce",
-            "train_softcon",
-            "val_loss",
-            "val_dice",
-            "lr",
-        ] {
-            let (x, y) = (ra[key].as_f64().unwrap(), rb[key].as_f64().unwrap());
-            assert!(
-                (x - y).abs() <= 1e-6 * x.abs().max(1.0),
-                "epoch {} {key}: {x} vs {y}",
-                ra["epoch"]
-            );
-        }
-    }
+    let keys = [
+        "train_total",
+        "train_dice",
+        "train_bce",
+        "train_softcon",
+        "val_loss",
+        "val_dice",
+        "lr",
+    ];
+    assert_same_curves(&a, &b, 3, &keys, 1e-6);
     let summary = json(&b.join("summary.json"));
     assert_eq!(summary["epochs"], 3);
     for file in [
@@ -171,29 +204,8 @@ fn train_interrupt_resume_equals_uninterrupted_and_evaluates() {
     assert_eq!(masks.len(), 4);
 
     // predict on one test image with a free-text prompt.
-    let image = root
-        .join("Synthetic/Test_Folder/img")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     let pred_dir = tmp.path().join("pred");
-    ok(&[
-        "predict",
-        "--checkpoint",
-        s(&b.join("latest.safetensors")),
-        "--input",
-        s(&image),
-        "--prompt",
-        "one small round lesion located in center of the image",
-        "--out",
-        s(&pred_dir),
-        "--samples",
-        "2",
-    ]);
-    assert!(pred_dir.join("predictions.json").is_file());
+    predict_one_test_image(&root, &b.join("latest.safetensors"), &pred_dir);
 }
 
 /// A user's own data as a new user would bring it: the packaged layout, no `vocab.txt`, no
@@ -225,29 +237,8 @@ fn own_data_without_a_vocabulary_builds_one_and_trains_long_enough() {
 
     // The vocabulary travels inside the checkpoint: predict needs no file for it.
     std::fs::remove_file(run.join("vocab.txt")).unwrap();
-    let image = root
-        .join("Synthetic/Test_Folder/img")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     let pred_dir = tmp.path().join("pred");
-    ok(&[
-        "predict",
-        "--checkpoint",
-        s(&run.join("latest.safetensors")),
-        "--input",
-        s(&image),
-        "--prompt",
-        "one small round lesion located in center of the image",
-        "--out",
-        s(&pred_dir),
-        "--samples",
-        "2",
-    ]);
-    assert!(pred_dir.join("predictions.json").is_file());
+    predict_one_test_image(&root, &run.join("latest.safetensors"), &pred_dir);
 }
 
 /// Overwrites every mask of a split with one grey level.
@@ -311,25 +302,14 @@ fn data_parallel_training_matches_one_device() {
     args.extend(exact);
     args.extend(["--device", "cpu,cpu"]);
     ok(&args);
-    let (h1, h2) = (history(&one), history(&two));
-    assert_eq!(h1.len(), 2);
-    assert_eq!(h2.len(), 2);
-    for (a, b) in h1.iter().zip(&h2) {
-        for key in [
-            "train_total",
-            "train_dice",
-            "train_bce",
-            "val_loss",
-            "val_dice",
-        ] {
-            let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
-            assert!(
-                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                "epoch {} {key}: one device {x}, two devices {y}",
-                a["epoch"]
-            );
-        }
-    }
+    let keys = [
+        "train_total",
+        "train_dice",
+        "train_bce",
+        "val_loss",
+        "val_dice",
+    ];
+    assert_same_curves(&one, &two, 2, &keys, 1e-4);
 }
 
 #[test]
@@ -407,44 +387,34 @@ fn forward_matches_the_golden_seg_logits() {
 fn predict_and_forward_name_the_bad_file() {
     let tmp = tempfile::tempdir().unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden/tiny");
-    let missing = tmp.path().join("no_such_scan.png");
-    let out = medclipseg(&[
-        "predict",
-        "--checkpoint",
-        s(&golden.join("tiny_model.safetensors")),
-        "--input",
-        s(&missing),
-        "--prompt",
-        "x",
-        "--out",
-        s(&tmp.path().join("p")),
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let predict_fails = |input: &Path| {
+        let out = medclipseg(&[
+            "predict",
+            "--checkpoint",
+            s(&golden.join("tiny_model.safetensors")),
+            "--input",
+            s(input),
+            "--prompt",
+            "x",
+            "--out",
+            s(&tmp.path().join("p")),
+        ]);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The input is checked first, before the model is read.
+    let stderr = predict_fails(&tmp.path().join("no_such_scan.png"));
     assert!(
         stderr.contains("no_such_scan.png: no such file"),
         "{stderr}"
     );
-
     // An existing scan with the golden state dict, which carries no model config: the error
     // says so, naming the checkpoint.
     let scan = tmp.path().join("scan.png");
     image::GrayImage::from_pixel(8, 8, image::Luma([90]))
         .save(&scan)
         .unwrap();
-    let out = medclipseg(&[
-        "predict",
-        "--checkpoint",
-        s(&golden.join("tiny_model.safetensors")),
-        "--input",
-        s(&scan),
-        "--prompt",
-        "x",
-        "--out",
-        s(&tmp.path().join("p")),
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = predict_fails(&scan);
     assert!(stderr.contains("tiny_model.safetensors"), "{stderr}");
     assert!(stderr.contains("medclipseg.model_config"), "{stderr}");
 
