@@ -55,48 +55,25 @@ fn nsd_512(c: &mut Criterion) {
     group
         .sample_size(50)
         .measurement_time(Duration::from_secs(5));
-    group.bench_function("medclipseg_slab_tol2", |b| {
-        b.iter(|| {
-            let p = Protocol::MedClipSeg;
-            let d = p
-                .surface_distances_2d(
-                    black_box(&gt),
-                    black_box(&pred),
-                    unit,
-                    MedClipSegSurface::Slab,
-                )
-                .expect("valid masks");
-            black_box(p.nsd(&d, 2.0))
-        })
-    });
-    group.bench_function("deepmind_2d_tol2", |b| {
-        b.iter(|| {
-            let p = Protocol::DeepMind;
-            let d = p
-                .surface_distances_2d(
-                    black_box(&gt),
-                    black_box(&pred),
-                    unit,
-                    MedClipSegSurface::Slab,
-                )
-                .expect("valid masks");
-            black_box(p.nsd(&d, 2.0))
-        })
-    });
-    group.bench_function("monai_2d_tol2", |b| {
-        b.iter(|| {
-            let p = Protocol::Monai;
-            let d = p
-                .surface_distances_2d(
-                    black_box(&gt),
-                    black_box(&pred),
-                    unit,
-                    MedClipSegSurface::Slab,
-                )
-                .expect("valid masks");
-            black_box(p.nsd(&d, 2.0))
-        })
-    });
+    for (name, p) in [
+        ("medclipseg_slab_tol2", Protocol::MedClipSeg),
+        ("deepmind_2d_tol2", Protocol::DeepMind),
+        ("monai_2d_tol2", Protocol::Monai),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let d = p
+                    .surface_distances_2d(
+                        black_box(&gt),
+                        black_box(&pred),
+                        unit,
+                        MedClipSegSurface::Slab,
+                    )
+                    .expect("valid masks");
+                black_box(p.nsd(&d, 2.0))
+            })
+        });
+    }
     group.bench_function("edt_2d_full_image", |b| {
         b.iter(|| black_box(edt_2d(black_box(&gt), unit).expect("valid spacing")))
     });

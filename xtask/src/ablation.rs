@@ -149,11 +149,7 @@ struct Scores {
 
 impl Scores {
     fn hm(&self) -> f64 {
-        if self.id + self.ood <= 0.0 {
-            0.0
-        } else {
-            2.0 * self.id * self.ood / (self.id + self.ood)
-        }
+        seg_metrics::harmonic_mean(self.id, self.ood)
     }
 }
 
@@ -263,11 +259,15 @@ fn prepare(args: &BenchArgs, binary: &Path) -> Result<Setup> {
             "train.batch_size=16",
             "train.learning_rate=0.003",
             "test.num_samples=4",
+            // The data-efficiency rows train the same epochs on less data, as in the paper.
+            "train.min_steps=0",
         ]
         .map(String::from)
         .to_vec()
     } else {
-        vec!["test.num_samples=8".to_string()]
+        ["test.num_samples=8", "train.min_steps=0"]
+            .map(String::from)
+            .to_vec()
     };
     Ok(Setup {
         binary: binary.to_path_buf(),

@@ -487,34 +487,13 @@ pub fn read_binary_mask(path: &Path) -> Result<Image8> {
     let bytes = fsutil::read(path)?;
     let bgr = dynamic_to_bgr(imaging::decode(path, &bytes)?);
     let max = bgr.data.iter().copied().max().unwrap_or(0);
-    let data = bgr
-        .data
-        .chunks_exact(3)
-        .map(|p| {
-            let fg = if max <= 1 {
-                p.iter().any(|&v| v > 0)
-            } else {
-                p.iter().any(|&v| v > 127)
-            };
-            u8::from(fg)
-        })
-        .collect();
-    Ok(Image8 {
-        width: bgr.width,
-        height: bgr.height,
-        channels: 1,
-        data,
-    })
+    // 0/1-encoded masks: any non-zero sample is foreground.
+    let threshold = if max <= 1 { 0 } else { 127 };
+    Ok(imaging::any_channel_mask(&bgr, threshold, 1))
 }
 
-const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
-
 fn is_image(path: &Path) -> bool {
-    path.is_file()
-        && path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+    path.is_file() && imaging::has_image_extension(path)
 }
 
 /// Image files of a folder, sorted.
@@ -561,7 +540,7 @@ fn require_dir(src: &Path, candidates: &[&str]) -> Result<PathBuf> {
 
 /// The image in `dir` whose stem is `stem` (any image extension).
 fn with_stem(dir: &Path, stem_wanted: &str) -> Option<PathBuf> {
-    IMAGE_EXTENSIONS
+    imaging::IMAGE_EXTENSIONS
         .iter()
         .flat_map(|e| [e.to_string(), e.to_ascii_uppercase()])
         .map(|e| dir.join(format!("{stem_wanted}.{e}")))

@@ -314,6 +314,38 @@ pub fn binarize(gray: &[u8], threshold: u8) -> Vec<u8> {
     gray.iter().map(|&v| u8::from(v >= threshold)).collect()
 }
 
+/// Foreground where **any** channel of a 3-channel image is `> threshold`: a grey mask with
+/// `on` there and 0 elsewhere (colour masks, whose red or green lesions grey reads would dim).
+pub fn any_channel_mask(bgr: &Image8, threshold: u8, on: u8) -> Image8 {
+    let data = bgr
+        .data
+        .chunks_exact(3)
+        .map(|p| {
+            if p.iter().any(|&v| v > threshold) {
+                on
+            } else {
+                0
+            }
+        })
+        .collect();
+    Image8 {
+        width: bgr.width,
+        height: bgr.height,
+        channels: 1,
+        data,
+    }
+}
+
+/// File extensions of the images the tool reads (those its `image` build decodes), lower case.
+pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
+
+/// Whether `path` has one of [`IMAGE_EXTENSIONS`], in any case.
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
 /// Encodes and atomically writes a 1-channel (grey) or 3-channel (**RGB** order) PNG.
 pub fn write_png(path: &Path, img: &Image8) -> Result<()> {
     let color = match img.channels {
@@ -509,5 +541,27 @@ mod tests {
         // written as RGB, read back as BGR
         assert_eq!(read_bgr(&path).unwrap().data, [3, 2, 1, 6, 5, 4]);
         assert!(Image8::from_vec(2, 2, 3, vec![0; 5]).is_none());
+    }
+
+    #[test]
+    fn image_extensions_ignore_case_and_leave_out_undecodable_formats() {
+        assert!(has_image_extension(Path::new("a/scan.PNG")));
+        assert!(has_image_extension(Path::new("scan.tiff")));
+        // The `image` build has no WebP decoder: listing .webp would fail later, on decode.
+        assert!(!has_image_extension(Path::new("scan.webp")));
+        assert!(!has_image_extension(Path::new("notes.txt")));
+        assert!(!has_image_extension(Path::new("png")));
+    }
+
+    #[test]
+    fn any_channel_mask_marks_pixels_with_one_bright_channel() {
+        let bgr = Image8 {
+            width: 3,
+            height: 1,
+            channels: 3,
+            data: vec![0, 0, 200, 127, 127, 127, 1, 0, 0],
+        };
+        assert_eq!(any_channel_mask(&bgr, 127, 255).data, [255, 0, 0]);
+        assert_eq!(any_channel_mask(&bgr, 0, 1).data, [1, 1, 1]);
     }
 }

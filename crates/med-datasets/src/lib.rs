@@ -65,6 +65,7 @@ pub mod resize;
 pub mod rotate;
 pub mod sheet;
 pub mod synth;
+pub mod vocab;
 
 pub use convert::{ConvertReport, PromptSource, SourceFormat, convert};
 pub use error::{Error, Result};
@@ -79,3 +80,4 @@ pub use preprocess::{Augmentation, ChannelOrder, MaskRead, PreprocessConfig, Sam
 pub use registry::{DatasetInfo, DgGroup, PaperConfig, Registry, Role, registry};
 pub use sheet::{PromptEntry, PromptSheet, SheetFormat, read_prompt_sheet, write_prompt_sheet};
 pub use synth::{SynthConfig, SynthSummary, generate};
+pub use vocab::{PromptVocabulary, prompt_vocabulary};

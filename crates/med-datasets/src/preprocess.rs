@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::imaging::{Image8, binarize, read_bgr, read_gray};
+use crate::imaging::{Image8, any_channel_mask, binarize, read_bgr, read_gray};
 use crate::layout::Record;
 use crate::resize::{resize_linear, resize_nearest};
 use crate::rotate::pil_rotate;
@@ -190,20 +190,7 @@ pub struct Sample {
 pub fn read_mask(path: &std::path::Path, mode: MaskRead) -> Result<Image8> {
     match mode {
         MaskRead::Grayscale => read_gray(path),
-        MaskRead::AnyChannel => {
-            let bgr = read_bgr(path)?;
-            let data = bgr
-                .data
-                .chunks_exact(3)
-                .map(|p| if p.iter().any(|&v| v > 127) { 255 } else { 0 })
-                .collect();
-            Ok(Image8 {
-                width: bgr.width,
-                height: bgr.height,
-                channels: 1,
-                data,
-            })
-        }
+        MaskRead::AnyChannel => Ok(any_channel_mask(&read_bgr(path)?, 127, 255)),
     }
 }
 

@@ -11,11 +11,16 @@ use med_datasets::imaging::read_bgr;
 use med_datasets::resize::resize_linear;
 use med_datasets::{
     DataLoader, LoaderConfig, MaskRead, Percent, PreprocessConfig, PromptStyle, ReadOptions,
-    SheetKind, inspect, load_sample, read_records,
+    SheetKind, SheetRecords, inspect, load_sample, read_records,
 };
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The usable rows of one sheet of the `Tiny` fixture.
+fn tiny_records(kind: SheetKind) -> SheetRecords {
+    read_records(&fixtures(), "Tiny", kind, ReadOptions::default()).unwrap()
 }
 
 #[test]
@@ -41,13 +46,7 @@ fn inspect_counts_and_reports_the_oddities() {
 
 #[test]
 fn records_keep_raw_prompts_and_the_mask_column_alias() {
-    let train = read_records(
-        &fixtures(),
-        "Tiny",
-        SheetKind::Train(Percent::P100),
-        ReadOptions::default(),
-    )
-    .unwrap();
+    let train = tiny_records(SheetKind::Train(Percent::P100));
     let names: Vec<&str> = train.records.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["a.png", "b.png", "k.png"], "sorted by image name");
     assert_eq!(
@@ -59,33 +58,15 @@ fn records_keep_raw_prompts_and_the_mask_column_alias() {
             .mask_path
             .ends_with("Train_Folder/label/k.jpeg")
     );
-    let val = read_records(
-        &fixtures(),
-        "Tiny",
-        SheetKind::Val(Percent::P100),
-        ReadOptions::default(),
-    )
-    .unwrap();
+    let val = tiny_records(SheetKind::Val(Percent::P100));
     assert_eq!(val.records[0].prompt, "validation prompt");
-    let test = read_records(
-        &fixtures(),
-        "Tiny",
-        SheetKind::Test(PromptStyle::Underdescriptive),
-        ReadOptions::default(),
-    )
-    .unwrap();
+    let test = tiny_records(SheetKind::Test(PromptStyle::Underdescriptive));
     assert_eq!(test.records[0].prompt, "Lesion visible.");
 }
 
 #[test]
 fn preprocessing_matches_opencv_on_the_fixture() {
-    let train = read_records(
-        &fixtures(),
-        "Tiny",
-        SheetKind::Train(Percent::P100),
-        ReadOptions::default(),
-    )
-    .unwrap();
+    let train = tiny_records(SheetKind::Train(Percent::P100));
     let a = &train.records[0];
     let bgr = read_bgr(&a.image_path).unwrap();
     // cv2.imread: B = row * 60, G = 100, R = column * 40.
@@ -112,13 +93,7 @@ fn preprocessing_matches_opencv_on_the_fixture() {
 
 #[test]
 fn red_jpeg_mask_vanishes_in_a_grey_read_but_not_with_any_channel() {
-    let train = read_records(
-        &fixtures(),
-        "Tiny",
-        SheetKind::Train(Percent::P100),
-        ReadOptions::default(),
-    )
-    .unwrap();
+    let train = tiny_records(SheetKind::Train(Percent::P100));
     let k = &train.records[2];
     let faithful = PreprocessConfig {
         size: 16,
@@ -144,13 +119,7 @@ fn red_jpeg_mask_vanishes_in_a_grey_read_but_not_with_any_channel() {
 
 #[test]
 fn loader_runs_over_the_fixture() {
-    let train = read_records(
-        &fixtures(),
-        "Tiny",
-        SheetKind::Train(Percent::P100),
-        ReadOptions::default(),
-    )
-    .unwrap();
+    let train = tiny_records(SheetKind::Train(Percent::P100));
     let cfg = PreprocessConfig {
         size: 16,
         ..Default::default()

@@ -6,7 +6,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use med_datasets::{Percent, PromptStyle, SheetKind, read_prompt_sheet, registry};
+use med_datasets::synth::basic_tokens;
+use med_datasets::{
+    Percent, PromptStyle, SheetKind, prompt_vocabulary, read_prompt_sheet, registry,
+};
 
 fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
@@ -284,4 +287,53 @@ fn registry_matches_the_spec_table() {
         checked += 1;
     }
     assert_eq!(checked, 16);
+}
+
+/// A from-scratch BERT tower of 512 rows (the `demo` preset) gets a vocabulary built from each
+/// real training sheet: it fits, has no duplicate, and every ASCII word of every prompt is in
+/// it or spelled out letter by letter (never `[UNK]`).
+#[test]
+fn vocabularies_built_from_the_real_training_prompts_fit_a_small_tower() {
+    let Some(root) = prompts_root() else { return };
+    let train = SheetKind::Train(Percent::try_from(100).unwrap());
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let folder = entry.unwrap().path().join("Prompts_Folder");
+        let Some(path) = ["xlsx", "csv"]
+            .iter()
+            .map(|ext| folder.join(format!("{}.{ext}", train.file_stem())))
+            .find(|p| p.is_file())
+        else {
+            continue;
+        };
+        let sheet = read_prompt_sheet(&path).unwrap_or_else(|e| panic!("{e}"));
+        let prompts: Vec<&str> = sheet
+            .rows
+            .iter()
+            .filter_map(|r| r.description.as_deref())
+            .collect();
+        let vocab = prompt_vocabulary(prompts.iter().copied(), 512);
+        assert!(vocab.tokens.len() <= 512, "{}", path.display());
+        let tokens: HashSet<&str> = vocab.tokens.iter().map(String::as_str).collect();
+        assert_eq!(tokens.len(), vocab.tokens.len(), "{}", path.display());
+        for word in prompts.iter().flat_map(|p| basic_tokens(p)) {
+            let spelled = word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            assert!(
+                tokens.contains(word.as_str()) || spelled || !word.is_ascii(),
+                "{}: {word:?} would be [UNK]",
+                path.display()
+            );
+        }
+        println!(
+            "{}: {} prompts, {} tokens, {} rare words spelled out",
+            path.display(),
+            prompts.len(),
+            vocab.tokens.len(),
+            vocab.dropped_words
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 16, "one training sheet per dataset");
 }

@@ -22,27 +22,8 @@ fn inputs<Bk: Backend>(
     (images, ids, mask)
 }
 
-#[test]
-fn zero_noise_samples_agree_and_carry_no_epistemic_uncertainty() {
-    let device = Default::default();
-    let model = MedClipSegConfig::micro().init::<B>(&device);
-    let (images, ids, mask) = inputs::<B>(&device);
-    let single = model.forward(images.clone(), ids.clone(), mask.clone(), &mut Noise::Zero);
-    let mc = mc_predict(
-        &model,
-        images,
-        ids,
-        mask,
-        &[0, 1],
-        &McConfig::new().with_samples(5).with_max_batch(4),
-        &mut Noise::Zero,
-    )
-    .unwrap();
-    assert_eq!(mc.samples, 5);
-    let p = burn::tensor::activation::sigmoid(single.seg_logits);
-    assert!((mc.mean_prob.clone() - p).abs().max().into_scalar() < 1e-5);
-    assert!(mc.mutual_information.clone().max().into_scalar() < 1e-5);
-}
+// Zero noise (one pass, no epistemic uncertainty, chunking-invariant) is tested next to
+// `mc_predict` in `src/mc.rs`.
 
 #[test]
 fn seeded_monte_carlo_is_reproducible_and_uncertain() {

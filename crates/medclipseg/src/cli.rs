@@ -271,7 +271,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         seed: a.seed,
         device: a.device,
     };
-    if volume_predict::is_volume_input(&request.input, &predict_cmd::IMAGE_EXTENSIONS) {
+    if volume_predict::is_volume_input(&request.input, &med_datasets::imaging::IMAGE_EXTENSIONS) {
         let intensity = match &a.window {
             Some(text) => text
                 .parse()

@@ -71,7 +71,9 @@ fn synth_config(image_size: usize, quick: bool, seed: u64) -> SynthConfig {
 pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
     let mut config = RunConfig::demo();
     if request.quick {
+        // A smoke test: two short epochs, not the from-scratch step budget.
         config.train.epochs = 2;
+        config.train.min_steps = 0;
         config.test.num_samples = 2;
     }
     let data_root = request.out.join("data");
@@ -145,7 +147,7 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
         nsd: id.nsd,
         dsc_by_prompt_style: id.dsc_by_prompt_style.clone(),
         ood_dsc,
-        hm_dsc: ood_dsc.map(|o| harmonic_mean(id.dsc, o)),
+        hm_dsc: ood_dsc.map(|o| seg_metrics::harmonic_mean(id.dsc, o)),
         train_seconds: trained.train_seconds,
         checkpoint: trained.latest.clone(),
         report: report_path,
@@ -159,15 +161,6 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
     provenance.write(&request.out)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(summary)
-}
-
-/// `2ab / (a + b)`.
-pub fn harmonic_mean(a: f64, b: f64) -> f64 {
-    if a + b <= 0.0 {
-        0.0
-    } else {
-        2.0 * a * b / (a + b)
-    }
 }
 
 fn relative(path: &Path, base: &Path) -> String {

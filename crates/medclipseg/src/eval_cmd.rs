@@ -163,10 +163,7 @@ pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
     let device = backend::device(&request.device)?;
     let checkpoint = resolve_checkpoint(&request.checkpoint)?;
     let model_config = match &request.model_config {
-        Some(spec) => Some(match medclipseg_model::MedClipSegConfig::preset(spec) {
-            Some(c) => c,
-            None => crate::settings::load_model_config(Path::new(spec))?,
-        }),
+        Some(spec) => Some(crate::settings::preset_or_file(spec)?),
         None => None,
     };
     let loaded = store::load_checkpoint::<Inner>(&checkpoint, model_config, &device)

@@ -63,12 +63,44 @@ pub fn shard(batch: &Batch, part: usize, parts: usize) -> Batch {
     }
 }
 
-/// One epoch on every device; returns replica 0's model and optimizer and the mean losses.
+/// One epoch on every device; returns replica 0's model and optimizer (all replicas are
+/// identical) and the mean losses over every shard.
 pub fn run_epoch(
     model: MedClipSeg<Train>,
     optimizer: ModelOptimizer<Train>,
     job: &ParallelEpoch,
 ) -> Result<(MedClipSeg<Train>, ModelOptimizer<Train>, StepLosses)> {
+    let mut replicas = run_replicas(model, optimizer, job)?;
+    let losses = mean_losses(replicas.iter().map(|r| &r.2));
+    let (model, optimizer, _) = replicas.swap_remove(0);
+    Ok((model, optimizer, losses))
+}
+
+/// The mean of the replicas' mean losses: the mean over all shards, as shards are equal.
+fn mean_losses<'a>(per_replica: impl ExactSizeIterator<Item = &'a StepLosses>) -> StepLosses {
+    let n = per_replica.len().max(1) as f64;
+    let mut mean = StepLosses {
+        dice: 0.0,
+        bce: 0.0,
+        softcon: 0.0,
+        total: 0.0,
+    };
+    for l in per_replica {
+        mean.dice += l.dice / n;
+        mean.bce += l.bce / n;
+        mean.softcon += l.softcon / n;
+        mean.total += l.total / n;
+    }
+    mean
+}
+
+/// One epoch on every device; every replica's model (on the first device), optimizer and
+/// mean losses, in device order.
+fn run_replicas(
+    model: MedClipSeg<Train>,
+    optimizer: ModelOptimizer<Train>,
+    job: &ParallelEpoch,
+) -> Result<Vec<ReplicaOutput>> {
     let n = job.devices.len();
     if job.loader.num_samples() < n {
         bail!(
@@ -116,7 +148,7 @@ pub fn run_epoch(
             }
         }
         drop(senders);
-        let mut results: Vec<_> = workers
+        let results: Vec<_> = workers
             .into_iter()
             .map(|w| {
                 w.join()
@@ -126,15 +158,12 @@ pub fn run_epoch(
         if let Some(e) = feed_error {
             return Err(e);
         }
-        let first = results.remove(0)?;
-        for r in results {
-            r?;
-        }
-        Ok(first)
+        results.into_iter().collect()
     })
 }
 
-type ReplicaResult = Result<(MedClipSeg<Train>, ModelOptimizer<Train>, StepLosses)>;
+type ReplicaOutput = (MedClipSeg<Train>, ModelOptimizer<Train>, StepLosses);
+type ReplicaResult = Result<ReplicaOutput>;
 
 /// Trains replica `k` on the shards it receives, all-reducing gradients with the others.
 fn replica_loop(
@@ -159,7 +188,7 @@ fn replica_loop(
     let finished = finish_collective::<Inner>(peer).map_err(|e| anyhow!("device {k}: {e:?}"));
     let losses = outcome?;
     finished?;
-    // Replicas are identical; only replica 0's copy is kept, on the first device.
+    // Replicas are identical: they all come back on the first device (replica 0 is kept).
     Ok((model.fork(&job.devices[0]), optimizer, losses))
 }
 
@@ -249,6 +278,69 @@ fn any_replica_failed(peer: PeerId, failed: bool, device: &Device) -> Result<boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+    use med_datasets::{
+        LoaderConfig, Percent, PreprocessConfig, ReadOptions, SheetKind, SynthConfig, read_records,
+    };
+    use medclipseg_model::MedClipSegConfig;
+    use medclipseg_model::train::reference_adam;
+
+    use crate::backend;
+    use crate::settings::RunConfig;
+
+    fn record_bytes(model: &MedClipSeg<Train>) -> Vec<u8> {
+        let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+        Recorder::<Train>::record(&recorder, model.clone().into_record(), ()).unwrap()
+    }
+
+    #[test]
+    fn replicas_stay_identical_and_report_the_mean_of_their_shards() {
+        let tmp = tempfile::tempdir().unwrap();
+        let synth = SynthConfig {
+            image_size: 32,
+            train: 8,
+            val: 2,
+            test: 2,
+            shifted: None,
+            ..SynthConfig::default()
+        };
+        med_datasets::generate(tmp.path(), &synth).unwrap();
+        let train = SheetKind::Train(Percent::try_from(100).unwrap());
+        let sheet = read_records(tmp.path(), "Synthetic", train, ReadOptions::default()).unwrap();
+        let preprocess = PreprocessConfig {
+            size: 32,
+            ..PreprocessConfig::default()
+        };
+        let loader = DataLoader::new(sheet.records, preprocess, LoaderConfig::train(4, 5)).unwrap();
+        let config = MedClipSegConfig::micro();
+        let vocab = tmp.path().join("Synthetic").join("vocab.txt");
+        let prompts = Prompts::for_tower(&config.text, Some(&vocab)).unwrap();
+        let devices = backend::devices("cpu,cpu").unwrap();
+        let model: MedClipSeg<Train> = config.init(&devices[0]);
+        let model = model.clone().load_record(model.into_record());
+        let loss = RunConfig::demo().loss_config().unwrap();
+        let job = ParallelEpoch {
+            devices: &devices,
+            loader: &loader,
+            prompts: &prompts,
+            loss: &loss,
+            epoch: 0,
+            lr: 1e-3,
+            seed: 5,
+            steps: loader.num_batches(),
+        };
+        let before = record_bytes(&model);
+        let replicas = run_replicas(model, reference_adam().init(), &job).unwrap();
+        assert_eq!(replicas.len(), 2);
+        let (first, second) = (record_bytes(&replicas[0].0), record_bytes(&replicas[1].0));
+        assert_ne!(first, before, "the epoch changed no weight");
+        assert!(first == second, "the replicas diverged");
+        // Each replica saw its own shards: the epoch's loss is the mean of both.
+        let (a, b) = (replicas[0].2.total, replicas[1].2.total);
+        assert_ne!(a, b);
+        let mean = mean_losses(replicas.iter().map(|r| &r.2));
+        assert!((mean.total - (a + b) / 2.0).abs() < 1e-12);
+    }
 
     #[test]
     fn shards_cover_the_batch_in_order() {

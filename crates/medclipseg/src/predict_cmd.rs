@@ -53,11 +53,14 @@ struct PredictionRecord {
     mean_uncertainty: f64,
 }
 
-pub(crate) const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"];
-
 /// Runs `predict`.
 pub fn run(request: &PredictRequest) -> Result<()> {
     let device = backend::device(&request.device)?;
+    // Bad input is reported before the (possibly large) model is read.
+    let jobs = jobs(request)?;
+    if jobs.is_empty() {
+        bail!("{}: no images found", request.input.display());
+    }
     let loaded =
         store::load_checkpoint::<Inner>(&request.checkpoint, None, &device).with_context(|| {
             format!(
@@ -71,10 +74,6 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     let prompts = Prompts::for_tower(&loaded.config.text, vocab.as_deref())?;
     let run_config = loaded.run_config.clone().unwrap_or_else(RunConfig::paper);
     let preprocess = preprocess_config(&run_config, loaded.config.image_size());
-    let jobs = jobs(request)?;
-    if jobs.is_empty() {
-        bail!("{}: no images found", request.input.display());
-    }
     if request.samples == 0 {
         bail!("Monte-Carlo samples must be at least 1");
     }
@@ -132,11 +131,7 @@ fn jobs(request: &PredictRequest) -> Result<Vec<(PathBuf, String)>> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&request.input)
             .with_context(|| format!("{}: cannot list", request.input.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-            })
+            .filter(|p| med_datasets::imaging::has_image_extension(p))
             .collect();
         files.sort();
         files

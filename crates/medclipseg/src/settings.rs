@@ -80,6 +80,9 @@ pub struct TrainSection {
     pub text_dropout: Option<f64>,
     /// Stop an epoch after this many steps (quick runs); `null` = the whole split.
     pub max_steps_per_epoch: Option<usize>,
+    /// Training from scratch: raise `epochs` until the run makes at least this many optimizer
+    /// steps, so a small dataset still trains long enough; 0 keeps `epochs` (the paper).
+    pub min_steps: usize,
     /// Decoding threads of the data loader (0 = all cores).
     pub loader_threads: usize,
     /// Add SoftCon to the validation loss. The reference's validation loss is Dice + BCE only
@@ -182,6 +185,7 @@ impl Default for TrainSection {
             seed: 666,
             text_dropout: None,
             max_steps_per_epoch: None,
+            min_steps: 0,
             loader_threads: 0,
             val_softcon: false,
         }
@@ -280,6 +284,9 @@ impl RunConfig {
         c.train.learning_rate = 1e-3;
         c.train.min_lr = 1e-4;
         c.train.dice = "per-image".into();
+        // 300 steps took a small real CT/MR set (11 training slices) from empty masks to a
+        // validation DSC of 0.6-0.7; the synthetic data makes 456 in its 12 epochs.
+        c.train.min_steps = 300;
         c.test.num_samples = 8;
         c
     }
@@ -338,10 +345,7 @@ impl RunConfig {
     /// The model config: the preset (or file) with this section's overrides applied.
     pub fn model_config(&self) -> Result<MedClipSegConfig> {
         let m = &self.model;
-        let mut c = match MedClipSegConfig::preset(&m.preset) {
-            Some(c) => c,
-            None => load_model_config(Path::new(&m.preset))?,
-        };
+        let mut c = preset_or_file(&m.preset)?;
         if let Some(v) = m.adapter_dim {
             c.adapter_dim = v;
         }
@@ -508,6 +512,14 @@ fn reference_key_alias(section: &str, field: &str) -> Option<&'static str> {
 /// A JSON value when the text parses as one (numbers, booleans, lists), else a string.
 fn parse_value(raw: &str) -> serde_json::Value {
     serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
+}
+
+/// A model config named by a preset (`tiny`, `unimedclip-vit-b16`, ...) or a JSON/TOML file.
+pub fn preset_or_file(spec: &str) -> Result<MedClipSegConfig> {
+    match MedClipSegConfig::preset(spec) {
+        Some(c) => Ok(c),
+        None => load_model_config(Path::new(spec)),
+    }
 }
 
 /// A model config from a JSON or TOML file.

@@ -8,12 +8,12 @@ use burn::tensor::TensorData;
 use clap::{Args, Subcommand};
 use med_datasets::{PromptSource, SourceFormat, SynthConfig, registry};
 use med_volumes::{LabelSelect, is_nifti_path};
-use medclipseg_model::{LoadScope, MedClipSegConfig, Noise, checkpoint};
+use medclipseg_model::{LoadScope, Noise, checkpoint};
 use seg_metrics::{ImageReport, Mask3d, MetricsRequest, Protocol};
 use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::backend::{self, Inner};
-use crate::settings::load_model_config;
+use crate::settings::preset_or_file;
 
 /// `medclipseg metrics`.
 #[derive(Args)]
@@ -257,17 +257,10 @@ fn volume_metrics(
     )?)
 }
 
-fn model_config(spec: &str) -> Result<MedClipSegConfig> {
-    match MedClipSegConfig::preset(spec) {
-        Some(c) => Ok(c),
-        None => load_model_config(Path::new(spec)),
-    }
-}
-
 /// Runs `forward`.
 pub fn forward(a: ForwardArgs) -> Result<()> {
     let device = backend::device(&a.device)?;
-    let config = model_config(&a.model_config)?;
+    let config = preset_or_file(&a.model_config)?;
     let model = checkpoint::load_model::<Inner>(&config, &a.checkpoint, LoadScope::Full, &device)?;
     let inputs = torch_checkpoint::load(&a.inputs)?;
     let (shape, image) = inputs
@@ -351,7 +344,7 @@ pub fn import(a: ImportArgs) -> Result<()> {
     match &a.model_config {
         Some(spec) => {
             // Load into the model (strict) so that a bad file fails now, not at use.
-            let config = model_config(spec)?;
+            let config = preset_or_file(spec)?;
             let device = backend::device("default")?;
             let weights = checkpoint::weight_map(&sd)?;
             let model =

@@ -156,9 +156,31 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             SheetKind::Train(percent)
         );
     }
+    let planned = plan_epochs(config, train_records.len());
+    if planned > config.train.epochs {
+        eprintln!(
+            "train.min_steps {}: {} training images make {} steps per epoch, so {planned} epochs \
+             instead of {} (set train.min_steps=0 to keep train.epochs)",
+            config.train.min_steps,
+            train_records.len(),
+            steps_in_epoch(config, train_records.len()),
+            config.train.epochs
+        );
+    }
+    let resolved = TrainRequest {
+        config: RunConfig {
+            train: crate::settings::TrainSection {
+                epochs: planned,
+                ..config.train.clone()
+            },
+            ..config.clone()
+        },
+        ..request.clone()
+    };
+    let request = &resolved;
+    let config = &request.config;
     let val_records = validation_records(config, SheetKind::Val(percent))?;
-    let vocab = vocab_path(config);
-    let prompts = Prompts::for_tower(&model_config.text, vocab.as_deref())?;
+    let train_prompts: Vec<String> = train_records.iter().map(|r| r.prompt.clone()).collect();
     let preprocess = preprocess_config(config, model_config.image_size());
     if preprocess.size != model_config.image_size() {
         bail!(
@@ -237,6 +259,11 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     write_run_files(out, config, &model_config)?;
+    let vocab = match vocab_path(config) {
+        Some(path) => Some(path),
+        None => built_vocab(config, &model_config.text, &train_prompts, out)?,
+    };
+    let prompts = Prompts::for_tower(&model_config.text, vocab.as_deref())?;
 
     let epochs = config.train.epochs;
     let last_epoch = request
@@ -318,6 +345,9 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
         }
         store::save_resumable(out, &model, &optimizer, &state)?;
         write_metrics(out, &state.history)?;
+    }
+    if let Some(warning) = stuck_at_zero_warning(&state.history) {
+        eprintln!("{warning}");
     }
     let summary = TrainSummary {
         dsc: state.history.last().and_then(|r| r.val_dice),
@@ -407,10 +437,81 @@ fn run_epoch(
 
 /// Batches per epoch: the whole split, or `train.max_steps_per_epoch`.
 fn steps_per_epoch(config: &RunConfig, loader: &DataLoader) -> usize {
+    steps_in_epoch(config, loader.num_samples())
+}
+
+/// [`steps_per_epoch`] for `n_train` images (the loader keeps the last, short batch).
+fn steps_in_epoch(config: &RunConfig, n_train: usize) -> usize {
+    let batches = n_train.div_ceil(config.train.batch_size.max(1));
     config
         .train
         .max_steps_per_epoch
-        .map_or(loader.num_batches(), |m| m.min(loader.num_batches()))
+        .map_or(batches, |m| m.min(batches))
+}
+
+/// The epochs to run: `train.epochs`, raised until the run makes `train.min_steps` steps.
+pub fn plan_epochs(config: &RunConfig, n_train: usize) -> usize {
+    let steps = steps_in_epoch(config, n_train).max(1);
+    config
+        .train
+        .epochs
+        .max(config.train.min_steps.div_ceil(steps))
+}
+
+/// With no vocabulary given and no pretrained text tower to match, a BERT tower gets a
+/// vocabulary built from the training prompts, written to `<out>/vocab.txt` (and from there
+/// into every checkpoint's metadata, where `eval` and `predict` find it).
+fn built_vocab(
+    config: &RunConfig,
+    text: &clip_encoders::TextConfig,
+    train_prompts: &[String],
+    out: &Path,
+) -> Result<Option<PathBuf>> {
+    let clip_encoders::TextConfig::Bert(bert) = text else {
+        return Ok(None);
+    };
+    if config.model.backbone_checkpoint.is_some() {
+        // A pretrained tower needs its own vocabulary: `Prompts::for_tower` says so.
+        return Ok(None);
+    }
+    let prompts = train_prompts.iter().map(String::as_str);
+    let vocab = med_datasets::prompt_vocabulary(prompts, bert.vocab_size);
+    let path = out.join("vocab.txt");
+    store::write_atomic(&path, vocab.to_text().as_bytes())?;
+    eprintln!(
+        "no model.tokenizer and no {}/vocab.txt: built a vocabulary of {} tokens from the {} \
+         training prompts into {} (stored in the checkpoints){}",
+        config.dataset.name,
+        vocab.tokens.len(),
+        train_prompts.len(),
+        path.display(),
+        if vocab.dropped_words > 0 {
+            format!(
+                "; the {} rarest words did not fit the tower's {} rows and are spelled out",
+                vocab.dropped_words, bert.vocab_size
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(Some(path))
+}
+
+/// Validation DSC below this prints as 0.00: the model predicts (nearly) empty masks.
+const ZERO_DSC: f64 = 0.005;
+
+/// A warning when every epoch so far had a validation DSC that prints as 0.00.
+fn stuck_at_zero_warning(history: &[EpochRecord]) -> Option<String> {
+    let dscs: Vec<f64> = history.iter().filter_map(|r| r.val_dice).collect();
+    let stuck = !dscs.is_empty() && dscs.iter().all(|&d| d < ZERO_DSC);
+    stuck.then(|| {
+        format!(
+            "warning: validation DSC stayed at 0.00 for all {} epochs: the model predicts empty \
+             masks. Train longer (train.epochs, or train.min_steps for small datasets), or check \
+             that the masks and prompts match the images",
+            dscs.len()
+        )
+    })
 }
 
 /// A progress bar with ETA on a terminal; hidden otherwise (logs get one line per epoch).
@@ -535,5 +636,56 @@ mod tests {
         std::fs::write(&sheet, "Picture,Words\nx,y\n").unwrap();
         let err = format!("{:#}", validation_records(&config, kind).unwrap_err());
         assert!(err.contains("Val_text.csv"), "{err}");
+    }
+
+    fn epoch(val_dice: Option<f64>) -> EpochRecord {
+        EpochRecord {
+            epoch: 1,
+            lr: 1e-3,
+            train_total: 1.0,
+            train_dice: 0.5,
+            train_bce: 0.5,
+            train_softcon: 0.0,
+            val_loss: val_dice.map(|_| 1.0),
+            val_dice,
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn min_steps_raises_the_epochs_of_small_datasets_only() {
+        let mut config = RunConfig::demo();
+        config.train.batch_size = 16;
+        config.train.epochs = 12;
+        config.train.min_steps = 300;
+        // 11 slices: one step per epoch.
+        assert_eq!(plan_epochs(&config, 11), 300);
+        // 19 slices: two steps per epoch (the last batch is short, not dropped).
+        assert_eq!(plan_epochs(&config, 19), 150);
+        // The synthetic demo data (600 images, 38 steps) already makes 456 steps.
+        assert_eq!(plan_epochs(&config, 600), 12);
+        config.train.max_steps_per_epoch = Some(1);
+        assert_eq!(plan_epochs(&config, 600), 300);
+        config.train.min_steps = 0;
+        assert_eq!(plan_epochs(&config, 11), 12);
+    }
+
+    #[test]
+    fn the_paper_keeps_the_official_epochs() {
+        let config = RunConfig::paper();
+        assert_eq!(config.train.min_steps, 0);
+        assert_eq!(plan_epochs(&config, 5), config.train.epochs);
+    }
+
+    #[test]
+    fn a_validation_dsc_that_never_leaves_zero_is_warned_about() {
+        let stuck = [epoch(Some(0.0)), epoch(Some(0.004))];
+        let warning = stuck_at_zero_warning(&stuck).expect("a warning");
+        assert!(warning.contains("all 2 epochs"), "{warning}");
+        assert!(warning.contains("empty"), "{warning}");
+        assert!(stuck_at_zero_warning(&[epoch(Some(0.0)), epoch(Some(0.01))]).is_none());
+        // No validation split: nothing to judge.
+        assert!(stuck_at_zero_warning(&[epoch(None)]).is_none());
+        assert!(stuck_at_zero_warning(&[]).is_none());
     }
 }

@@ -15,7 +15,7 @@ use burn::tensor::TensorData;
 use med_datasets::imaging::Image8;
 use med_datasets::preprocess::preprocess_pair;
 use med_volumes::{IntensityMap, OutputKind, Slice2d, Volume, is_nifti_path, nifti_stem};
-use medclipseg_model::{McConfig, Noise, mc_predict};
+use medclipseg_model::{McConfig, mc_predict};
 use seg_metrics::{BinaryMask, Mask2d};
 use serde::Serialize;
 
@@ -110,7 +110,10 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
     let run_config = loaded.run_config.clone().unwrap_or_else(RunConfig::paper);
     let preprocess = preprocess_config(&run_config, loaded.config.image_size());
     let s = preprocess.size;
-    let mc = McConfig::new().with_samples(request.samples.max(1));
+    if request.samples == 0 {
+        bail!("Monte-Carlo samples must be at least 1");
+    }
+    let mc = McConfig::new().with_samples(request.samples);
 
     let mut masks = Vec::with_capacity(slices.len());
     let mut entropies = Vec::with_capacity(slices.len());
@@ -124,25 +127,27 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         let n = chunk.len();
         let images = Tensor::<Inner, 4>::from_data(TensorData::new(pixels, [n, 3, s, s]), &device);
         let encoded = prompts.encode::<Inner>(&vec![prompt.clone(); n], &device)?;
-        let seed = crate::infer::derive_seed(request.seed, 9, chunk_index as u64, 1);
-        let mut noise = Noise::seeded(seed);
+        // Host noise is keyed by slice index: the same slice gets the same samples whatever
+        // the chunking.
+        let mut noise = crate::backend::noise(
+            crate::infer::derive_seed(request.seed, 9, 0, 1),
+            crate::infer::derive_seed(request.seed, 9, chunk_index as u64, 1),
+            &device,
+        );
+        let first = (chunk_index * SLICE_BATCH) as u64;
+        let slice_keys: Vec<u64> = (first..first + n as u64).collect();
         let prediction = mc_predict(
             &loaded.model,
             images,
             encoded.ids,
             encoded.attention_mask,
+            &slice_keys,
             &mc,
             &mut noise,
         )
         .context("no Monte-Carlo sample")?;
-        let host = |t: Tensor<Inner, 3>| {
-            t.into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .unwrap_or_default()
-        };
-        let prob = host(prediction.mean_prob);
-        let entropy = host(prediction.predictive_entropy);
+        let prob = crate::infer::host_f32(prediction.mean_prob.into_data())?;
+        let entropy = crate::infer::host_f32(prediction.predictive_entropy.into_data())?;
         for (b, slice) in chunk.iter().enumerate() {
             let plane = b * s * s..(b + 1) * s * s;
             let (mask, ent) = slice_outputs(&prob[plane.clone()], &entropy[plane], s, slice)?;

@@ -64,6 +64,9 @@ fn train_args<'a>(root: &'a str, out: &'a str) -> Vec<&'a str> {
         "train.batch_size=4",
         "--set",
         "train.seed=11",
+        // These tests exercise the run mechanics: no from-scratch step budget.
+        "--set",
+        "train.min_steps=0",
     ]
 }
 
@@ -78,6 +81,50 @@ fn history(run: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
+}
+
+/// Both runs have `epochs` epochs whose `keys` agree within `rel` (relative, absolute below 1).
+fn assert_same_curves(a: &Path, b: &Path, epochs: usize, keys: &[&str], rel: f64) {
+    let (ha, hb) = (history(a), history(b));
+    assert_eq!((ha.len(), hb.len()), (epochs, epochs));
+    for (ra, rb) in ha.iter().zip(&hb) {
+        for key in keys {
+            let (x, y) = (ra[key].as_f64().unwrap(), rb[key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= rel * x.abs().max(1.0),
+                "epoch {} {key}: {} {x}, {} {y}",
+                ra["epoch"],
+                a.display(),
+                b.display()
+            );
+        }
+    }
+}
+
+/// `predict` on the first test image with a free-text prompt; checks it wrote its summary.
+fn predict_one_test_image(root: &Path, checkpoint: &Path, out: &Path) {
+    let image = root
+        .join("Synthetic/Test_Folder/img")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    ok(&[
+        "predict",
+        "--checkpoint",
+        s(checkpoint),
+        "--input",
+        s(&image),
+        "--prompt",
+        "one small round lesion located in center of the image",
+        "--out",
+        s(out),
+        "--samples",
+        "2",
+    ]);
+    assert!(out.join("predictions.json").is_file());
 }
 
 #[test]
@@ -101,27 +148,16 @@ fn train_interrupt_resume_equals_uninterrupted_and_evaluates() {
     ok(&resumed);
 
     // The resumed run's curve continues the same: every epoch's numbers agree.
-    let (ha, hb) = (history(&a), history(&b));
-    assert_eq!(ha.len(), 3);
-    assert_eq!(hb.len(), 3);
-    for (ra, rb) in ha.iter().zip(&hb) {
-        for key in [
-            "train_total",
-            "train_dice",
-            "train_bce",
-            "train_softcon",
-            "val_loss",
-            "val_dice",
-            "lr",
-        ] {
-            let (x, y) = (ra[key].as_f64().unwrap(), rb[key].as_f64().unwrap());
-            assert!(
-                (x - y).abs() <= 1e-6 * x.abs().max(1.0),
-                "epoch {} {key}: {x} vs {y}",
-                ra["epoch"]
-            );
-        }
-    }
+    let keys = [
+        "train_total",
+        "train_dice",
+        "train_bce",
+        "train_softcon",
+        "val_loss",
+        "val_dice",
+        "lr",
+    ];
+    assert_same_curves(&a, &b, 3, &keys, 1e-6);
     let summary = json(&b.join("summary.json"));
     assert_eq!(summary["epochs"], 3);
     for file in [
@@ -168,46 +204,112 @@ fn train_interrupt_resume_equals_uninterrupted_and_evaluates() {
     assert_eq!(masks.len(), 4);
 
     // predict on one test image with a free-text prompt.
-    let image = root
-        .join("Synthetic/Test_Folder/img")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
     let pred_dir = tmp.path().join("pred");
-    ok(&[
-        "predict",
-        "--checkpoint",
-        s(&b.join("latest.safetensors")),
-        "--input",
-        s(&image),
-        "--prompt",
-        "one small round lesion located in center of the image",
-        "--out",
-        s(&pred_dir),
-        "--samples",
-        "2",
-    ]);
-    assert!(pred_dir.join("predictions.json").is_file());
+    predict_one_test_image(&root, &b.join("latest.safetensors"), &pred_dir);
 }
 
+/// A user's own data as a new user would bring it: the packaged layout, no `vocab.txt`, no
+/// tokenizer, and too few images for the demo config's 12 epochs.
 #[test]
-fn data_parallel_training_on_two_cpu_replicas() {
+fn own_data_without_a_vocabulary_builds_one_and_trains_long_enough() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
     synth(&root);
-    let run = tmp.path().join("ddp");
+    std::fs::remove_file(root.join("Synthetic/vocab.txt")).unwrap();
+    let run = tmp.path().join("own");
     let mut args = train_args(s(&root), s(&run));
-    args.extend(["--device", "cpu,cpu", "--set", "train.epochs=2"]);
-    ok(&args);
+    // 8 training images in batches of 4: 2 steps an epoch, so 6 steps take 3 epochs.
+    args.extend(["--set", "train.epochs=1", "--set", "train.min_steps=6"]);
+    let out = ok(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("built a vocabulary"), "{stderr}");
+    assert!(stderr.contains("3 epochs instead of 1"), "{stderr}");
+    assert_eq!(json(&run.join("summary.json"))["epochs"], 3);
     let h = history(&run);
-    assert_eq!(h.len(), 2);
-    for r in &h {
-        assert!(r["train_total"].as_f64().unwrap().is_finite());
+    assert_eq!(h.len(), 3);
+    // The DSC-0 warning fires exactly when no epoch's validation DSC prints above 0.00.
+    let stuck = h.iter().all(|r| r["val_dice"].as_f64().unwrap() < 0.005);
+    assert_eq!(
+        stderr.contains("validation DSC stayed at 0.00"),
+        stuck,
+        "{stderr}"
+    );
+
+    // The vocabulary travels inside the checkpoint: predict needs no file for it.
+    std::fs::remove_file(run.join("vocab.txt")).unwrap();
+    let pred_dir = tmp.path().join("pred");
+    predict_one_test_image(&root, &run.join("latest.safetensors"), &pred_dir);
+}
+
+/// Overwrites every mask of a split with one grey level.
+fn fill_masks(root: &Path, split: &str, level: u8) {
+    for entry in root.join(split).join("label").read_dir().unwrap() {
+        let path = entry.unwrap().path();
+        let (w, h) = image::image_dimensions(&path).unwrap();
+        image::GrayImage::from_pixel(w, h, image::Luma([level]))
+            .save(&path)
+            .unwrap();
     }
-    assert!(run.join("latest.safetensors").is_file());
+}
+
+#[test]
+fn a_validation_dsc_stuck_at_zero_is_warned_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    synth(&root);
+    // Nothing to find in training, everything to find in validation: empty predictions, DSC 0.
+    fill_masks(&root.join("Synthetic"), "Train_Folder", 0);
+    fill_masks(&root.join("Synthetic"), "Val_Folder", 255);
+    let run = tmp.path().join("stuck");
+    let mut args = train_args(s(&root), s(&run));
+    args.extend([
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.learning_rate=0.01",
+    ]);
+    let out = ok(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for r in history(&run) {
+        assert!(r["val_dice"].as_f64().unwrap() < 0.005, "{r}");
+    }
+    assert!(
+        stderr.contains("validation DSC stayed at 0.00 for all 2 epochs"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn data_parallel_training_matches_one_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    synth(&root);
+    // Terms that split exactly over equal shards: per-image Dice and pixel-mean BCE, no
+    // SoftCon (it contrasts within a shard) and no sampled noise (drawn per shard).
+    let exact = [
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.clip_weight=0",
+        "--set",
+        "model.sample_values=false",
+    ];
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    let mut args = train_args(s(&root), s(&one));
+    args.extend(exact);
+    ok(&args);
+    let mut args = train_args(s(&root), s(&two));
+    args.extend(exact);
+    args.extend(["--device", "cpu,cpu"]);
+    ok(&args);
+    let keys = [
+        "train_total",
+        "train_dice",
+        "train_bce",
+        "val_loss",
+        "val_dice",
+    ];
+    assert_same_curves(&one, &two, 2, &keys, 1e-4);
 }
 
 #[test]
@@ -285,21 +387,36 @@ fn forward_matches_the_golden_seg_logits() {
 fn predict_and_forward_name_the_bad_file() {
     let tmp = tempfile::tempdir().unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden/tiny");
-    let missing = tmp.path().join("no_such_scan.png");
-    let out = medclipseg(&[
-        "predict",
-        "--checkpoint",
-        s(&golden.join("tiny_model.safetensors")),
-        "--input",
-        s(&missing),
-        "--prompt",
-        "x",
-        "--out",
-        s(&tmp.path().join("p")),
-    ]);
-    assert!(!out.status.success());
-    // The golden state dict carries no config: the error says so, naming the file.
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tiny_model.safetensors"));
+    let predict_fails = |input: &Path| {
+        let out = medclipseg(&[
+            "predict",
+            "--checkpoint",
+            s(&golden.join("tiny_model.safetensors")),
+            "--input",
+            s(input),
+            "--prompt",
+            "x",
+            "--out",
+            s(&tmp.path().join("p")),
+        ]);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The input is checked first, before the model is read.
+    let stderr = predict_fails(&tmp.path().join("no_such_scan.png"));
+    assert!(
+        stderr.contains("no_such_scan.png: no such file"),
+        "{stderr}"
+    );
+    // An existing scan with the golden state dict, which carries no model config: the error
+    // says so, naming the checkpoint.
+    let scan = tmp.path().join("scan.png");
+    image::GrayImage::from_pixel(8, 8, image::Luma([90]))
+        .save(&scan)
+        .unwrap();
+    let stderr = predict_fails(&scan);
+    assert!(stderr.contains("tiny_model.safetensors"), "{stderr}");
+    assert!(stderr.contains("medclipseg.model_config"), "{stderr}");
 
     // Inputs without the `image` tensor: the model file itself.
     let out = medclipseg(&[
@@ -349,8 +466,32 @@ fn metrics_command_prints_the_documented_json() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!((v["dsc"].as_f64().unwrap() - 0.875).abs() < 1e-9);
-    assert!(v["nsd"]["2"].is_number());
-    assert!(v["nsd"]["0.5"].is_number());
+    // Each tolerance lands under its own key, computed with the default (MedCLIPSeg) protocol:
+    // at 2 px every surface element of one mask is within reach of the other, at 0.5 px the
+    // unshared column of each is not.
+    let gt_mask =
+        seg_metrics::Mask2d::from_fn(16, 16, |r, c| (4..12).contains(&r) && (4..12).contains(&c));
+    let pred_mask =
+        seg_metrics::Mask2d::from_fn(16, 16, |r, c| (4..12).contains(&r) && (5..13).contains(&c));
+    let nsd = |tolerance: f64| {
+        use seg_metrics::Protocol;
+        seg_metrics::nsd_2d(
+            &gt_mask,
+            &pred_mask,
+            Protocol::MedClipSeg,
+            [1.0, 1.0],
+            tolerance,
+        )
+        .unwrap()
+    };
+    let (at2, at05) = (
+        v["nsd"]["2"].as_f64().unwrap(),
+        v["nsd"]["0.5"].as_f64().unwrap(),
+    );
+    assert!((at2 - nsd(2.0)).abs() < 1e-9, "{v}");
+    assert!((at05 - nsd(0.5)).abs() < 1e-9, "{v}");
+    assert!((at2 - 1.0).abs() < 1e-6, "{v}");
+    assert!(at05 < 0.95, "{v}");
     let bad = tmp.path().join("bad.png");
     std::fs::write(&bad, b"garbage").unwrap();
     let out = medclipseg(&["metrics", "--pred", s(&bad), "--gt", s(&gt)]);

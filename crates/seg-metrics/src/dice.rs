@@ -67,6 +67,16 @@ pub fn dice_from_counts(gt: u64, pred: u64, intersection: u64, convention: DiceC
     }
 }
 
+/// Harmonic mean `2ab / (a + b)` of two scores (the paper's HM of ID and OOD DSC); 0 when
+/// both are 0.
+pub fn harmonic_mean(a: f64, b: f64) -> f64 {
+    if a + b <= 0.0 {
+        0.0
+    } else {
+        2.0 * a * b / (a + b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +93,14 @@ mod tests {
         DiceConvention::LvitTest,
         DiceConvention::LvitTrain,
     ];
+
+    #[test]
+    fn harmonic_mean_of_id_and_ood() {
+        assert!((harmonic_mean(0.8, 0.4) - 0.64 / 1.2).abs() < 1e-15);
+        assert_eq!(harmonic_mean(0.5, 0.5), 0.5);
+        assert_eq!(harmonic_mean(0.9, 0.0), 0.0);
+        assert_eq!(harmonic_mean(0.0, 0.0), 0.0);
+    }
 
     #[test]
     fn hand_computed_2d_and_3d() {

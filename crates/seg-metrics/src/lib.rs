@@ -79,7 +79,7 @@ pub use calibration::{
     ReliabilityBin, ReliabilityDiagram, brier_score, error_detection_auroc,
     expected_calibration_error, reliability_diagram,
 };
-pub use dice::{DiceConvention, dice, dice_from_counts};
+pub use dice::{DiceConvention, dice, dice_from_counts, harmonic_mean};
 pub use edt::{edt_2d, edt_3d, squared_edt_2d, squared_edt_3d};
 pub use error::{MetricsError, Result};
 pub use eval::{

@@ -26,7 +26,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use scene::{Brightness, Lesion, Location, Scene, Shape, Size};
-pub use text::{SPECIAL_TOKENS, basic_tokens, vocabulary};
+pub use text::vocabulary;
+
+pub use crate::vocab::{SPECIAL_TOKENS, basic_tokens};
 
 use crate::error::{Error, Result};
 use crate::fsutil;

@@ -5,6 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::scene::{Brightness, Lesion, Location, Shape, Size};
 use crate::kinds::PromptStyle;
+use crate::vocab::prompt_vocabulary;
 
 /// The imaging domain, which changes the wording of the long prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,38 +127,11 @@ fn capitalize(text: &mut String) {
     }
 }
 
-/// BERT's basic tokenisation (uncased): lower-case, split on white space, and make every ASCII
-/// punctuation character a token of its own.
-pub fn basic_tokens(text: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    for word in text.to_lowercase().split_whitespace() {
-        let mut current = String::new();
-        for c in word.chars() {
-            if c.is_ascii_punctuation() {
-                if !current.is_empty() {
-                    tokens.push(std::mem::take(&mut current));
-                }
-                tokens.push(c.to_string());
-            } else {
-                current.push(c);
-            }
-        }
-        if !current.is_empty() {
-            tokens.push(current);
-        }
-    }
-    tokens
-}
-
-/// The special tokens, in BERT's order (`[PAD]` is id 0).
-pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
-
-/// The WordPiece vocabulary of the synthetic prompts: the special tokens, the punctuation used,
-/// every word the generator can emit (sorted), then single letters and digits and their `##`
-/// continuations so that any other lower-case ASCII word still tokenises without `[UNK]`.
+/// The WordPiece vocabulary of the synthetic prompts: every word the generator can emit, in
+/// the layout of [`prompt_vocabulary`], so that any other lower-case ASCII word still tokenises
+/// without `[UNK]`.
 pub fn vocabulary() -> Vec<String> {
-    let mut words: Vec<String> = Vec::new();
-    let fixed = [
+    let mut texts: Vec<&str> = vec![
         NO_LESION,
         UNDERDESCRIPTIVE,
         NORMAL_TISSUE,
@@ -167,55 +141,17 @@ pub fn vocabulary() -> Vec<String> {
         ENDO_EMPTY,
         TEMPLATE_WORDS,
     ];
-    for text in fixed {
-        words.extend(basic_tokens(text));
-    }
-    for s in Size::ALL {
-        words.push(s.word().into());
-    }
-    for s in Shape::ALL {
-        words.push(s.word().into());
-    }
-    for b in Brightness::ALL {
-        words.push(b.word().into());
-    }
-    for l in Location::ALL {
-        words.extend(basic_tokens(l.words()));
-    }
-    let (punctuation, mut plain): (Vec<String>, Vec<String>) = words
-        .into_iter()
-        .partition(|w| w.chars().all(|c| c.is_ascii_punctuation()));
-    plain.sort();
-    let mut punctuation = punctuation;
-    punctuation.sort();
-    let characters: Vec<String> = ('a'..='z').chain('0'..='9').map(String::from).collect();
-    let continuations: Vec<String> = characters.iter().map(|c| format!("##{c}")).collect();
-    let mut out: Vec<String> = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
-    for token in punctuation
-        .into_iter()
-        .chain(plain)
-        .chain(characters)
-        .chain(continuations)
-    {
-        if !out.contains(&token) {
-            out.push(token);
-        }
-    }
-    out
+    texts.extend(Size::ALL.iter().map(|s| s.word()));
+    texts.extend(Shape::ALL.iter().map(|s| s.word()));
+    texts.extend(Brightness::ALL.iter().map(|b| b.word()));
+    texts.extend(Location::ALL.iter().map(|l| l.words()));
+    prompt_vocabulary(texts, usize::MAX).tokens
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_tokens_split_punctuation_and_lowercase() {
-        assert_eq!(basic_tokens("Lesion visible."), ["lesion", "visible", "."]);
-        assert_eq!(
-            basic_tokens("small, dark  lesion"),
-            ["small", ",", "dark", "lesion"]
-        );
-    }
+    use crate::vocab::SPECIAL_TOKENS;
 
     #[test]
     fn vocabulary_starts_with_the_special_tokens_and_has_no_duplicates() {
