@@ -174,7 +174,7 @@ mod tests {
             .with_samples(3)
             .with_train_batch(2);
         let mut inference = Inference::<Flex>::new(&model, &sizes, Noise::seeded(1), &device);
-        assert_eq!(inference.forward().shape, vec![1, 32, 32]);
+        assert_eq!(inference.forward().shape.to_vec(), vec![1, 32, 32]);
         let mean = inference.mc().expect("3 samples");
         assert!(mean.iter::<f32>().all(|p| (0.0..=1.0).contains(&p)));
         let mut training =
