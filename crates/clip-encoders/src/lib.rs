@@ -43,3 +43,8 @@ pub use error::LoadError;
 pub use text::{TextConfig, TextEncoder, TextState};
 pub use vit::{VisionConfig, VisionTransformer};
 pub use weights::{HostTensor, StateWriter, WeightMap};
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -31,3 +31,8 @@ mod noise;
 pub use adapter::{Interaction, PvlAdapter, PvlAdapterConfig, PvlAdapterOutput};
 pub use attention::{ProbAttentionOutput, ProbCrossAttention, ProbCrossAttentionConfig};
 pub use noise::{Noise, NormalStream};
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
