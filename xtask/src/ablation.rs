@@ -519,8 +519,8 @@ fn write_outputs(
             ])?;
         }
     }
-    std::fs::write(args.out.join("ablations.md"), &md)?;
-    std::fs::write(args.out.join("ablations.csv"), table.to_csv())?;
+    seg_viz::write_atomic(&args.out.join("ablations.md"), md.as_bytes())?;
+    seg_viz::write_atomic(&args.out.join("ablations.csv"), table.to_csv().as_bytes())?;
     plot_curve(
         args,
         results,

@@ -49,8 +49,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let machine = describe_machine();
     let md = format!("# Speed\n\n{machine}\n\n{}", table.to_markdown());
-    std::fs::write(args.out.join("speed.md"), &md)?;
-    std::fs::write(args.out.join("speed.csv"), table.to_csv())?;
+    seg_viz::write_atomic(&args.out.join("speed.md"), md.as_bytes())?;
+    seg_viz::write_atomic(&args.out.join("speed.csv"), table.to_csv().as_bytes())?;
     eprintln!("{md}");
     Ok(())
 }

@@ -46,3 +46,8 @@ pub use layouts::{BackboneLayout, TowerPrefixes, to_tower_names};
 pub use text::{TextConfig, TextEncoder, TextState};
 pub use vit::{VisionConfig, VisionTransformer};
 pub use weights::{HostTensor, StateWriter, WeightMap};
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -45,3 +45,8 @@ pub use bert::BertTokenizer;
 pub use clean::{clean_text, clean_text_lower, collapse_whitespace, is_python_whitespace};
 pub use clip_bpe::ClipBpeTokenizer;
 pub use error::{Result, TokenizerError};
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -340,7 +340,7 @@ fn read_prompt_csv(path: &Path) -> Result<HashMap<String, PromptInfo>> {
     let bytes = fsutil::read(path)?;
     let text =
         String::from_utf8(bytes).map_err(|e| Error::sheet(path, format!("not UTF-8: {e}")))?;
-    let records = crate::csv::parse(&text).map_err(|e| Error::sheet(path, e))?;
+    let records = crate::csv_text::parse(&text).map_err(|e| Error::sheet(path, e.to_string()))?;
     let mut rows = records.into_iter();
     let Some((_, header)) = rows.next() else {
         return Err(Error::sheet(

@@ -89,7 +89,7 @@ pub enum Error {
         reason: String,
     },
     /// The embedded dataset registry is malformed.
-    #[error("datasets/registry.toml: {0}")]
+    #[error("med-datasets registry.toml: {0}")]
     Registry(String),
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]

@@ -1,31 +1,13 @@
 //! Small file-system helpers: atomic writes and folder creation with errors that name the path.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename, so a
-/// crash never leaves a half-written file under the final name.
+/// Writes `bytes` to `path` atomically ([`atomic_io`]: temporary sibling, fsync, rename; the
+/// temporary file never outlives a failure), so a crash never leaves a half-written file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    create_dir_all(dir)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    atomic_io::write_atomic(path, bytes).map_err(|e| Error::io(&e.path, e.source))
 }
 
 /// `std::fs::create_dir_all` with an error naming the folder.

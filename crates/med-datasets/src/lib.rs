@@ -7,7 +7,7 @@
 //! into tensors.
 //!
 //! # Main entry points
-//! * [`registry()`]: the 16 datasets as typed data (`datasets/registry.toml`, embedded), with
+//! * [`registry()`]: the 16 datasets as typed data (`registry.toml`, embedded), with
 //!   [`Registry::render_table`] and [`Registry::to_json`].
 //! * [`inspect`] / [`read_records`]: read `<root>/<DS>/Prompts_Folder/*.xlsx|csv` by header name
 //!   and check the files; problems are `{file, row, problem}` records (skipped by default, an
@@ -52,7 +52,7 @@
 //!   path is not reproduced.
 
 pub mod convert;
-mod csv;
+pub mod csv_text;
 pub mod error;
 mod fsutil;
 pub mod imaging;
@@ -81,3 +81,8 @@ pub use registry::{DatasetInfo, DgGroup, PaperConfig, Registry, Role, registry};
 pub use sheet::{PromptEntry, PromptSheet, SheetFormat, read_prompt_sheet, write_prompt_sheet};
 pub use synth::{SynthConfig, SynthSummary, generate};
 pub use vocab::{PromptVocabulary, prompt_vocabulary};
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,5 +1,5 @@
-//! The registry of the 16 MedCLIPSeg datasets, kept as data in `datasets/registry.toml` (embedded
-//! at compile time) and parsed into typed structs.
+//! The registry of the 16 MedCLIPSeg datasets, kept as data in this crate's `registry.toml`
+//! (embedded at compile time) and parsed into typed structs.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::kinds::{Percent, PromptStyle, SheetKind};
 
 /// The registry file's text, embedded.
-pub const REGISTRY_TOML: &str = include_str!("../../../datasets/registry.toml");
+pub const REGISTRY_TOML: &str = include_str!("../registry.toml");
 
 /// What a dataset is used for in the paper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

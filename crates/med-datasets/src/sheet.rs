@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use calamine::{Data, Reader};
 use serde::{Deserialize, Serialize};
 
-use crate::csv;
+use crate::csv_text;
 use crate::error::{Error, Result};
 use crate::fsutil;
 
@@ -99,7 +99,7 @@ fn read_csv_cells(path: &Path) -> Result<Cells> {
     let bytes = fsutil::read(path)?;
     let text =
         String::from_utf8(bytes).map_err(|e| Error::sheet(path, format!("not UTF-8 text: {e}")))?;
-    let records = csv::parse(&text).map_err(|e| Error::sheet(path, e))?;
+    let records = csv_text::parse(&text).map_err(|e| Error::sheet(path, e.to_string()))?;
     Ok(records
         .into_iter()
         .map(|(line, fields)| {
@@ -232,7 +232,7 @@ fn csv_bytes(entries: &[PromptEntry]) -> Vec<u8> {
             e.ground_truth.clone(),
         ]
     }));
-    csv::write(&records).into_bytes()
+    csv_text::write(&records).into_bytes()
 }
 
 fn xlsx_bytes(entries: &[PromptEntry]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {

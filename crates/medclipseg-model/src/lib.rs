@@ -33,3 +33,8 @@ pub use model::{
     AdapterTrace, EncoderState, ForwardTrace, LoadScope, MedClipSeg, MedClipSegOutput,
 };
 pub use pvl_adapters::{Noise, sample_key};
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

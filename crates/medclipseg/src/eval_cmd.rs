@@ -239,6 +239,22 @@ struct ImageResult {
     nsd: f64,
 }
 
+/// `Name,DSC,NSD` per image, 4 decimals; the `csv` crate quotes names with commas or quotes.
+fn per_image_csv(images: &[ImageResult]) -> Result<Vec<u8>> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    writer.write_record(["Name", "DSC", "NSD"])?;
+    for r in images {
+        let (dsc, nsd) = (
+            format!("{:.4}", image_score(r.dsc, true)),
+            format!("{:.4}", image_score(r.nsd, true)),
+        );
+        writer.write_record([r.name.as_str(), &dsc, &nsd])?;
+    }
+    Ok(writer.into_inner().map_err(|e| e.into_error())?)
+}
+
 fn evaluate(ctx: &EvalContext, dataset: &str, style: PromptStyle) -> Result<StyleResult> {
     let request = ctx.request;
     let sheet = read_records(
@@ -307,16 +323,7 @@ fn evaluate(ctx: &EvalContext, dataset: &str, style: PromptStyle) -> Result<Styl
     }
     bar.finish_and_clear();
     let csv = dir.join(format!("test_{tag}.csv"));
-    let mut text = String::from("Name,DSC,NSD\n");
-    for r in &images {
-        text.push_str(&format!(
-            "{},{:.4},{:.4}\n",
-            r.name,
-            image_score(r.dsc, true),
-            image_score(r.nsd, true)
-        ));
-    }
-    store::write_atomic(&csv, text.as_bytes())?;
+    store::write_atomic(&csv, &per_image_csv(&images)?)?;
     let n = images.len() as f64;
     let result = StyleResult {
         dataset: dataset.to_string(),
@@ -559,5 +566,24 @@ mod tests {
         let err = resolve_checkpoint(&dir).unwrap_err().to_string();
         assert!(err.contains("best.safetensors"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn per_image_csv_quotes_names_with_commas_and_quotes() {
+        let name = "case 1, \"left\".png";
+        let rows = [ImageResult {
+            name: name.into(),
+            dsc: 0.5,
+            nsd: 0.25,
+        }];
+        let bytes = per_image_csv(&rows).unwrap();
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        assert_eq!(reader.headers().unwrap(), vec!["Name", "DSC", "NSD"]);
+        let back: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            back[0].iter().collect::<Vec<_>>(),
+            [name, "0.5000", "0.2500"]
+        );
     }
 }

@@ -163,12 +163,13 @@ fn jobs(request: &PredictRequest) -> Result<Vec<(PathBuf, String)>> {
     }
 }
 
-/// `Image,Description` rows of a CSV (RFC 4180 quoting).
+/// `Image,Description` rows of a CSV (RFC 4180 quoting, Excel's byte-order mark tolerated).
 fn read_prompt_csv(path: &Path) -> Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
-    let rows = parse_csv(&text);
-    let Some(header) = rows.first() else {
+    let rows = med_datasets::csv_text::parse(&text)
+        .with_context(|| format!("{}: not a readable CSV", path.display()))?;
+    let Some((_, header)) = rows.first() else {
         bail!("{}: empty CSV", path.display());
     };
     let column = |name: &str| {
@@ -183,44 +184,16 @@ fn read_prompt_csv(path: &Path) -> Result<BTreeMap<String, String>> {
         );
     };
     let mut table = BTreeMap::new();
-    for (i, row) in rows.iter().enumerate().skip(1) {
+    for (line, row) in rows.iter().skip(1) {
         match (row.get(image), row.get(description)) {
             (Some(img), Some(desc)) => {
                 table.insert(img.trim().to_string(), desc.clone());
             }
             _ if row.iter().all(|c| c.trim().is_empty()) => {}
-            _ => bail!("{}: row {} has too few columns", path.display(), i + 1),
+            _ => bail!("{}: line {line} has too few columns", path.display()),
         }
     }
     Ok(table)
-}
-
-/// Splits CSV text into rows of fields, honouring double-quoted fields.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let (mut row, mut field, mut quoted) = (Vec::new(), String::new(), false);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => row.push(std::mem::take(&mut field)),
-            ('\n', false) => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            ('\r', false) => {}
-            (c, _) => field.push(c),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
 }
 
 /// Bilinear resize of a square `s x s` map to `h x w` (half-pixel centres).
@@ -320,12 +293,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_fields_with_quotes_commas_and_newlines() {
-        let rows =
-            parse_csv("Image,Description\r\na.png,\"one, small \"\"round\"\" lesion\"\nb.png,x\n");
-        assert_eq!(rows.len(), 3);
-        assert_eq!(rows[1], vec!["a.png", "one, small \"round\" lesion"]);
-        assert_eq!(rows[2], vec!["b.png", "x"]);
+    fn excel_csv_utf8_with_a_byte_order_mark_is_read() {
+        // Excel's "CSV UTF-8" starts with U+FEFF, which used to hide the `Image` header.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prompts.csv");
+        let text = "\u{feff}Image,Description\r\na.png,\"one, small \"\"round\"\" lesion\"\r\n";
+        std::fs::write(&path, text).unwrap();
+        let table = read_prompt_csv(&path).unwrap();
+        assert_eq!(table["a.png"], "one, small \"round\" lesion");
     }
 
     #[test]

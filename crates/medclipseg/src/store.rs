@@ -20,25 +20,15 @@ use sha2::{Digest, Sha256};
 
 use crate::settings::RunConfig;
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename, so readers never see a
-/// half-written file and an interrupted write leaves the old file intact.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
-    }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot replace", path.display()))?;
-    Ok(())
-}
+/// Files are written through [`atomic_io`]: a temporary sibling, fsync and a rename, so readers
+/// never see a half-written file and a failed write leaves the old file intact (and no temporary).
+pub use atomic_io::write_atomic;
 
 /// [`write_atomic`] of pretty JSON.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');
-    write_atomic(path, text.as_bytes())
+    Ok(write_atomic(path, text.as_bytes())?)
 }
 
 /// SHA-256 of a file, hex (provenance of checkpoints).
@@ -340,7 +330,7 @@ pub fn write_mask_png(path: &Path, mask: &seg_metrics::Mask2d) -> Result<()> {
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )?;
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
 /// The BERT vocabulary to use: the one given, else the one stored in the checkpoint (written

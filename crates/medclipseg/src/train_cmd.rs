@@ -563,27 +563,38 @@ fn write_run_files(
 /// `metrics.csv`, `metrics.jsonl` and `loss_curve.png` from the history so far.
 fn write_metrics(out: &Path, history: &[EpochRecord]) -> Result<()> {
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
-    let mut csv = String::from(
-        "epoch,lr,train_loss,train_dice,train_bce,train_softcon,val_loss,val_dice,seconds\n",
-    );
+    let mut csv = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    csv.write_record([
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_dice",
+        "train_bce",
+        "train_softcon",
+        "val_loss",
+        "val_dice",
+        "seconds",
+    ])?;
     let mut jsonl = String::new();
     for r in history {
-        csv.push_str(&format!(
-            "{},{:.6e},{:.6},{:.6},{:.6},{:.6},{},{},{:.2}\n",
-            r.epoch,
-            r.lr,
-            r.train_total,
-            r.train_dice,
-            r.train_bce,
-            r.train_softcon,
+        csv.write_record([
+            r.epoch.to_string(),
+            format!("{:.6e}", r.lr),
+            format!("{:.6}", r.train_total),
+            format!("{:.6}", r.train_dice),
+            format!("{:.6}", r.train_bce),
+            format!("{:.6}", r.train_softcon),
             opt(r.val_loss),
             opt(r.val_dice),
-            r.seconds
-        ));
+            format!("{:.2}", r.seconds),
+        ])?;
         jsonl.push_str(&serde_json::to_string(r)?);
         jsonl.push('\n');
     }
-    store::write_atomic(&out.join("metrics.csv"), csv.as_bytes())?;
+    let csv = csv.into_inner().map_err(|e| e.into_error())?;
+    store::write_atomic(&out.join("metrics.csv"), &csv)?;
     store::write_atomic(&out.join("metrics.jsonl"), jsonl.as_bytes())?;
     crate::report::loss_curve(history)?.write_png(&out.join("loss_curve.png"))?;
     Ok(())

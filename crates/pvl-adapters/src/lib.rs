@@ -33,3 +33,8 @@ mod noise;
 pub use adapter::{Interaction, PvlAdapter, PvlAdapterConfig, PvlAdapterOutput};
 pub use attention::{ProbAttentionOutput, ProbCrossAttention, ProbCrossAttentionConfig};
 pub use noise::{Noise, NormalStream, RowStreams, sample_key};
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -210,3 +210,8 @@ impl SegLossConfig {
 
 #[cfg(test)]
 mod tests;
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -2,9 +2,7 @@
 //! paired by file stem (as MedCLIPSeg's `utils/eval.py` pairs them), a per-image CSV and the means.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 
@@ -217,45 +215,34 @@ fn csv_float(x: f64) -> String {
     }
 }
 
-/// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// The per-image CSV: `Name,DSC,NSD` with 4-decimal values, NSD at the first tolerance.
+/// The per-image CSV (the `csv` crate, so names with commas or quotes are quoted):
+/// `Name,DSC,NSD` with 4-decimal values, NSD at the first tolerance.
 pub fn render_csv(images: &[NamedReport]) -> String {
-    let mut out = String::from("Name,DSC,NSD\n");
-    for image in images {
-        let _ = writeln!(
-            out,
-            "{},{},{}",
-            csv_field(&image.name),
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let rows = images.iter().map(|image| {
+        [
+            image.name.clone(),
             csv_float(round4(image.report.dsc)),
-            csv_float(round4(image.report.first_nsd()))
-        );
+            csv_float(round4(image.report.first_nsd())),
+        ]
+    });
+    // Three fields per row into memory: writing cannot fail.
+    writer
+        .write_record(["Name", "DSC", "NSD"])
+        .expect("CSV into memory");
+    for row in rows {
+        writer.write_record(&row).expect("CSV into memory");
     }
-    out
+    let bytes = writer.into_inner().expect("CSV into memory");
+    String::from_utf8(bytes).expect("CSV of strings is UTF-8")
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
+/// Writes `bytes` to `path` atomically ([`atomic_io`]: temporary sibling, fsync, rename; the
+/// temporary file never outlives a failure).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| MetricsError::io(&dir, e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| MetricsError::io(path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| MetricsError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| MetricsError::io(path, e.error))?;
-    Ok(())
+    atomic_io::write_atomic(path, bytes).map_err(|e| MetricsError::io(e.path, e.source))
 }
 
 /// A JSON number, or `null` for NaN and infinities.
@@ -336,7 +323,26 @@ mod tests {
         assert_eq!(csv_float(round4(0.5)), "0.5");
         assert_eq!(csv_float(round4(0.00012)), "0.0001");
         assert_eq!(csv_float(f64::NAN), "");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+
+    #[test]
+    fn csv_names_with_commas_and_quotes_round_trip() {
+        let name = "case 1, \"left\".png";
+        let image = NamedReport {
+            name: name.into(),
+            pred_name: name.into(),
+            report: ImageReport {
+                dsc: 0.5,
+                nsd: vec![(2.0, 0.25)],
+                hd95: 1.0,
+                assd: 1.0,
+            },
+        };
+        let text = render_csv(&[image]);
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        assert_eq!(rows[0].iter().collect::<Vec<_>>(), [name, "0.5", "0.25"]);
     }
 
     #[test]

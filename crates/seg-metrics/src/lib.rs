@@ -93,3 +93,8 @@ pub use protocol::{
     evaluate_masks_2d, evaluate_masks_3d, hd95_2d, nsd_2d,
 };
 pub use surface::SurfaceDistances;
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

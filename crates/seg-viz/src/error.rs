@@ -53,14 +53,9 @@ pub enum VizError {
         /// Number of cells in the row.
         actual: usize,
     },
-    /// Writing (or renaming into place) a file failed.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        /// The file that was being written.
-        path: PathBuf,
-        /// The underlying I/O error.
-        source: std::io::Error,
-    },
+    /// Writing (or renaming into place) a file failed; the error names the file and the step.
+    #[error(transparent)]
+    Write(#[from] atomic_io::AtomicWriteError),
     /// PNG encoding failed.
     #[error("cannot encode PNG for {}: {source}", path.display())]
     Encode {

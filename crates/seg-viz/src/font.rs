@@ -1,150 +1,82 @@
-//! A tiny built-in 5x7 bitmap font for printable ASCII (32..=126), drawn at an integer scale.
+//! Text drawing with an embedded DejaVu Sans, rasterised anti-aliased by `ab_glyph`.
 //!
-//! Each glyph is five column bytes, left to right; bit 0 of a byte is the top row. Capitals
-//! and digits use rows 0-6; row 7 holds the descenders of `g j p q y , ;` (the layout of
-//! the classic 5x8 LCD fonts). Characters outside printable ASCII are drawn as `?`.
+//! The font file is a subset of DejaVu Sans 2.37 (Bitstream Vera licence, see
+//! `assets/LICENSE-DejaVu.txt`): Basic Latin, Latin-1, Latin Extended-A, Greek, general
+//! punctuation, super- and subscripts, letter-like symbols, arrows, mathematical operators and
+//! geometric shapes, so labels such as `β sweep`, `mm²`, `μ ± σ` or `p ≤ 0.05` draw as written.
+//! A character outside the subset draws as the replacement character `�`, a control character
+//! as a space.
+//!
+//! Sizes are given as an integer `scale`: one line of text is [`LINE_HEIGHT`]` * scale` pixels
+//! tall (ascender to descender), so callers size layouts the same way at every scale.
 
+use std::sync::OnceLock;
+
+use ab_glyph::{Font, FontRef, Glyph, GlyphId, PxScale, ScaleFont, point};
 use image::{Rgb, RgbImage};
 
 use crate::Colour;
 
-/// Glyph width in font pixels.
-pub const GLYPH_WIDTH: u32 = 5;
-/// Glyph cell height in font pixels (7 rows plus one for descenders).
-pub const GLYPH_HEIGHT: u32 = 8;
-/// Horizontal distance between the starts of two characters, in font pixels.
-pub const ADVANCE: u32 = GLYPH_WIDTH + 1;
+/// The embedded font (a 130 KB subset of DejaVu Sans).
+const FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 
-const FIRST_CHAR: u32 = 32;
+/// Line height in pixels per unit of `scale`.
+pub const LINE_HEIGHT: u32 = 11;
 
-/// Glyphs for ASCII 32 (space) to 126 (`~`).
-const GLYPHS: [[u8; 5]; 95] = [
-    [0x00, 0x00, 0x00, 0x00, 0x00], // space
-    [0x00, 0x00, 0x5F, 0x00, 0x00], // !
-    [0x00, 0x07, 0x00, 0x07, 0x00], // "
-    [0x14, 0x7F, 0x14, 0x7F, 0x14], // #
-    [0x24, 0x2A, 0x7F, 0x2A, 0x12], // $
-    [0x23, 0x13, 0x08, 0x64, 0x62], // %
-    [0x36, 0x49, 0x55, 0x22, 0x50], // &
-    [0x00, 0x05, 0x03, 0x00, 0x00], // '
-    [0x00, 0x1C, 0x22, 0x41, 0x00], // (
-    [0x00, 0x41, 0x22, 0x1C, 0x00], // )
-    [0x08, 0x2A, 0x1C, 0x2A, 0x08], // *
-    [0x08, 0x08, 0x3E, 0x08, 0x08], // +
-    [0x00, 0xA0, 0x60, 0x00, 0x00], // ,
-    [0x08, 0x08, 0x08, 0x08, 0x08], // -
-    [0x00, 0x60, 0x60, 0x00, 0x00], // .
-    [0x20, 0x10, 0x08, 0x04, 0x02], // /
-    [0x3E, 0x51, 0x49, 0x45, 0x3E], // 0
-    [0x00, 0x42, 0x7F, 0x40, 0x00], // 1
-    [0x42, 0x61, 0x51, 0x49, 0x46], // 2
-    [0x21, 0x41, 0x45, 0x4B, 0x31], // 3
-    [0x18, 0x14, 0x12, 0x7F, 0x10], // 4
-    [0x27, 0x45, 0x45, 0x45, 0x39], // 5
-    [0x3C, 0x4A, 0x49, 0x49, 0x30], // 6
-    [0x01, 0x71, 0x09, 0x05, 0x03], // 7
-    [0x36, 0x49, 0x49, 0x49, 0x36], // 8
-    [0x06, 0x49, 0x49, 0x29, 0x1E], // 9
-    [0x00, 0x36, 0x36, 0x00, 0x00], // :
-    [0x00, 0xAC, 0x6C, 0x00, 0x00], // ;
-    [0x08, 0x14, 0x22, 0x41, 0x00], // <
-    [0x14, 0x14, 0x14, 0x14, 0x14], // =
-    [0x00, 0x41, 0x22, 0x14, 0x08], // >
-    [0x02, 0x01, 0x51, 0x09, 0x06], // ?
-    [0x32, 0x49, 0x79, 0x41, 0x3E], // @
-    [0x7E, 0x11, 0x11, 0x11, 0x7E], // A
-    [0x7F, 0x49, 0x49, 0x49, 0x36], // B
-    [0x3E, 0x41, 0x41, 0x41, 0x22], // C
-    [0x7F, 0x41, 0x41, 0x22, 0x1C], // D
-    [0x7F, 0x49, 0x49, 0x49, 0x41], // E
-    [0x7F, 0x09, 0x09, 0x09, 0x01], // F
-    [0x3E, 0x41, 0x49, 0x49, 0x7A], // G
-    [0x7F, 0x08, 0x08, 0x08, 0x7F], // H
-    [0x00, 0x41, 0x7F, 0x41, 0x00], // I
-    [0x20, 0x40, 0x41, 0x3F, 0x01], // J
-    [0x7F, 0x08, 0x14, 0x22, 0x41], // K
-    [0x7F, 0x40, 0x40, 0x40, 0x40], // L
-    [0x7F, 0x02, 0x0C, 0x02, 0x7F], // M
-    [0x7F, 0x04, 0x08, 0x10, 0x7F], // N
-    [0x3E, 0x41, 0x41, 0x41, 0x3E], // O
-    [0x7F, 0x09, 0x09, 0x09, 0x06], // P
-    [0x3E, 0x41, 0x51, 0x21, 0x5E], // Q
-    [0x7F, 0x09, 0x19, 0x29, 0x46], // R
-    [0x46, 0x49, 0x49, 0x49, 0x31], // S
-    [0x01, 0x01, 0x7F, 0x01, 0x01], // T
-    [0x3F, 0x40, 0x40, 0x40, 0x3F], // U
-    [0x1F, 0x20, 0x40, 0x20, 0x1F], // V
-    [0x3F, 0x40, 0x38, 0x40, 0x3F], // W
-    [0x63, 0x14, 0x08, 0x14, 0x63], // X
-    [0x07, 0x08, 0x70, 0x08, 0x07], // Y
-    [0x61, 0x51, 0x49, 0x45, 0x43], // Z
-    [0x00, 0x7F, 0x41, 0x41, 0x00], // [
-    [0x02, 0x04, 0x08, 0x10, 0x20], // backslash
-    [0x00, 0x41, 0x41, 0x7F, 0x00], // ]
-    [0x04, 0x02, 0x01, 0x02, 0x04], // ^
-    [0x40, 0x40, 0x40, 0x40, 0x40], // _
-    [0x00, 0x01, 0x02, 0x04, 0x00], // `
-    [0x20, 0x54, 0x54, 0x54, 0x78], // a
-    [0x7F, 0x48, 0x44, 0x44, 0x38], // b
-    [0x38, 0x44, 0x44, 0x44, 0x20], // c
-    [0x38, 0x44, 0x44, 0x48, 0x7F], // d
-    [0x38, 0x54, 0x54, 0x54, 0x18], // e
-    [0x08, 0x7E, 0x09, 0x01, 0x02], // f
-    [0x18, 0xA4, 0xA4, 0xA4, 0x7C], // g
-    [0x7F, 0x08, 0x04, 0x04, 0x78], // h
-    [0x00, 0x44, 0x7D, 0x40, 0x00], // i
-    [0x40, 0x80, 0x84, 0x7D, 0x00], // j
-    [0x7F, 0x10, 0x28, 0x44, 0x00], // k
-    [0x00, 0x41, 0x7F, 0x40, 0x00], // l
-    [0x7C, 0x04, 0x18, 0x04, 0x78], // m
-    [0x7C, 0x08, 0x04, 0x04, 0x78], // n
-    [0x38, 0x44, 0x44, 0x44, 0x38], // o
-    [0xFC, 0x24, 0x24, 0x24, 0x18], // p
-    [0x18, 0x24, 0x24, 0x18, 0xFC], // q
-    [0x7C, 0x08, 0x04, 0x04, 0x08], // r
-    [0x48, 0x54, 0x54, 0x54, 0x20], // s
-    [0x04, 0x3F, 0x44, 0x40, 0x20], // t
-    [0x3C, 0x40, 0x40, 0x20, 0x7C], // u
-    [0x1C, 0x20, 0x40, 0x20, 0x1C], // v
-    [0x3C, 0x40, 0x30, 0x40, 0x3C], // w
-    [0x44, 0x28, 0x10, 0x28, 0x44], // x
-    [0x9C, 0xA0, 0xA0, 0xA0, 0x7C], // y
-    [0x44, 0x64, 0x54, 0x4C, 0x44], // z
-    [0x00, 0x08, 0x36, 0x41, 0x00], // {
-    [0x00, 0x00, 0x7F, 0x00, 0x00], // |
-    [0x00, 0x41, 0x36, 0x08, 0x00], // }
-    [0x08, 0x04, 0x08, 0x10, 0x08], // ~
-];
+/// Drawn for characters the embedded font does not have.
+const REPLACEMENT: char = '\u{FFFD}';
 
-/// The five column bytes of a character (`?` for anything outside printable ASCII).
-pub fn glyph(c: char) -> [u8; 5] {
-    let code = c as u32;
-    let index = if (FIRST_CHAR..=126).contains(&code) {
-        code - FIRST_CHAR
-    } else {
-        '?' as u32 - FIRST_CHAR
-    };
-    GLYPHS[index as usize]
+fn font() -> &'static FontRef<'static> {
+    static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
+    // The bytes are compiled in and parsed by a unit test, so this cannot fail at run time.
+    FONT.get_or_init(|| FontRef::try_from_slice(FONT_BYTES).expect("embedded font parses"))
 }
 
-/// Whether font pixel (`column`, `row`) of `c` is ink.
-fn is_ink(glyph: &[u8; 5], column: u32, row: u32) -> bool {
-    glyph[column as usize] >> row & 1 == 1
+/// Whether the embedded font has a glyph of its own for `c` (not the replacement character).
+pub fn has_glyph(c: char) -> bool {
+    font().glyph_id(c) != GlyphId(0)
 }
 
-/// Width in image pixels of `text` drawn at `scale` (no trailing gap).
-pub fn text_width(text: &str, scale: u32) -> u32 {
-    let chars = text.chars().count() as u32;
-    if chars == 0 {
-        0
-    } else {
-        (chars * ADVANCE - 1) * scale
+fn px_scale(scale: u32) -> PxScale {
+    PxScale::from(text_height(scale) as f32)
+}
+
+/// The glyph drawn for `c`: its own, a space for control characters, else the replacement.
+fn glyph_id(c: char) -> GlyphId {
+    let c = if c.is_control() { ' ' } else { c };
+    match font().glyph_id(c) {
+        GlyphId(0) => font().glyph_id(REPLACEMENT),
+        id => id,
     }
+}
+
+/// Positions the glyphs of `text` on one line whose top is y = 0; returns them and the
+/// line's advance width in pixels.
+fn layout(text: &str, scale: u32) -> (Vec<Glyph>, f32) {
+    let scaled = font().as_scaled(px_scale(scale));
+    let mut glyphs = Vec::with_capacity(text.len());
+    let mut caret = 0.0f32;
+    let mut previous: Option<GlyphId> = None;
+    for c in text.chars() {
+        let id = glyph_id(c);
+        if let Some(previous) = previous {
+            caret += scaled.kern(previous, id);
+        }
+        glyphs.push(id.with_scale_and_position(px_scale(scale), point(caret, scaled.ascent())));
+        caret += scaled.h_advance(id);
+        previous = Some(id);
+    }
+    (glyphs, caret)
+}
+
+/// Width in image pixels of `text` drawn at `scale`.
+pub fn text_width(text: &str, scale: u32) -> u32 {
+    layout(text, scale).1.ceil() as u32
 }
 
 /// Height in image pixels of one line drawn at `scale`.
 pub fn text_height(scale: u32) -> u32 {
-    GLYPH_HEIGHT * scale
+    LINE_HEIGHT * scale.max(1)
 }
 
 /// The longest prefix of `text` (with `..` appended when cut) that fits in `max_width` pixels.
@@ -163,30 +95,61 @@ pub fn fit_text(text: &str, max_width: u32, scale: u32) -> String {
     String::new()
 }
 
-fn put_clipped(image: &mut RgbImage, x: i64, y: i64, colour: Colour) {
-    if x >= 0 && y >= 0 && (x as u64) < image.width() as u64 && (y as u64) < image.height() as u64 {
-        image.put_pixel(x as u32, y as u32, Rgb(colour));
+/// Ink coverage (0 to 1) of `text`, row-major, `text_width` by `text_height` pixels.
+struct Coverage {
+    width: u32,
+    height: u32,
+    values: Vec<f32>,
+}
+
+fn rasterise(text: &str, scale: u32) -> Coverage {
+    let (glyphs, advance) = layout(text, scale);
+    let (width, height) = (advance.ceil() as u32, text_height(scale));
+    let mut values = vec![0.0f32; (width * height) as usize];
+    for glyph in glyphs {
+        let Some(outline) = font().outline_glyph(glyph) else {
+            continue; // a space
+        };
+        let bounds = outline.px_bounds();
+        outline.draw(|gx, gy, coverage| {
+            let x = bounds.min.x as i64 + gx as i64;
+            let y = bounds.min.y as i64 + gy as i64;
+            // Ink that pokes out of the line box (a negative side bearing) is dropped, so the
+            // text never leaves the box that `text_width`/`text_height` promise.
+            if (0..width as i64).contains(&x) && (0..height as i64).contains(&y) {
+                let cell = &mut values[(y as u32 * width + x as u32) as usize];
+                *cell = (*cell + coverage).min(1.0);
+            }
+        });
+    }
+    Coverage {
+        width,
+        height,
+        values,
     }
 }
 
-/// Draws `text` with its top-left corner at (`x`, `y`); pixels outside the image are dropped.
+/// Blends `colour` into the pixel at (`x`, `y`) with opacity `alpha`; outside pixels are dropped.
+fn blend_clipped(image: &mut RgbImage, x: i64, y: i64, colour: Colour, alpha: f32) {
+    if alpha <= 0.0 || x < 0 || y < 0 || x >= image.width() as i64 || y >= image.height() as i64 {
+        return;
+    }
+    let pixel = image.get_pixel_mut(x as u32, y as u32);
+    let mixed: [u8; 3] = std::array::from_fn(|i| {
+        let (under, over) = (pixel.0[i] as f32, colour[i] as f32);
+        (under + (over - under) * alpha).round() as u8
+    });
+    *pixel = Rgb(mixed);
+}
+
+/// Draws `text` with the top-left corner of its line box at (`x`, `y`), anti-aliased;
+/// pixels outside the image are dropped.
 pub fn draw_text(image: &mut RgbImage, x: i64, y: i64, text: &str, colour: Colour, scale: u32) {
-    let scale = scale.max(1);
-    for (index, c) in text.chars().enumerate() {
-        let glyph = glyph(c);
-        let origin_x = x + (index as u32 * ADVANCE * scale) as i64;
-        for column in 0..GLYPH_WIDTH {
-            for row in 0..GLYPH_HEIGHT {
-                if is_ink(&glyph, column, row) {
-                    fill_cell(
-                        image,
-                        origin_x + (column * scale) as i64,
-                        y + (row * scale) as i64,
-                        scale,
-                        colour,
-                    );
-                }
-            }
+    let ink = rasterise(text, scale);
+    for row in 0..ink.height {
+        for column in 0..ink.width {
+            let alpha = ink.values[(row * ink.width + column) as usize];
+            blend_clipped(image, x + column as i64, y + row as i64, colour, alpha);
         }
     }
 }
@@ -202,28 +165,13 @@ pub fn draw_text_vertical(
     colour: Colour,
     scale: u32,
 ) {
-    let scale = scale.max(1);
-    let length = text_width(text, scale) as i64;
-    for (index, c) in text.chars().enumerate() {
-        let glyph = glyph(c);
-        let along = (index as u32 * ADVANCE * scale) as i64;
-        for column in 0..GLYPH_WIDTH {
-            for row in 0..GLYPH_HEIGHT {
-                if is_ink(&glyph, column, row) {
-                    // Horizontal position `along + column` becomes distance up from the bottom.
-                    let px = x + (row * scale) as i64;
-                    let py = y + length - along - ((column + 1) * scale) as i64;
-                    fill_cell(image, px, py, scale, colour);
-                }
-            }
-        }
-    }
-}
-
-fn fill_cell(image: &mut RgbImage, x: i64, y: i64, scale: u32, colour: Colour) {
-    for dy in 0..scale as i64 {
-        for dx in 0..scale as i64 {
-            put_clipped(image, x + dx, y + dy, colour);
+    let ink = rasterise(text, scale);
+    for row in 0..ink.height {
+        for column in 0..ink.width {
+            let alpha = ink.values[(row * ink.width + column) as usize];
+            // Counter-clockwise quarter turn: (column, row) -> (row, width - 1 - column).
+            let (px, py) = (row as i64, (ink.width - 1 - column) as i64);
+            blend_clipped(image, x + px, y + py, colour, alpha);
         }
     }
 }
@@ -232,72 +180,97 @@ fn fill_cell(image: &mut RgbImage, x: i64, y: i64, scale: u32, colour: Colour) {
 mod tests {
     use super::*;
 
+    const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
+
+    /// Renders `text` black on white in an image exactly its box.
+    fn render(text: &str, scale: u32) -> RgbImage {
+        let (w, h) = (text_width(text, scale).max(1), text_height(scale));
+        let mut image = RgbImage::from_pixel(w, h, WHITE);
+        draw_text(&mut image, 0, 0, text, [0, 0, 0], scale);
+        image
+    }
+
     fn ink_count(image: &RgbImage) -> usize {
-        image.pixels().filter(|p| p.0 != [255, 255, 255]).count()
+        image.pixels().filter(|p| **p != WHITE).count()
     }
 
     #[test]
-    fn every_printable_glyph_has_ink_except_space() {
+    fn embedded_font_parses_and_covers_the_labels_we_write() {
+        assert!(FontRef::try_from_slice(FONT_BYTES).is_ok());
+        for c in "β²³μσ±×≤≥→°·–—…αΔ∑√∞é".chars() {
+            assert!(has_glyph(c), "no glyph for {c:?}");
+        }
+        assert!(!has_glyph('中'));
+    }
+
+    #[test]
+    fn every_printable_ascii_glyph_has_ink_except_space() {
         for code in 33u8..=126 {
-            let g = glyph(code as char);
-            assert!(
-                g.iter().any(|&b| b != 0),
-                "glyph {:?} is empty",
-                code as char
-            );
-        }
-        assert_eq!(glyph(' '), [0; 5]);
-    }
-
-    #[test]
-    fn only_descender_glyphs_use_the_last_row() {
-        for code in 32u8..=126 {
             let c = code as char;
-            let uses_last_row = glyph(c).iter().any(|&b| b & 0x80 != 0);
-            assert_eq!(uses_last_row, "gjpqy,;".contains(c), "glyph {c:?}");
+            assert!(ink_count(&render(&c.to_string(), 2)) > 0, "{c:?} is empty");
         }
+        assert_eq!(ink_count(&render(" ", 2)), 0);
     }
 
     #[test]
-    fn unknown_characters_fall_back_to_question_mark() {
-        assert_eq!(glyph('é'), glyph('?'));
-        assert_eq!(glyph('\n'), glyph('?'));
+    fn greek_beta_is_drawn_as_itself_not_as_a_question_mark() {
+        // The old bitmap font drew every non-ASCII character as '?' ("? sweep").
+        let beta = render("β", 3);
+        let question = render("?", 3);
+        assert!(ink_count(&beta) > 0);
+        assert_ne!(beta, question);
+        assert_ne!(render("β sweep", 2), render("? sweep", 2));
+        // Characters outside the font become the replacement character, not '?'.
+        assert_eq!(render("中", 2), render("\u{FFFD}", 2));
+        assert_ne!(render("中", 2), render("?", 2));
     }
 
     #[test]
-    fn text_width_and_height_scale() {
+    fn text_is_anti_aliased() {
+        let image = render("Dice β", 2);
+        let grey = image
+            .pixels()
+            .filter(|p| p.0[0] > 0 && p.0[0] < 255)
+            .count();
+        assert!(grey > 0, "no intermediate coverage");
+    }
+
+    #[test]
+    fn width_grows_with_text_and_scale_and_height_scales() {
         assert_eq!(text_width("", 3), 0);
-        assert_eq!(text_width("A", 1), 5);
-        assert_eq!(text_width("AB", 2), 22);
-        assert_eq!(text_height(3), 24);
+        assert!(text_width("A", 1) > 0);
+        assert!(text_width("AB", 1) > text_width("A", 1));
+        assert!(text_width("β sweep", 1) > text_width("sweep", 1));
+        assert!(text_width("Loss", 2) >= 2 * text_width("Loss", 1) - 2);
+        assert_eq!(text_height(1), LINE_HEIGHT);
+        assert_eq!(text_height(3), 3 * LINE_HEIGHT);
     }
 
     #[test]
     fn drawn_text_stays_inside_its_box() {
-        let mut image = RgbImage::from_pixel(60, 30, Rgb([255, 255, 255]));
-        draw_text(&mut image, 5, 4, "Hi 9", [0, 0, 0], 2);
-        let (w, h) = (text_width("Hi 9", 2), text_height(2));
+        let mut image = RgbImage::from_pixel(120, 40, WHITE);
+        let text = "jÅgβ,";
+        draw_text(&mut image, 5, 4, text, [0, 0, 0], 2);
+        let (w, h) = (text_width(text, 2), text_height(2));
+        let mut inked = 0;
         for (x, y, p) in image.enumerate_pixels() {
-            if p.0 != [255, 255, 255] {
+            if *p != WHITE {
+                inked += 1;
                 assert!(
                     (5..5 + w).contains(&x) && (4..4 + h).contains(&y),
                     "ink at {x},{y}"
                 );
             }
         }
-        // 'H' alone has 7 + 7 + 3 = 17 ink cells, each 2x2 pixels.
-        let mut h_only = RgbImage::from_pixel(20, 20, Rgb([255, 255, 255]));
-        draw_text(&mut h_only, 0, 0, "H", [0, 0, 0], 2);
-        assert_eq!(ink_count(&h_only), 17 * 4);
+        assert!(inked > 0);
     }
 
     #[test]
     fn vertical_text_is_the_rotated_horizontal_text() {
-        let text = "Loss";
+        let text = "Loss β";
         let (w, h) = (text_width(text, 1), text_height(1));
-        let mut flat = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
-        draw_text(&mut flat, 0, 0, text, [0, 0, 0], 1);
-        let mut upright = RgbImage::from_pixel(h, w, Rgb([255, 255, 255]));
+        let flat = render(text, 1);
+        let mut upright = RgbImage::from_pixel(h, w, WHITE);
         draw_text_vertical(&mut upright, 0, 0, text, [0, 0, 0], 1);
         for (x, y, p) in flat.enumerate_pixels() {
             // Counter-clockwise quarter turn: (x, y) -> (y, w - 1 - x).
@@ -306,18 +279,31 @@ mod tests {
     }
 
     #[test]
-    fn drawing_off_canvas_does_not_panic() {
-        let mut image = RgbImage::new(10, 10);
-        draw_text(&mut image, -20, -3, "clipped text", [255, 0, 0], 3);
-        draw_text_vertical(&mut image, 8, -40, "clipped", [255, 0, 0], 2);
+    fn drawing_off_canvas_clips_instead_of_panicking() {
+        let blank = RgbImage::from_pixel(10, 10, WHITE);
+        let mut image = blank.clone();
+        draw_text(&mut image, -200, -3, "far away", [255, 0, 0], 3);
+        draw_text_vertical(&mut image, 8, -400, "far away", [255, 0, 0], 2);
+        assert_eq!(
+            image, blank,
+            "text wholly outside must not touch the canvas"
+        );
+        // Partly outside: the visible part is drawn.
+        draw_text(&mut image, -4, -6, "HH", [255, 0, 0], 3);
+        assert!(ink_count(&image) > 0);
     }
 
     #[test]
     fn fit_text_truncates_with_dots() {
         assert_eq!(fit_text("short", 100, 1), "short");
-        let cut = fit_text("a very long title", 40, 1);
-        assert!(cut.ends_with(".."));
+        let cut = fit_text("a very long title about β", 40, 1);
+        assert!(cut.ends_with(".."), "{cut}");
         assert!(text_width(&cut, 1) <= 40);
         assert_eq!(fit_text("abc", 0, 1), "");
+    }
+
+    #[test]
+    fn control_characters_draw_as_spaces() {
+        assert_eq!(render("a\nb", 1), render("a b", 1));
     }
 }

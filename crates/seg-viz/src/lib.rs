@@ -8,12 +8,13 @@
 //!   titled side-by-side panels (`image | GT | prediction | uncertainty`).
 //! * [`plot`]: line plots and bar charts with nice ticks and a legend, straight to PNG.
 //! * [`report`]: one report written as a self-contained HTML page and as Markdown.
-//! * [`table`]: result tables as Markdown and RFC 4180 CSV.
-//! * [`font`] and [`draw`]: the built-in 5x7 bitmap font and raster primitives underneath.
+//! * [`table`]: result tables as Markdown and RFC 4180 CSV (the `csv` crate).
+//! * [`font`] and [`draw`]: anti-aliased text in an embedded DejaVu Sans subset (rasterised by
+//!   `ab_glyph`; Latin, Greek and math symbols) and raster primitives underneath.
 //!
-//! Everything is drawn here (no plotting or font crates), images are [`image::RgbImage`],
-//! masks are row-major `&[bool]`, and every file is written atomically ([`io`]). Buffer-size
-//! mistakes and write failures are [`VizError`]s, never panics.
+//! Plots are drawn here (no plotting crate), images are [`image::RgbImage`], masks are
+//! row-major `&[bool]`, and every file is written atomically ([`io`], through `atomic-io`).
+//! Buffer-size mistakes and write failures are [`VizError`]s, never panics.
 //!
 //! ```
 //! use seg_viz::{Colormap, LinePlot, Series, colorize, palette};
@@ -82,3 +83,8 @@ pub mod palette {
         [23, 190, 207],
     ];
 }
+
+/// The README example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

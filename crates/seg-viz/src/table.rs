@@ -103,19 +103,20 @@ impl Table {
         out
     }
 
-    /// RFC 4180 CSV: CRLF line ends; fields with a comma, quote, CR or LF are quoted, with
-    /// quotes doubled.
+    /// RFC 4180 CSV (the `csv` crate): CRLF line ends; fields with a comma, quote, CR or LF are
+    /// quoted, with quotes doubled. Short rows are padded with empty cells.
     pub fn to_csv(&self) -> String {
         let columns = self.column_count();
-        let mut out = String::new();
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
         for row in std::iter::once(&self.header).chain(&self.rows) {
-            let fields: Vec<String> = (0..columns)
-                .map(|c| quote_csv_field(Self::cell(row, c)))
-                .collect();
-            out.push_str(&fields.join(","));
-            out.push_str("\r\n");
+            let fields = (0..columns).map(|c| Self::cell(row, c));
+            // Every row has `columns` fields and the sink is memory: writing cannot fail.
+            writer.write_record(fields).expect("CSV into memory");
         }
-        out
+        let bytes = writer.into_inner().expect("CSV into memory");
+        String::from_utf8(bytes).expect("CSV of strings is UTF-8")
     }
 
     /// Writes [`Table::to_csv`] to a file, atomically.
@@ -126,15 +127,6 @@ impl Table {
     /// Writes [`Table::to_markdown`] to a file, atomically.
     pub fn write_markdown(&self, path: &Path) -> Result<()> {
         write_atomic(path, self.to_markdown().as_bytes())
-    }
-}
-
-/// Quotes one CSV field when RFC 4180 requires it.
-pub fn quote_csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
     }
 }
 
@@ -200,8 +192,9 @@ mod tests {
             csv,
             "name,note\r\nplain,\"has,comma\"\r\n\"say \"\"hi\"\"\",\"two\nlines\"\r\n"
         );
-        assert_eq!(quote_csv_field("cr\ronly"), "\"cr\ronly\"");
-        assert_eq!(quote_csv_field(""), "");
+        let mut odd = Table::new(["x"]);
+        odd.push_row(["cr\ronly"]).unwrap();
+        assert_eq!(odd.to_csv(), "x\r\n\"cr\ronly\"\r\n");
     }
 
     #[test]

@@ -189,3 +189,8 @@ fn load_bytes(bytes: &[u8], path: &Path, wrapper: &Wrapper) -> Result<StateDict>
 
 #[cfg(test)]
 mod tests;
+
+/// The README example, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

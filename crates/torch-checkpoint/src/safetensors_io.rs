@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
@@ -170,21 +169,14 @@ pub fn to_safetensors_bytes(sd: &StateDict) -> Result<Vec<u8>> {
 
 /// Writes `sd` to `path` as safetensors, with [`StateDict::metadata`] as `__metadata__`.
 ///
-/// The write is atomic: the bytes go to a temporary file in the same directory, which is
-/// flushed to disk and then renamed over `path`, so readers never see a partial file.
+/// The write is atomic ([`atomic_io`]): the bytes go to a temporary file in the same directory,
+/// which is flushed to disk and then renamed over `path`, so readers never see a partial file.
 pub fn save_safetensors(path: impl AsRef<Path>, sd: &StateDict) -> Result<()> {
     let path = path.as_ref();
     let bytes = to_safetensors_bytes(sd)?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io(path))?;
-    tmp.write_all(&bytes).map_err(Error::io(path))?;
-    tmp.as_file().sync_all().map_err(Error::io(path))?;
-    tmp.persist(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e.error,
+    atomic_io::write_atomic(path, &bytes).map_err(|e| Error::Io {
+        path: e.path,
+        source: e.source,
     })?;
     Ok(())
 }
