@@ -66,23 +66,27 @@ mod selected {
     pub const NAME: &str = "wgpu";
     pub fn device(spec: &str) -> anyhow::Result<WgpuDevice> {
         let device = parse(spec)?;
-        probe(&device)?;
+        probe(&device, spec)?;
         Ok(device)
     }
 
     /// Runs one tiny op: cubecl panics (in a worker thread, then here) when no adapter exists,
-    /// which becomes an error that says what to install.
-    fn probe(device: &WgpuDevice) -> anyhow::Result<()> {
+    /// which becomes an error that says what to install. The panic hook is silenced meanwhile,
+    /// so that the user sees the error, not a backtrace.
+    fn probe(device: &WgpuDevice, spec: &str) -> anyhow::Result<()> {
         use burn::tensor::Tensor;
         let device = device.clone();
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
         let works = std::panic::catch_unwind(move || {
             Tensor::<Inner, 1>::zeros([1], &device).into_data();
         });
+        std::panic::set_hook(hook);
         works.map_err(|_| {
             anyhow::anyhow!(
-                "no wgpu adapter could be opened: install a Vulkan driver (on Debian: \
-                 apt-get install mesa-vulkan-drivers libvulkan1, which also works without a GPU) \
-                 or pick another --device"
+                "wgpu device {spec:?}: no wgpu adapter could be opened. Install a Vulkan driver \
+                 (on Debian: apt-get install mesa-vulkan-drivers libvulkan1, which also works \
+                 without a GPU) or pick another --device (default, cpu, discrete:N, integrated:N)"
             )
         })
     }
@@ -267,4 +271,18 @@ pub fn device_memory(device: &Device) -> Option<DeviceMemory> {
         reserved: u.bytes_reserved,
     });
     usage
+}
+
+#[cfg(all(test, feature = "cuda"))]
+mod cuda_tests {
+    /// CI has no NVIDIA driver: the error names the library; with GPUs, `cuda:99` does not exist.
+    /// Either way an error, not a panic inside cubecl.
+    #[test]
+    fn cuda_without_a_driver_or_device_is_a_clear_error() {
+        let error = super::device("cuda:99").unwrap_err().to_string();
+        assert!(
+            error.contains("libcuda.so") || error.contains("cuda:99 does not exist"),
+            "{error}"
+        );
+    }
 }

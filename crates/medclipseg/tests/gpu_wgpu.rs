@@ -55,6 +55,8 @@ fn train(root: &Path, out: &Path) {
         "train.batch_size=4",
         "--set",
         "train.seed=5",
+        "--set",
+        "train.min_steps=0",
     ]);
 }
 
