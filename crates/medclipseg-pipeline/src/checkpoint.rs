@@ -58,7 +58,7 @@ impl<B: Backend> LoadedModel<B> {
         let path = path.as_ref();
         let failed = |source: CheckpointError| PipelineError::Checkpoint {
             path: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         };
         let sd = model_checkpoint::read(path).map_err(failed)?;
         let config = match model_config {
@@ -154,7 +154,7 @@ pub fn save_checkpoint<B: Backend>(
     }
     model_checkpoint::save(model, config, &meta, path).map_err(|source| PipelineError::Checkpoint {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -10,14 +10,15 @@ pub enum PipelineError {
     Checkpoint {
         /// The checkpoint file.
         path: PathBuf,
-        /// Why.
+        /// Why (boxed: it is large and errors travel by value).
         #[source]
-        source: medclipseg_model::checkpoint::CheckpointError,
+        source: Box<medclipseg_model::checkpoint::CheckpointError>,
     },
     /// The BERT text tower has no vocabulary: none stored in the checkpoint, none given.
     #[error(
-        "the BERT text tower needs a vocabulary: none is stored in the checkpoint; give a \
-         vocab.txt or tokenizer.json (BiomedBERT's for the paper's UniMedCLIP)"
+        "the BERT text tower needs a vocabulary and none was given or stored in the checkpoint: \
+         set model.tokenizer to a vocab.txt or tokenizer.json (BiomedBERT's for the paper's \
+         UniMedCLIP)"
     )]
     MissingVocabulary,
     /// The vocabulary does not fit the text tower's embedding table.

@@ -10,17 +10,7 @@ use seg_losses::SegLossConfig;
 
 use crate::text::Prompts;
 
-/// A seed for one purpose, derived from the run seed so that runs and resumes reproduce:
-/// `(seed, stream, a, b)` -> a well-mixed 64-bit value (SplitMix64 finaliser).
-pub fn derive_seed(seed: u64, stream: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed
-        ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ a.wrapping_mul(0xBF58_476D_1CE4_E5B9)
-        ^ b.wrapping_mul(0x94D0_49BB_1331_11EB);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use medclipseg_pipeline::derive_seed;
 
 /// Seed streams.
 pub const STREAM_TRAIN_NOISE: u64 = 1;
