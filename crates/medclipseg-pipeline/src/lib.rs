@@ -23,16 +23,18 @@ pub mod error;
 pub mod predictor;
 pub mod prompts;
 pub mod resize;
+pub mod validation;
 pub mod volume;
 
 pub use checkpoint::{LoadedModel, Vocabulary, inference_preprocess, save_checkpoint};
 pub use error::{PipelineError, Result};
 pub use med_datasets::imaging::Image8;
 pub use predictor::{
-    NoiseSource, Prediction, Predictor, STREAM_PREDICT, derive_seed, write_mask_png,
+    NoiseSource, Prediction, Predictor, STREAM_PREDICT, derive_seed, noise, write_mask_png,
 };
 pub use prompts::{EncodedPrompts, Prompts};
 pub use resize::resize_map;
+pub use validation::{Validation, batch_dice, to_tensors, validate};
 pub use volume::{VolumePrediction, slice_to_bgr};
 
 /// Reads an image file as the BGR 8-bit image the model takes (16-bit images are stretched to

@@ -42,6 +42,23 @@ pub enum NoiseSource {
     Device,
 }
 
+/// Adapter noise for one batch: host streams of `run_seed` (rows keyed by the caller's image
+/// keys), or the device generator seeded with `batch_seed`.
+pub fn noise<B: Backend>(
+    source: NoiseSource,
+    run_seed: u64,
+    batch_seed: u64,
+    device: &B::Device,
+) -> Noise<B> {
+    match source {
+        NoiseSource::Host => Noise::seeded(run_seed),
+        NoiseSource::Device => {
+            B::seed(device, batch_seed);
+            Noise::Device
+        }
+    }
+}
+
 /// Noise seeds of one batch: `variant` keeps images and volume slices apart, `batch` seeds the
 /// device generator.
 #[derive(Debug, Clone, Copy)]
@@ -289,15 +306,8 @@ impl<B: Backend> Predictor<B> {
     /// Host streams keyed by the caller's image keys, or the device generator seeded per batch.
     fn noise_for(&self, stream: NoiseStream) -> Noise<B> {
         let run_seed = derive_seed(self.seed, STREAM_PREDICT, 0, stream.variant);
-        match self.noise {
-            NoiseSource::Host => Noise::seeded(run_seed),
-            NoiseSource::Device => {
-                let batch_seed =
-                    derive_seed(self.seed, STREAM_PREDICT, stream.batch, stream.variant);
-                B::seed(&self.device, batch_seed);
-                Noise::Device
-            }
-        }
+        let batch_seed = derive_seed(self.seed, STREAM_PREDICT, stream.batch, stream.variant);
+        noise(self.noise, run_seed, batch_seed, &self.device)
     }
 }
 

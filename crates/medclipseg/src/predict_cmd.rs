@@ -106,14 +106,10 @@ pub fn load_predictor(request: &PredictRequest, device: &Device) -> Result<Predi
     if let Some(vocab) = &loaded.vocabulary {
         store::write_atomic(&request.out.join(&vocab.file_name), vocab.text.as_bytes())?;
     }
-    let noise = match backend::noise_source() {
-        backend::NoiseSource::Device => medclipseg_pipeline::NoiseSource::Device,
-        _ => medclipseg_pipeline::NoiseSource::Host,
-    };
     Ok(Predictor::new(loaded, device)?
         .with_samples(request.samples)
         .with_seed(request.seed)
-        .with_noise(noise))
+        .with_noise(crate::infer::pipeline_noise()))
 }
 
 /// Runs `predict` on an image or a folder of images.
