@@ -130,3 +130,29 @@ fn a_corrupt_file_is_skipped_and_named_and_continue_redoes_only_what_is_missing(
             .unwrap();
     assert_eq!(records.len(), 3);
 }
+
+#[test]
+fn continue_skips_a_volume_already_predicted() {
+    use med_volumes::{OutputKind, Volume, diagonal_affine, write_nifti};
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let input = dir.path().join("case_1.nii.gz");
+    let data = (0..10 * 8 * 2).map(|v| (v % 13) as f32 * 20.0).collect();
+    let volume = Volume::new([10, 8, 2], data, [1.0; 3], diagonal_affine([1.0; 3])).unwrap();
+    write_nifti(&input, &volume, OutputKind::Float).unwrap();
+    let out = dir.path().join("pred");
+    let first = predict(&checkpoint, &input, &out, &[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let mask = out.join("case_1.nii.gz");
+    let written = modified(&mask);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = predict(&checkpoint, &input, &out, &["--continue"]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(stderr.contains("already predicted"), "{stderr}");
+    assert_eq!(modified(&mask), written);
+}
