@@ -108,6 +108,14 @@ fn predictions_are_at_the_original_size_and_thresholded_after_the_resize() {
     assert_eq!(again.probability, p.probability);
     let other = predictor.predict_image_keyed(&image, PROMPT, 8).unwrap();
     assert_ne!(other.probability, p.probability);
+    // The device generator, seeded per image key: reproducible on the same backend.
+    let device_noise = Predictor::<Flex>::load(&checkpoint, &device)
+        .unwrap()
+        .with_samples(3)
+        .with_noise(medclipseg_pipeline::NoiseSource::Device);
+    let a = device_noise.predict_image_keyed(&image, PROMPT, 7).unwrap();
+    let b = device_noise.predict_image_keyed(&image, PROMPT, 7).unwrap();
+    assert_eq!(a.probability, b.probability);
     // No samples: an error, not a panic.
     let none = Predictor::<Flex>::load(&checkpoint, &device)
         .unwrap()
