@@ -72,6 +72,22 @@ impl BertTokenizer {
     pub fn from_vocab_file(path: impl AsRef<Path>, max_length: usize) -> Result<Self> {
         let path = path.as_ref();
         let tokens = read_vocab(path)?;
+        Self::from_vocab_tokens(tokens, path, max_length)
+    }
+
+    /// [`BertTokenizer::from_vocab_file`] of `vocab.txt` text held in memory (e.g. stored in a
+    /// checkpoint); `origin` names it in errors.
+    pub fn from_vocab_text(
+        text: &str,
+        origin: impl AsRef<Path>,
+        max_length: usize,
+    ) -> Result<Self> {
+        let origin = origin.as_ref();
+        let tokens = parse_vocab(text, origin)?;
+        Self::from_vocab_tokens(tokens, origin, max_length)
+    }
+
+    fn from_vocab_tokens(tokens: Vec<String>, path: &Path, max_length: usize) -> Result<Self> {
         let vocab: AHashMap<String, u32> = tokens.iter().cloned().zip(0u32..).collect();
         let special_id = |token: &str| {
             vocab
@@ -232,6 +248,11 @@ fn read_vocab(path: &Path) -> Result<Vec<String>> {
             .count();
         malformed(path, Some(line), "not UTF-8".to_string())
     })?;
+    parse_vocab(&text, path)
+}
+
+/// One token a line, each non-empty, without whitespace, and not repeated.
+fn parse_vocab(text: &str, path: &Path) -> Result<Vec<String>> {
     let mut first_line_of: AHashMap<&str, usize> = AHashMap::new();
     let mut tokens = Vec::new();
     for (index, token) in text.lines().enumerate() {
@@ -287,6 +308,22 @@ mod tests {
 
     fn fixture_tokenizer(max_length: usize) -> BertTokenizer {
         BertTokenizer::from_vocab_file(fixture_vocab(), max_length).unwrap()
+    }
+
+    #[test]
+    fn vocabulary_text_in_memory_tokenises_like_the_file() {
+        let text = std::fs::read_to_string(fixture_vocab()).unwrap();
+        let from_text = BertTokenizer::from_vocab_text(&text, "ckpt (stored)", 32).unwrap();
+        let prompt = FIXTURE_PROMPTS[0].0;
+        assert_eq!(
+            from_text.encode_ids(prompt).unwrap(),
+            fixture_tokenizer(32).encode_ids(prompt).unwrap()
+        );
+        let error = BertTokenizer::from_vocab_text("[PAD]\n[PAD]\n", "ckpt (stored)", 32)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("ckpt (stored)"), "{error}");
     }
 
     // Expected ids: open_clip's `HFTokenizer` steps (`_clean_whitespace`, then

@@ -379,6 +379,28 @@ pub fn write_png(path: &Path, img: &Image8) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Every extension `predict` accepts decodes with this build of `image`: a file of each,
+    /// written here in the format its extension names, reads back to the same size.
+    #[test]
+    fn every_accepted_extension_decodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let rgb =
+            image::RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 40, y as u8 * 60, 90]));
+        for ext in IMAGE_EXTENSIONS {
+            let path = dir.path().join(format!("scan.{ext}"));
+            let format = image::ImageFormat::from_extension(ext)
+                .unwrap_or_else(|| panic!("{ext}: not an image format the image crate knows"));
+            image::DynamicImage::ImageRgb8(rgb.clone())
+                .save_with_format(&path, format)
+                .unwrap_or_else(|e| panic!("{ext}: cannot encode: {e}"));
+            let read = read_bgr(&path).unwrap_or_else(|e| panic!("{ext}: cannot decode: {e}"));
+            assert_eq!((read.width, read.height, read.channels), (5, 3, 3), "{ext}");
+            assert!(has_image_extension(
+                &path.with_extension(ext.to_uppercase())
+            ));
+        }
+    }
+
     fn save_rgb(path: &Path, w: u32, h: u32, rgb: &[u8]) {
         image::RgbImage::from_raw(w, h, rgb.to_vec())
             .unwrap()

@@ -161,3 +161,8 @@ mod tests {
         assert!(matches!(err, VolumeError::NotAVolume { .. }));
     }
 }
+
+/// The README example, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -50,7 +50,10 @@ enum Command {
     #[command(
         after_help = "Examples:\n  medclipseg predict --checkpoint C --input scan.png --prompt \"one small round lesion in the center\" --out pred\n  \
         medclipseg predict --checkpoint C --input ct.nii.gz --prompt \"a liver tumour\" --window 40,400 --out pred\n  \
-        medclipseg predict --checkpoint C --input images/ --prompts prompts.csv --out pred"
+        medclipseg predict --checkpoint C --input images/ --prompts prompts.csv --out pred\n  \
+        medclipseg predict --checkpoint C --input images/ --prompt \"a polyp\" --out pred --continue   # skip what is done\n\n\
+        An image that cannot be read is reported and skipped; the others are written as each \
+        finishes, and the run then exits non-zero naming the failed files."
     )]
     Predict(PredictArgs),
     /// DSC, NSD, HD95 and ASSD of predicted masks against ground truth (files or folders).
@@ -257,6 +260,12 @@ struct PredictArgs {
     /// `percentile[:LOW,HIGH]` (default, 0.5 and 99.5 over the volume) or `minmax`.
     #[arg(long, value_name = "CENTER,WIDTH")]
     window: Option<String>,
+    /// Skip inputs whose outputs already exist (a run that stopped, or a folder that grew).
+    #[arg(long = "continue")]
+    resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// `predict`: a volume (`.nii`, `.nii.gz`, a DICOM series folder) or 2-D images.
@@ -270,6 +279,8 @@ fn predict(a: PredictArgs) -> Result<()> {
         samples: a.samples,
         seed: a.seed,
         device: a.device,
+        resume: a.resume,
+        quiet: a.quiet,
     };
     if volume_predict::is_volume_input(&request.input, &med_datasets::imaging::IMAGE_EXTENSIONS) {
         let intensity = match &a.window {

@@ -166,8 +166,7 @@ pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
         Some(spec) => Some(crate::settings::preset_or_file(spec)?),
         None => None,
     };
-    let loaded = store::load_checkpoint::<Inner>(&checkpoint, model_config, &device)
-        .with_context(|| format!("{}: cannot load the checkpoint", checkpoint.display()))?;
+    let loaded = store::load_checkpoint::<Inner>(&checkpoint, model_config, &device)?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("{}: cannot create", request.out.display()))?;
     let vocab = store::resolve_vocab(request.tokenizer.clone(), &loaded.vocab_text, &request.out)?;

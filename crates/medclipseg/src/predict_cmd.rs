@@ -1,23 +1,22 @@
 //! `medclipseg predict`: masks, overlays and uncertainty maps for unlabelled images, at their
-//! original size.
+//! original size, through [`medclipseg_pipeline::Predictor`].
+//!
+//! A folder of real files: an image that cannot be read or predicted is reported and skipped
+//! (the run ends with an error that counts and names them), each image's outputs are written
+//! as soon as it is done, `--continue` skips images whose outputs exist, and two inputs never
+//! write the same output file (`a.png` and `a.jpg` become `a_png` and `a_jpg`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::prelude::*;
-use burn::tensor::TensorData;
 use med_datasets::imaging::{Image8, read_bgr};
-use med_datasets::preprocess::preprocess_pair;
-use medclipseg_model::{McConfig, mc_predict};
-use seg_metrics::{BinaryMask, Mask2d};
-use serde::Serialize;
+use medclipseg_pipeline::{LoadedModel, Prediction, Predictor};
+use seg_metrics::BinaryMask;
+use serde::{Deserialize, Serialize};
 
-use crate::backend::{self, Inner};
-use crate::settings::RunConfig;
+use crate::backend::{self, Device, Inner};
 use crate::store::{self, Provenance};
-use crate::text::Prompts;
-use crate::train_cmd::preprocess_config;
 
 /// What to predict.
 #[derive(Debug, Clone)]
@@ -38,10 +37,14 @@ pub struct PredictRequest {
     pub seed: u64,
     /// `--device`.
     pub device: String,
+    /// `--continue`: skip inputs whose outputs already exist.
+    pub resume: bool,
+    /// No progress bar.
+    pub quiet: bool,
 }
 
 /// One line of `predictions.json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct PredictionRecord {
     image: String,
     prompt: String,
@@ -53,7 +56,63 @@ struct PredictionRecord {
     mean_uncertainty: f64,
 }
 
-/// Runs `predict`.
+/// One image to predict.
+struct Job {
+    path: PathBuf,
+    /// Its prompt, or why it has none.
+    prompt: Result<String, String>,
+    /// Output file stem, unique among the jobs.
+    name: String,
+}
+
+/// The files written for one image.
+struct OutputPaths {
+    mask: PathBuf,
+    overlay: PathBuf,
+    uncertainty: PathBuf,
+    raw: PathBuf,
+}
+
+impl OutputPaths {
+    fn new(out: &Path, name: &str) -> Self {
+        Self {
+            mask: out.join("masks").join(format!("{name}.png")),
+            overlay: out.join("overlays").join(format!("{name}.png")),
+            uncertainty: out.join("uncertainty").join(format!("{name}.png")),
+            raw: out.join("raw").join(format!("{name}.safetensors")),
+        }
+    }
+
+    fn all_exist(&self) -> bool {
+        [&self.mask, &self.overlay, &self.uncertainty, &self.raw]
+            .iter()
+            .all(|p| p.is_file())
+    }
+}
+
+/// `predictions.json` is rewritten after this many new images (and at the end), so a long run
+/// that stops keeps its records without rewriting a large file after every image.
+const RECORD_FLUSH_EVERY: usize = 32;
+
+/// Loads the checkpoint as a [`Predictor`] with the request's sampling settings; the stored
+/// vocabulary is written into the output folder so the outputs carry it.
+pub fn load_predictor(request: &PredictRequest, device: &Device) -> Result<Predictor<Inner>> {
+    if request.samples == 0 {
+        bail!("Monte-Carlo samples must be at least 1");
+    }
+    let loaded = LoadedModel::<Inner>::load(&request.checkpoint, device)?;
+    std::fs::create_dir_all(&request.out)
+        .with_context(|| format!("{}: cannot create", request.out.display()))?;
+    if let Some(vocab) = &loaded.vocabulary {
+        store::write_atomic(&request.out.join(&vocab.file_name), vocab.text.as_bytes())?;
+    }
+    Ok(Predictor::new(loaded, device)?
+        .with_samples(request.samples)
+        .with_seed(request.seed)
+        .with_noise(crate::infer::pipeline_noise()))
+}
+
+/// Runs `predict` on an image or a folder of images.
 pub fn run(request: &PredictRequest) -> Result<()> {
     let device = backend::device(&request.device)?;
     // Bad input is reported before the (possibly large) model is read.
@@ -61,77 +120,109 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     if jobs.is_empty() {
         bail!("{}: no images found", request.input.display());
     }
-    let loaded =
-        store::load_checkpoint::<Inner>(&request.checkpoint, None, &device).with_context(|| {
-            format!(
-                "{}: cannot load the checkpoint",
-                request.checkpoint.display()
-            )
-        })?;
-    std::fs::create_dir_all(&request.out)
-        .with_context(|| format!("{}: cannot create", request.out.display()))?;
-    let vocab = store::resolve_vocab(None, &loaded.vocab_text, &request.out)?;
-    let prompts = Prompts::for_tower(&loaded.config.text, vocab.as_deref())?;
-    let run_config = loaded.run_config.clone().unwrap_or_else(RunConfig::paper);
-    let preprocess = preprocess_config(&run_config, loaded.config.image_size());
-    if request.samples == 0 {
-        bail!("Monte-Carlo samples must be at least 1");
+    let predictor = load_predictor(request, &device)?;
+    let records_path = request.out.join("predictions.json");
+    let previous = if request.resume {
+        previous_records(&records_path)
+    } else {
+        BTreeMap::new()
+    };
+    let progress = crate::train_cmd::progress_bar(jobs.len() as u64, request.quiet);
+    progress.set_message("predict");
+    let (mut records, mut failures, mut skipped, mut unsaved) = (Vec::new(), Vec::new(), 0, 0);
+    for (index, job) in jobs.iter().enumerate() {
+        let outputs = OutputPaths::new(&request.out, &job.name);
+        let key = job.path.display().to_string();
+        match previous.get(&key) {
+            Some(record) if outputs.all_exist() => {
+                records.push(record.clone());
+                skipped += 1;
+            }
+            _ => match predict_one(&predictor, job, index as u64, &outputs) {
+                Ok(record) => {
+                    records.push(record);
+                    unsaved += 1;
+                }
+                Err(error) => {
+                    progress.suspend(|| eprintln!("skipped {}: {error:#}", job.path.display()));
+                    failures.push(job.path.display().to_string());
+                }
+            },
+        }
+        if unsaved >= RECORD_FLUSH_EVERY {
+            store::write_json(&records_path, &records)?;
+            unsaved = 0;
+        }
+        progress.inc(1);
     }
-    let mc = McConfig::new().with_samples(request.samples);
-    let mut records = Vec::new();
-    for (index, (path, prompt)) in jobs.iter().enumerate() {
-        let image = read_bgr(path)?;
-        let blank = Image8::zeros(image.width, image.height, 1);
-        let (chw, _) = preprocess_pair(&image, &blank, &preprocess, None);
-        let s = preprocess.size;
-        let images = Tensor::<Inner, 4>::from_data(TensorData::new(chw, [1, 3, s, s]), &device);
-        let encoded = prompts.encode::<Inner>(std::slice::from_ref(prompt), &device)?;
-        let mut noise = crate::backend::noise(
-            crate::infer::derive_seed(request.seed, 9, 0, 0),
-            crate::infer::derive_seed(request.seed, 9, index as u64, 0),
-            &device,
-        );
-        let prediction = mc_predict(
-            &loaded.model,
-            images,
-            encoded.ids,
-            encoded.attention_mask,
-            &[index as u64],
-            &mc,
-            &mut noise,
-        )
-        .context("no Monte-Carlo sample")?;
-        let prob = crate::infer::host_f32(prediction.mean_prob.clone().into_data())?;
-        let entropy = crate::infer::host_f32(prediction.predictive_entropy.clone().into_data())?;
-        records.push(write_outputs(
-            request,
-            path,
-            prompt,
-            &image,
-            s,
-            &prob,
-            &entropy,
-            &prediction,
-        )?);
-    }
-    store::write_json(&request.out.join("predictions.json"), &records)?;
+    progress.finish_and_clear();
+    store::write_json(&records_path, &records)?;
     let mut provenance = Provenance::new().with_checkpoint(&request.checkpoint)?;
     provenance.seed = Some(request.seed);
     provenance.samples = Some(request.samples);
     provenance.prompt = request.prompt.clone();
-    provenance.model_config = Some(serde_json::to_value(&loaded.config)?);
+    provenance.model_config = Some(serde_json::to_value(predictor.config())?);
     provenance.write(&request.out)?;
-    eprintln!("{} images -> {}", records.len(), request.out.display());
+    let done_before = if skipped > 0 {
+        format!(" ({skipped} done before, skipped)")
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "{} images -> {}{done_before}",
+        records.len(),
+        request.out.display()
+    );
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} images failed (reported above; the others were written): {}",
+            failures.len(),
+            jobs.len(),
+            failures.join(", ")
+        );
+    }
     Ok(())
 }
 
-/// `(image, prompt)` pairs from the input and the prompt options.
-fn jobs(request: &PredictRequest) -> Result<Vec<(PathBuf, String)>> {
+/// Records of an earlier run, by image path; none when the file is missing or unreadable.
+fn previous_records(path: &Path) -> BTreeMap<String, PredictionRecord> {
+    let records: Vec<PredictionRecord> = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    records.into_iter().map(|r| (r.image.clone(), r)).collect()
+}
+
+/// Reads, predicts and writes one image.
+fn predict_one(
+    predictor: &Predictor<Inner>,
+    job: &Job,
+    key: u64,
+    outputs: &OutputPaths,
+) -> Result<PredictionRecord> {
+    let prompt = job.prompt.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let image = read_bgr(&job.path)?;
+    let prediction = predictor.predict_image_keyed(&image, prompt, key)?;
+    write_outputs(outputs, &image, &prediction)?;
+    Ok(PredictionRecord {
+        image: job.path.display().to_string(),
+        prompt: prompt.clone(),
+        mask: outputs.mask.display().to_string(),
+        overlay: outputs.overlay.display().to_string(),
+        uncertainty: outputs.uncertainty.display().to_string(),
+        raw: outputs.raw.display().to_string(),
+        foreground_fraction: prediction.foreground_fraction(),
+        mean_uncertainty: prediction.mean_entropy(),
+    })
+}
+
+/// `(image, prompt)` jobs from the input and the prompt options, with unique output names.
+fn jobs(request: &PredictRequest) -> Result<Vec<Job>> {
     let images: Vec<PathBuf> = if request.input.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&request.input)
             .with_context(|| format!("{}: cannot list", request.input.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| med_datasets::imaging::has_image_extension(p))
+            .filter(|p| p.is_file() && med_datasets::imaging::has_image_extension(p))
             .collect();
         files.sort();
         files
@@ -140,27 +231,65 @@ fn jobs(request: &PredictRequest) -> Result<Vec<(PathBuf, String)>> {
     } else {
         bail!("{}: no such file or folder", request.input.display());
     };
-    match (&request.prompt, &request.prompts_csv) {
-        (Some(p), _) => Ok(images.into_iter().map(|i| (i, p.clone())).collect()),
+    let prompts: Vec<Result<String, String>> = match (&request.prompt, &request.prompts_csv) {
+        (Some(p), _) => images.iter().map(|_| Ok(p.clone())).collect(),
         (None, Some(csv)) => {
             let table = read_prompt_csv(csv)?;
             images
-                .into_iter()
+                .iter()
                 .map(|i| {
-                    let name = i
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or_default()
-                        .to_string();
-                    match table.get(&name) {
-                        Some(p) => Ok((i, p.clone())),
-                        None => bail!("{}: no prompt for image {name}", csv.display()),
-                    }
+                    let name = i.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    table
+                        .get(name)
+                        .cloned()
+                        .ok_or_else(|| format!("{}: no prompt for image {name}", csv.display()))
                 })
                 .collect()
         }
         (None, None) => bail!("give a prompt: --prompt TEXT or --prompts CSV"),
+    };
+    let names = output_names(&images);
+    Ok(images
+        .into_iter()
+        .zip(prompts)
+        .zip(names)
+        .map(|((path, prompt), name)| Job { path, prompt, name })
+        .collect())
+}
+
+/// Output stems, unique even on a case-insensitive file system: the file stem, or the whole
+/// file name (`a_png`, `a_jpg`) when stems collide, then a counter if names still collide.
+fn output_names(paths: &[PathBuf]) -> Vec<String> {
+    let stem = |p: &PathBuf| {
+        p.file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "image".into())
+    };
+    let mut stem_count: BTreeMap<String, usize> = BTreeMap::new();
+    for p in paths {
+        *stem_count.entry(stem(p).to_lowercase()).or_default() += 1;
     }
+    let mut taken = BTreeSet::new();
+    paths
+        .iter()
+        .map(|p| {
+            let base = if stem_count[&stem(p).to_lowercase()] > 1 {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().replace('.', "_"))
+                    .unwrap_or_else(|| stem(p))
+            } else {
+                stem(p)
+            };
+            let mut name = base.clone();
+            let mut n = 2;
+            while !taken.insert(name.to_lowercase()) {
+                name = format!("{base}_{n}");
+                n += 1;
+            }
+            name
+        })
+        .collect()
 }
 
 /// `Image,Description` rows of a CSV (RFC 4180 quoting, Excel's byte-order mark tolerated).
@@ -196,48 +325,10 @@ fn read_prompt_csv(path: &Path) -> Result<BTreeMap<String, String>> {
     Ok(table)
 }
 
-/// Bilinear resize of a square `s x s` map to `h x w` (half-pixel centres).
-pub(crate) fn resize_map(map: &[f32], s: usize, h: usize, w: usize) -> Vec<f32> {
-    let coord = |dst: usize, src: usize, out: usize| {
-        let x = ((dst as f32 + 0.5) * src as f32 / out as f32 - 0.5).clamp(0.0, (src - 1) as f32);
-        let i = x.floor() as usize;
-        (i, (i + 1).min(src - 1), x - i as f32)
-    };
-    let mut out = Vec::with_capacity(h * w);
-    for y in 0..h {
-        let (y0, y1, fy) = coord(y, s, h);
-        for x in 0..w {
-            let (x0, x1, fx) = coord(x, s, w);
-            let top = map[y0 * s + x0] * (1.0 - fx) + map[y0 * s + x1] * fx;
-            let bottom = map[y1 * s + x0] * (1.0 - fx) + map[y1 * s + x1] * fx;
-            out.push(top * (1.0 - fy) + bottom * fy);
-        }
-    }
-    out
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write_outputs(
-    request: &PredictRequest,
-    path: &Path,
-    prompt: &str,
-    image: &Image8,
-    s: usize,
-    prob: &[f32],
-    entropy: &[f32],
-    prediction: &medclipseg_model::McPrediction<Inner>,
-) -> Result<PredictionRecord> {
+/// Writes the mask, overlay, uncertainty map and raw maps of one image (each atomically).
+fn write_outputs(outputs: &OutputPaths, image: &Image8, prediction: &Prediction) -> Result<()> {
     let (h, w) = (image.height, image.width);
-    let stem = path
-        .file_stem()
-        .and_then(|n| n.to_str())
-        .unwrap_or("image")
-        .to_string();
-    let mask = Mask2d::new(s, s, prob.iter().map(|&p| p > 0.5).collect())?.resize_nearest(h, w)?;
-    let dir = &request.out;
-    let mask_path = dir.join("masks").join(format!("{stem}.png"));
-    store::write_mask_png(&mask_path, &mask)?;
-
+    prediction.write_mask_png(&outputs.mask)?;
     let mut rgb = seg_viz::RgbImage::new(w as u32, h as u32);
     for (i, pixel) in rgb.pixels_mut().enumerate() {
         let p = &image.data[i * 3..i * 3 + 3];
@@ -245,47 +336,32 @@ fn write_outputs(
     }
     let overlay = seg_viz::overlay_mask(
         &rgb,
-        mask.data(),
+        prediction.mask.data(),
         &seg_viz::OverlayStyle::filled([255, 64, 64]),
     )?;
-    let overlay_path = dir.join("overlays").join(format!("{stem}.png"));
-    seg_viz::write_png(&overlay_path, &overlay)?;
-    let unc_path = dir.join("uncertainty").join(format!("{stem}.png"));
-    let full_entropy = resize_map(entropy, s, h, w);
+    seg_viz::write_png(&outputs.overlay, &overlay)?;
     seg_viz::write_uncertainty_png(
-        &unc_path,
-        &full_entropy,
+        &outputs.uncertainty,
+        &prediction.entropy,
         w as u32,
         h as u32,
         seg_viz::ChannelOrder::Rgb,
     )?;
-    let raw_path = dir.join("raw").join(format!("{stem}.safetensors"));
-    let mut sd = torch_checkpoint::StateDict::new(&raw_path);
-    let host = |t: &Tensor<Inner, 3>| crate::infer::host_f32(t.clone().into_data());
+    // The raw maps at the image's size, as the mask.
+    let mut sd = torch_checkpoint::StateDict::new(&outputs.raw);
     for (key, values) in [
-        ("mean_prob", prob.to_vec()),
-        ("predictive_entropy", entropy.to_vec()),
-        ("expected_entropy", host(&prediction.expected_entropy)?),
-        ("mutual_information", host(&prediction.mutual_information)?),
+        ("mean_prob", &prediction.probability),
+        ("predictive_entropy", &prediction.entropy),
+        ("expected_entropy", &prediction.aleatoric),
+        ("mutual_information", &prediction.epistemic),
     ] {
         sd.insert(
             key,
-            torch_checkpoint::RawTensor::from_f32(vec![s, s], &values)?,
+            torch_checkpoint::RawTensor::from_f32(vec![h, w], values)?,
         );
     }
-    store::save_safetensors(&raw_path, &sd)?;
-    let foreground = mask.data().iter().filter(|&&b| b).count() as f64 / (h * w).max(1) as f64;
-    Ok(PredictionRecord {
-        image: path.display().to_string(),
-        prompt: prompt.to_string(),
-        mask: mask_path.display().to_string(),
-        overlay: overlay_path.display().to_string(),
-        uncertainty: unc_path.display().to_string(),
-        raw: raw_path.display().to_string(),
-        foreground_fraction: foreground,
-        mean_uncertainty: entropy.iter().map(|&e| e as f64).sum::<f64>()
-            / entropy.len().max(1) as f64,
-    })
+    store::save_safetensors(&outputs.raw, &sd)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -304,9 +380,14 @@ mod tests {
     }
 
     #[test]
-    fn bilinear_resize_keeps_constants_and_interpolates() {
-        assert_eq!(resize_map(&[0.5; 4], 2, 3, 5), vec![0.5; 15]);
-        let up = resize_map(&[0.0, 1.0, 0.0, 1.0], 2, 2, 4);
-        assert_eq!(up, vec![0.0, 0.25, 0.75, 1.0, 0.0, 0.25, 0.75, 1.0]);
+    fn two_inputs_never_share_an_output_name() {
+        let paths: Vec<PathBuf> = ["d/a.png", "d/a.jpg", "d/b.png", "d/A.tif", "d/a_png.bmp"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let names = output_names(&paths);
+        assert_eq!(names, vec!["a_png", "a_jpg", "b", "A_tif", "a_png_2"]);
+        let lower: BTreeSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+        assert_eq!(lower.len(), paths.len());
     }
 }

@@ -235,7 +235,7 @@ pub fn checkpoint_metadata(
         format!("medclipseg {}", env!("CARGO_PKG_VERSION")),
     );
     meta.insert(
-        "medclipseg.run_config".into(),
+        medclipseg_pipeline::checkpoint::META_RUN_CONFIG.into(),
         serde_json::to_string(config)?,
     );
     meta.insert("medclipseg.epoch".into(), epoch.to_string());
@@ -247,13 +247,16 @@ pub fn checkpoint_metadata(
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("vocab.txt");
-        meta.insert("medclipseg.tokenizer.file".into(), name.to_string());
+        meta.insert(
+            medclipseg_pipeline::checkpoint::META_VOCAB_FILE.into(),
+            name.to_string(),
+        );
     }
     Ok(meta)
 }
 
 /// Metadata key holding the tokenizer vocabulary text.
-pub const VOCAB_META: &str = "medclipseg.tokenizer.vocab";
+pub use medclipseg_pipeline::checkpoint::META_VOCAB as VOCAB_META;
 
 /// A model read from one of our portable checkpoints, with what came along.
 pub struct LoadedCheckpoint<B: burn::prelude::Backend> {
@@ -268,40 +271,21 @@ pub struct LoadedCheckpoint<B: burn::prelude::Backend> {
 }
 
 /// Reads a model checkpoint: ours (config stored inside) or a reference state dict with
-/// `model_config` given.
+/// `model_config` given. The error names the file.
 pub fn load_checkpoint<B: burn::prelude::Backend>(
     path: &Path,
     model_config: Option<MedClipSegConfig>,
     device: &B::Device,
 ) -> Result<LoadedCheckpoint<B>> {
-    use medclipseg_model::checkpoint;
-    let sd = checkpoint::read(path)?;
-    let config = match model_config {
-        Some(c) => c,
-        None => checkpoint::stored_config(&sd)?,
-    };
-    let weights = checkpoint::weight_map(&sd)?;
-    let model =
-        config
-            .init::<B>(device)
-            .load_weights(&weights, medclipseg_model::LoadScope::Full, device);
-    weights.finish(true)?;
-    let meta = sd.metadata();
-    let run_config = meta
-        .get("medclipseg.run_config")
-        .and_then(|t| serde_json::from_str(t).ok());
-    let vocab_text = meta.get(VOCAB_META).map(|text| {
-        let name = meta
-            .get("medclipseg.tokenizer.file")
-            .cloned()
-            .unwrap_or_else(|| "vocab.txt".into());
-        (name, text.clone())
-    });
+    let loaded = medclipseg_pipeline::LoadedModel::load_with_config(path, model_config, device)?;
+    let run_config = loaded
+        .run_config
+        .and_then(|value| serde_json::from_value(value).ok());
     Ok(LoadedCheckpoint {
-        model,
-        config,
+        model: loaded.model,
+        config: loaded.config,
         run_config,
-        vocab_text,
+        vocab_text: loaded.vocabulary.map(|v| (v.file_name, v.text)),
     })
 }
 

@@ -1,0 +1,49 @@
+//! MedCLIPSeg as a library: load a checkpoint (its config and vocabulary come along), and turn
+//! an image or a volume plus a text prompt into a mask and uncertainty maps at the input's own
+//! size, generic over the Burn backend.
+//!
+//! ```no_run
+//! use burn::backend::Flex;
+//! use medclipseg_pipeline::{Predictor, read_image};
+//!
+//! let device = Default::default();
+//! let predictor = Predictor::<Flex>::load("busi.safetensors", &device)?.with_samples(30);
+//! let image = read_image("scan.png")?;
+//! let prediction = predictor.predict_image(&image, "one small round tumor at the center")?;
+//! prediction.write_mask_png("scan_mask.png")?;
+//! # Ok::<(), medclipseg_pipeline::PipelineError>(())
+//! ```
+//!
+//! Layers: this crate sits between the model crates (`medclipseg-model`, `med-datasets`,
+//! `med-volumes`, `clip-tokenizers`, `seg-metrics`) and the `medclipseg` command, whose
+//! `predict` is a shell over [`Predictor`].
+
+pub mod checkpoint;
+pub mod error;
+pub mod predictor;
+pub mod prompts;
+pub mod resize;
+pub mod validation;
+pub mod volume;
+
+pub use checkpoint::{LoadedModel, Vocabulary, inference_preprocess, save_checkpoint};
+pub use error::{PipelineError, Result};
+pub use med_datasets::imaging::Image8;
+pub use predictor::{
+    NoiseSource, Prediction, Predictor, STREAM_PREDICT, derive_seed, noise, write_mask_png,
+};
+pub use prompts::{EncodedPrompts, Prompts};
+pub use resize::resize_map;
+pub use validation::{Validation, batch_dice, to_tensors, validate};
+pub use volume::{VolumePrediction, slice_to_bgr};
+
+/// Reads an image file as the BGR 8-bit image the model takes (16-bit images are stretched to
+/// their real range); the error names the file.
+pub fn read_image(path: impl AsRef<std::path::Path>) -> Result<Image8> {
+    Ok(med_datasets::imaging::read_bgr(path.as_ref())?)
+}
+
+/// The README example, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,327 @@
+//! Image (or volume slice) + prompt → probability, mask and uncertainty at the image's size.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use med_datasets::PreprocessConfig;
+use med_datasets::imaging::Image8;
+use med_datasets::preprocess::preprocess_pair;
+use medclipseg_model::{McConfig, MedClipSeg, MedClipSegConfig, Noise, mc_predict};
+use seg_metrics::{BinaryMask, Mask2d};
+
+use crate::checkpoint::LoadedModel;
+use crate::error::{PipelineError, Result};
+use crate::prompts::Prompts;
+use crate::resize::resize_map;
+
+/// Seed stream of prediction noise (the app's train/validation streams are 1 to 4).
+pub const STREAM_PREDICT: u64 = 9;
+
+/// A seed for one purpose, derived from a run seed so that runs reproduce:
+/// `(seed, stream, a, b)` -> a well-mixed 64-bit value (SplitMix64 finaliser).
+pub fn derive_seed(seed: u64, stream: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed
+        ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ a.wrapping_mul(0xBF58_476D_1CE4_E5B9)
+        ^ b.wrapping_mul(0x94D0_49BB_1331_11EB);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Where the adapters' value noise is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoiseSource {
+    /// Seeded host streams keyed per (image key, sample): the prediction of an image does not
+    /// depend on the batch it came in, the backend or the thread count.
+    #[default]
+    Host,
+    /// The backend's own generator, seeded per batch: no host work, reproducible only for the
+    /// same backend, device and batch layout.
+    Device,
+}
+
+/// Adapter noise for one batch: host streams of `run_seed` (rows keyed by the caller's image
+/// keys), or the device generator seeded with `batch_seed`.
+pub fn noise<B: Backend>(
+    source: NoiseSource,
+    run_seed: u64,
+    batch_seed: u64,
+    device: &B::Device,
+) -> Noise<B> {
+    match source {
+        NoiseSource::Host => Noise::seeded(run_seed),
+        NoiseSource::Device => {
+            B::seed(device, batch_seed);
+            Noise::Device
+        }
+    }
+}
+
+/// Noise seeds of one batch: `variant` keeps images and volume slices apart, `batch` seeds the
+/// device generator.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NoiseStream {
+    pub variant: u64,
+    pub batch: u64,
+}
+
+/// The maps of one image, row-major `height x width`, at the image's own size.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// Mean foreground probability of the Monte-Carlo samples, resized bilinearly.
+    pub probability: Vec<f32>,
+    /// `probability > 0.5` (thresholded after the resize, so edges follow the probability).
+    pub mask: Mask2d,
+    /// Predictive entropy (nats, at most ln 2): the reference's uncertainty map.
+    pub entropy: Vec<f32>,
+    /// Expected entropy of the samples (aleatoric part).
+    pub aleatoric: Vec<f32>,
+    /// Mutual information, entropy − aleatoric (epistemic part).
+    pub epistemic: Vec<f32>,
+}
+
+impl Prediction {
+    /// Share of foreground pixels.
+    pub fn foreground_fraction(&self) -> f64 {
+        let on = self.mask.data().iter().filter(|&&b| b).count();
+        on as f64 / self.mask.data().len().max(1) as f64
+    }
+
+    /// Mean predictive entropy.
+    pub fn mean_entropy(&self) -> f64 {
+        self.entropy.iter().map(|&e| f64::from(e)).sum::<f64>() / self.entropy.len().max(1) as f64
+    }
+
+    /// Writes the mask as a 0/255 8-bit PNG, atomically (a temporary sibling renamed).
+    pub fn write_mask_png(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_mask_png(path.as_ref(), &self.mask)
+    }
+}
+
+/// Writes a binary mask as a 0/255 8-bit PNG, atomically.
+pub fn write_mask_png(path: &Path, mask: &Mask2d) -> Result<()> {
+    let pixels: Vec<u8> = mask
+        .data()
+        .iter()
+        .map(|&b| if b { 255 } else { 0 })
+        .collect();
+    let gray = image::GrayImage::from_raw(mask.cols() as u32, mask.rows() as u32, pixels)
+        .ok_or_else(|| PipelineError::BadInput("mask buffer does not match its size".into()))?;
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageLuma8(gray)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| PipelineError::Write {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` with [`atomic_io::write_atomic`] (temporary sibling, fsync, rename), creating
+/// the folder first: readers never see half a file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let failed = |source| PipelineError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(failed)?;
+    }
+    atomic_io::write_atomic(path, bytes).map_err(|e| failed(e.into()))
+}
+
+/// A model ready to predict: checkpoint, tokenizer, preprocessing and Monte-Carlo settings.
+pub struct Predictor<B: Backend> {
+    model: MedClipSeg<B>,
+    config: MedClipSegConfig,
+    prompts: Prompts,
+    preprocess: PreprocessConfig,
+    mc: McConfig,
+    seed: u64,
+    noise: NoiseSource,
+    device: B::Device,
+}
+
+impl<B: Backend> Predictor<B> {
+    /// Loads one of our checkpoints (config and vocabulary inside) onto `device`, with the
+    /// reference's test settings: 30 samples, host noise, seed 666.
+    pub fn load(path: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
+        Self::new(LoadedModel::load(path, device)?, device)
+    }
+
+    /// A predictor for a loaded model; the tokenizer uses the stored vocabulary (replace it
+    /// with [`Predictor::with_prompts`]).
+    pub fn new(loaded: LoadedModel<B>, device: &B::Device) -> Result<Self> {
+        let preprocess = loaded.inference_preprocess();
+        let prompts = match &loaded.config.text {
+            clip_encoders::TextConfig::Bert(_) if loaded.vocabulary.is_none() => None,
+            text => Some(Prompts::with_vocabulary(text, loaded.vocabulary.as_ref())?),
+        };
+        let prompts = prompts.ok_or(PipelineError::MissingVocabulary)?;
+        Ok(Self {
+            model: loaded.model,
+            config: loaded.config,
+            prompts,
+            preprocess,
+            mc: McConfig::new(),
+            seed: 666,
+            noise: NoiseSource::Host,
+            device: device.clone(),
+        })
+    }
+
+    /// Uses this tokenizer (e.g. a vocabulary file for a checkpoint that stores none).
+    pub fn with_prompts(mut self, prompts: Prompts) -> Self {
+        self.prompts = prompts;
+        self
+    }
+
+    /// Monte-Carlo samples per image (0 makes every prediction an error).
+    pub fn with_samples(mut self, samples: usize) -> Self {
+        self.mc.samples = samples;
+        self
+    }
+
+    /// Seed of the adapters' noise.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Where the noise is drawn.
+    pub fn with_noise(mut self, noise: NoiseSource) -> Self {
+        self.noise = noise;
+        self
+    }
+
+    /// All Monte-Carlo settings at once (chunking, the reference's discarded first pass).
+    pub fn with_mc_config(mut self, mc: McConfig) -> Self {
+        self.mc = mc;
+        self
+    }
+
+    /// The model.
+    pub fn model(&self) -> &MedClipSeg<B> {
+        &self.model
+    }
+
+    /// The model's config.
+    pub fn config(&self) -> &MedClipSegConfig {
+        &self.config
+    }
+
+    /// The preprocessing applied to every image.
+    pub fn preprocess(&self) -> &PreprocessConfig {
+        &self.preprocess
+    }
+
+    /// Predicts one BGR image (as [`med_datasets::imaging::read_bgr`] reads it).
+    pub fn predict_image(&self, image: &Image8, prompt: &str) -> Result<Prediction> {
+        self.predict_image_keyed(image, prompt, 0)
+    }
+
+    /// [`Predictor::predict_image`] with the image's noise key: images of one run with
+    /// different keys get independent noise, the same key the same noise.
+    pub fn predict_image_keyed(
+        &self,
+        image: &Image8,
+        prompt: &str,
+        key: u64,
+    ) -> Result<Prediction> {
+        let stream = NoiseStream {
+            variant: 0,
+            batch: key,
+        };
+        let mut out = self.predict_batch(std::slice::from_ref(image), prompt, &[key], stream)?;
+        Ok(out.remove(0))
+    }
+
+    /// One forward batch of images sharing a prompt, each keyed for its noise.
+    pub(crate) fn predict_batch(
+        &self,
+        images: &[Image8],
+        prompt: &str,
+        keys: &[u64],
+        stream: NoiseStream,
+    ) -> Result<Vec<Prediction>> {
+        let s = self.preprocess.size;
+        let n = images.len();
+        let mut pixels = Vec::with_capacity(n * 3 * s * s);
+        for image in images {
+            check_image(image)?;
+            let blank = Image8::zeros(image.width, image.height, 1);
+            pixels.extend(preprocess_pair(image, &blank, &self.preprocess, None).0);
+        }
+        let input = Tensor::<B, 4>::from_data(TensorData::new(pixels, [n, 3, s, s]), &self.device);
+        let encoded = self
+            .prompts
+            .encode::<B>(&vec![prompt.to_string(); n], &self.device)?;
+        let mut noise = self.noise_for(stream);
+        let prediction = mc_predict(
+            &self.model,
+            input,
+            encoded.ids,
+            encoded.attention_mask,
+            keys,
+            &self.mc,
+            &mut noise,
+        )
+        .ok_or(PipelineError::NoSamples)?;
+        let prob = host_f32(prediction.mean_prob.into_data())?;
+        let entropy = host_f32(prediction.predictive_entropy.into_data())?;
+        let aleatoric = host_f32(prediction.expected_entropy.into_data())?;
+        let epistemic = host_f32(prediction.mutual_information.into_data())?;
+        images
+            .iter()
+            .enumerate()
+            .map(|(b, image)| {
+                let plane = b * s * s..(b + 1) * s * s;
+                let (h, w) = (image.height, image.width);
+                let probability = resize_map(&prob[plane.clone()], s, h, w);
+                let mask = Mask2d::new(h, w, probability.iter().map(|&p| p > 0.5).collect())?;
+                Ok(Prediction {
+                    width: w,
+                    height: h,
+                    probability,
+                    mask,
+                    entropy: resize_map(&entropy[plane.clone()], s, h, w),
+                    aleatoric: resize_map(&aleatoric[plane.clone()], s, h, w),
+                    epistemic: resize_map(&epistemic[plane], s, h, w),
+                })
+            })
+            .collect()
+    }
+
+    /// Host streams keyed by the caller's image keys, or the device generator seeded per batch.
+    fn noise_for(&self, stream: NoiseStream) -> Noise<B> {
+        let run_seed = derive_seed(self.seed, STREAM_PREDICT, 0, stream.variant);
+        let batch_seed = derive_seed(self.seed, STREAM_PREDICT, stream.batch, stream.variant);
+        noise(self.noise, run_seed, batch_seed, &self.device)
+    }
+}
+
+fn check_image(image: &Image8) -> Result<()> {
+    if image.channels != 3 || image.width == 0 || image.height == 0 {
+        return Err(PipelineError::BadInput(format!(
+            "the image is {}x{} with {} channels; the model takes a non-empty 3-channel (BGR) image",
+            image.width, image.height, image.channels
+        )));
+    }
+    Ok(())
+}
+
+/// A tensor's values on the host as `f32`.
+fn host_f32(data: TensorData) -> Result<Vec<f32>> {
+    data.convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| PipelineError::ReadBack(format!("{e:?}")))
+}

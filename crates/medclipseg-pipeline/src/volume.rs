@@ -1,0 +1,121 @@
+//! Volumes through the 2-D model: every slice along one axis, mapped to 8-bit grey with bounds
+//! computed over the whole volume (a CT window, or percentiles), replicated to three channels
+//! and predicted like an image; the maps come back on the volume's grid.
+
+use burn::prelude::*;
+use med_datasets::imaging::Image8;
+use med_volumes::{IntensityMap, Slice2d, Volume};
+use seg_metrics::BinaryMask;
+
+use crate::error::Result;
+use crate::predictor::{NoiseStream, Prediction, Predictor};
+
+/// Slices per forward pass.
+const SLICE_BATCH: usize = 8;
+
+/// The maps of a volume, each on the input's grid (shape, affine, spacing).
+#[derive(Debug, Clone)]
+pub struct VolumePrediction {
+    /// 0/1 foreground (mean probability > 0.5 after the resize to the slice).
+    pub mask: Volume,
+    /// Mean foreground probability.
+    pub probability: Volume,
+    /// Predictive entropy.
+    pub entropy: Volume,
+    /// Expected entropy of the samples (aleatoric part).
+    pub aleatoric: Volume,
+    /// Mutual information (epistemic part).
+    pub epistemic: Volume,
+    /// The axis sliced along.
+    pub axis: usize,
+    /// Number of slices.
+    pub slices: usize,
+    /// Intensities mapped to 0 and 255.
+    pub intensity_bounds: [f64; 2],
+}
+
+impl<B: Backend> Predictor<B> {
+    /// Predicts every slice of `volume` along `axis` (0, 1 or 2) with one prompt.
+    ///
+    /// Host noise is keyed by slice index: a slice gets the same samples whatever the chunking.
+    pub fn predict_volume(
+        &self,
+        volume: &Volume,
+        prompt: &str,
+        axis: usize,
+        intensity: &IntensityMap,
+    ) -> Result<VolumePrediction> {
+        let slices = volume.slices(axis)?;
+        let (lo, hi) = intensity.bounds(volume.data())?;
+        let mut predictions = Vec::with_capacity(slices.len());
+        for (chunk_index, chunk) in slices.chunks(SLICE_BATCH).enumerate() {
+            let images: Vec<Image8> = chunk.iter().map(|s| slice_to_bgr(s, lo, hi)).collect();
+            let first = (chunk_index * SLICE_BATCH) as u64;
+            let keys: Vec<u64> = (first..first + chunk.len() as u64).collect();
+            let stream = NoiseStream {
+                variant: 1,
+                batch: chunk_index as u64,
+            };
+            predictions.extend(self.predict_batch(&images, prompt, &keys, stream)?);
+        }
+        let assemble = |map: &dyn Fn(&Prediction) -> Vec<f32>| -> Result<Volume> {
+            let planes: Vec<Slice2d> = predictions
+                .iter()
+                .map(|p| Slice2d {
+                    rows: p.height,
+                    cols: p.width,
+                    data: map(p),
+                })
+                .collect();
+            Ok(volume.from_slices(axis, &planes)?)
+        };
+        Ok(VolumePrediction {
+            mask: assemble(&|p| {
+                p.mask
+                    .data()
+                    .iter()
+                    .map(|&b| f32::from(u8::from(b)))
+                    .collect()
+            })?,
+            probability: assemble(&|p| p.probability.clone())?,
+            entropy: assemble(&|p| p.entropy.clone())?,
+            aleatoric: assemble(&|p| p.aleatoric.clone())?,
+            epistemic: assemble(&|p| p.epistemic.clone())?,
+            axis,
+            slices: slices.len(),
+            intensity_bounds: [lo, hi],
+        })
+    }
+}
+
+/// A slice as the BGR image the 2-D pipeline expects: grey replicated to three channels.
+pub fn slice_to_bgr(slice: &Slice2d, lo: f64, hi: f64) -> Image8 {
+    let data = slice
+        .data
+        .iter()
+        .flat_map(|&v| [med_volumes::scale_to_u8(v, lo, hi); 3])
+        .collect();
+    Image8 {
+        width: slice.cols,
+        height: slice.rows,
+        channels: 3,
+        data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_become_grey_bgr_with_the_volume_bounds() {
+        let slice = Slice2d {
+            rows: 1,
+            cols: 3,
+            data: vec![-1000.0, 40.0, 500.0],
+        };
+        let image = slice_to_bgr(&slice, -160.0, 240.0);
+        assert_eq!((image.width, image.height, image.channels), (3, 1, 3));
+        assert_eq!(image.data, vec![0, 0, 0, 128, 128, 128, 255, 255, 255]);
+    }
+}

@@ -1,0 +1,158 @@
+//! `predict` on a folder of real files: a corrupt file is reported and skipped, the others are
+//! written, the exit is non-zero naming it; `--continue` redoes only what is missing; inputs
+//! sharing a stem get distinct outputs. The checkpoint is a micro model with random weights
+//! written by the library (config, run config and vocabulary in its metadata).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use burn::backend::Flex;
+use medclipseg_model::MedClipSegConfig;
+use medclipseg_pipeline::{Vocabulary, save_checkpoint};
+
+const PROMPT: &str = "one bright round lesion in the center";
+
+fn medclipseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medclipseg"))
+        .args(args)
+        .output()
+        .expect("the medclipseg binary runs")
+}
+
+fn micro_checkpoint(dir: &Path) -> PathBuf {
+    let device = Default::default();
+    let config = MedClipSegConfig::micro();
+    let model = config.init::<Flex>(&device);
+    let vocabulary = Vocabulary {
+        file_name: "vocab.txt".into(),
+        text: med_datasets::prompt_vocabulary([PROMPT], 512).to_text(),
+        origin: "test".into(),
+    };
+    let path = dir.join("micro.safetensors");
+    save_checkpoint(
+        &path,
+        &model,
+        &config,
+        None,
+        Some(&vocabulary),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    path
+}
+
+/// `a.png`, `a.jpg` (same stem), `b.bmp`, and `corrupt.png` (not an image).
+fn scans(dir: &Path) -> PathBuf {
+    let input = dir.join("scans");
+    std::fs::create_dir_all(&input).unwrap();
+    let img = image::RgbImage::from_fn(36, 20, |x, y| {
+        image::Rgb([(x * 7) as u8, (y * 12) as u8, 80])
+    });
+    for name in ["a.png", "a.jpg", "b.bmp"] {
+        img.save(input.join(name)).unwrap();
+    }
+    std::fs::write(
+        input.join("corrupt.png"),
+        b"\x89PNG\r\n\x1a\nthis is not a png",
+    )
+    .unwrap();
+    input
+}
+
+fn predict(checkpoint: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "predict",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--prompt",
+        PROMPT,
+        "--out",
+        out.to_str().unwrap(),
+        "--samples",
+        "2",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    medclipseg(&args)
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn a_corrupt_file_is_skipped_and_named_and_continue_redoes_only_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let input = scans(dir.path());
+    let out = dir.path().join("pred");
+
+    let first = predict(&checkpoint, &input, &out, &[]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(!first.status.success(), "{stderr}");
+    assert!(stderr.contains("1 of 4 images failed"), "{stderr}");
+    assert!(stderr.contains("corrupt.png"), "{stderr}");
+    // Every other image was written, with distinct names for a.png and a.jpg, at its size.
+    for name in ["a_png", "a_jpg", "b"] {
+        let mask = image::open(out.join("masks").join(format!("{name}.png"))).unwrap();
+        assert_eq!((mask.width(), mask.height()), (36, 20), "{name}");
+        for folder in ["overlays", "uncertainty"] {
+            assert!(out.join(folder).join(format!("{name}.png")).is_file());
+        }
+        assert!(
+            out.join("raw")
+                .join(format!("{name}.safetensors"))
+                .is_file()
+        );
+    }
+    assert!(!out.join("masks").join("corrupt.png").exists());
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("predictions.json")).unwrap())
+            .unwrap();
+    assert_eq!(records.len(), 3);
+
+    // --continue: only the image whose outputs are gone is predicted again.
+    std::fs::remove_file(out.join("masks").join("b.png")).unwrap();
+    std::fs::remove_file(input.join("corrupt.png")).unwrap();
+    let kept = modified(&out.join("masks").join("a_png.png"));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = predict(&checkpoint, &input, &out, &["--continue"]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(stderr.contains("2 done before, skipped"), "{stderr}");
+    assert!(out.join("masks").join("b.png").is_file());
+    assert_eq!(modified(&out.join("masks").join("a_png.png")), kept);
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("predictions.json")).unwrap())
+            .unwrap();
+    assert_eq!(records.len(), 3);
+}
+
+#[test]
+fn continue_skips_a_volume_already_predicted() {
+    use med_volumes::{OutputKind, Volume, diagonal_affine, write_nifti};
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let input = dir.path().join("case_1.nii.gz");
+    let data = (0..10 * 8 * 2).map(|v| (v % 13) as f32 * 20.0).collect();
+    let volume = Volume::new([10, 8, 2], data, [1.0; 3], diagonal_affine([1.0; 3])).unwrap();
+    write_nifti(&input, &volume, OutputKind::Float).unwrap();
+    let out = dir.path().join("pred");
+    let first = predict(&checkpoint, &input, &out, &[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let mask = out.join("case_1.nii.gz");
+    let written = modified(&mask);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = predict(&checkpoint, &input, &out, &["--continue"]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(stderr.contains("already predicted"), "{stderr}");
+    assert_eq!(modified(&mask), written);
+}
