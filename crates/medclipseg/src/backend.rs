@@ -220,6 +220,14 @@ pub fn noise_source() -> NoiseSource {
     }
 }
 
+/// The library's noise choice for the source in force.
+pub fn pipeline_noise_source() -> medclipseg_pipeline::NoiseSource {
+    match noise_source() {
+        NoiseSource::Device => medclipseg_pipeline::NoiseSource::Device,
+        _ => medclipseg_pipeline::NoiseSource::Host,
+    }
+}
+
 /// Adapter noise for one batch: host streams of `run_seed` (rows keyed by the caller), or the
 /// device generator seeded with `batch_seed`.
 pub fn noise<B: burn::tensor::backend::Backend>(
@@ -227,13 +235,7 @@ pub fn noise<B: burn::tensor::backend::Backend>(
     batch_seed: u64,
     device: &B::Device,
 ) -> medclipseg_model::Noise<B> {
-    match noise_source() {
-        NoiseSource::Device => {
-            B::seed(device, batch_seed);
-            medclipseg_model::Noise::Device
-        }
-        _ => medclipseg_model::Noise::seeded(run_seed),
-    }
+    medclipseg_pipeline::noise(pipeline_noise_source(), run_seed, batch_seed, device)
 }
 
 /// What the device's memory pool holds (GPU backends; `None` on the CPU backends).

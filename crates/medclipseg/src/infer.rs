@@ -21,14 +21,6 @@ pub const STREAM_DROPOUT: u64 = 2;
 /// Parameter initialisation.
 pub const STREAM_INIT: u64 = 4;
 
-/// `--noise-source` as the library's noise choice (`auto` resolved for the backend).
-pub fn pipeline_noise() -> medclipseg_pipeline::NoiseSource {
-    match crate::backend::noise_source() {
-        crate::backend::NoiseSource::Device => medclipseg_pipeline::NoiseSource::Device,
-        _ => medclipseg_pipeline::NoiseSource::Host,
-    }
-}
-
 /// A loaded batch as model inputs on `device`.
 pub fn to_tensors<B: Backend>(
     batch: &Batch,
@@ -61,7 +53,7 @@ pub fn validate<B: Backend>(
         prompts,
         loss,
         noise_seed,
-        pipeline_noise(),
+        crate::backend::pipeline_noise_source(),
         device,
     )?)
 }

@@ -109,7 +109,7 @@ pub fn load_predictor(request: &PredictRequest, device: &Device) -> Result<Predi
     Ok(Predictor::new(loaded, device)?
         .with_samples(request.samples)
         .with_seed(request.seed)
-        .with_noise(crate::infer::pipeline_noise()))
+        .with_noise(crate::backend::pipeline_noise_source()))
 }
 
 /// Runs `predict` on an image or a folder of images.

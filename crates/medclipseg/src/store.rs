@@ -301,20 +301,7 @@ pub fn save_safetensors(path: &Path, sd: &torch_checkpoint::StateDict) -> Result
 
 /// Writes a binary mask as a 0/255 8-bit PNG (atomically).
 pub fn write_mask_png(path: &Path, mask: &seg_metrics::Mask2d) -> Result<()> {
-    use seg_metrics::BinaryMask;
-    let pixels: Vec<u8> = mask
-        .data()
-        .iter()
-        .map(|&b| if b { 255 } else { 0 })
-        .collect();
-    let gray = image::GrayImage::from_raw(mask.cols() as u32, mask.rows() as u32, pixels)
-        .with_context(|| format!("{}: mask buffer does not match its size", path.display()))?;
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageLuma8(gray).write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    Ok(write_atomic(path, &bytes)?)
+    Ok(medclipseg_pipeline::write_mask_png(path, mask)?)
 }
 
 /// The BERT vocabulary to use: the one given, else the one stored in the checkpoint (written

@@ -2,24 +2,9 @@
 //! dataset, and inputs that used to fail silently.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn medclipseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medclipseg"))
-        .args(args)
-        .output()
-        .expect("the medclipseg binary runs")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = medclipseg(args);
-    assert!(
-        out.status.success(),
-        "medclipseg {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::{medclipseg, ok, s};
 
 /// Fails with exit status 1 (an error, not a panic's 101) and returns stderr.
 fn refused(args: &[&str]) -> String {
@@ -32,10 +17,6 @@ fn refused(args: &[&str]) -> String {
         "medclipseg {args:?} panicked:\n{stderr}"
     );
     stderr
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
 }
 
 fn print_config(dataset: &str, extra: &[&str]) -> toml::Value {

@@ -2,24 +2,9 @@
 //! synthetic data -> train -> interrupt -> resume -> evaluate, and bad inputs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn medclipseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medclipseg"))
-        .args(args)
-        .output()
-        .expect("the medclipseg binary runs")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = medclipseg(args);
-    assert!(
-        out.status.success(),
-        "medclipseg {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::{json, medclipseg, ok, s};
 
 fn synth(root: &Path) {
     ok(&[
@@ -38,10 +23,6 @@ fn synth(root: &Path) {
         "--seed",
         "3",
     ]);
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
 }
 
 fn train_args<'a>(root: &'a str, out: &'a str) -> Vec<&'a str> {
@@ -68,11 +49,6 @@ fn train_args<'a>(root: &'a str, out: &'a str) -> Vec<&'a str> {
         "--set",
         "train.min_steps=0",
     ]
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("valid JSON")
 }
 
 fn history(run: &Path) -> Vec<serde_json::Value> {

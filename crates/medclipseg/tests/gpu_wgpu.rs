@@ -7,33 +7,9 @@
 #![cfg(feature = "wgpu")]
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn medclipseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medclipseg"))
-        .args(args)
-        .output()
-        .expect("the medclipseg binary runs")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = medclipseg(args);
-    assert!(
-        out.status.success(),
-        "medclipseg {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("valid JSON")
-}
+mod common;
+use common::{json, medclipseg, ok, s};
 
 fn train(root: &Path, out: &Path) {
     ok(&[

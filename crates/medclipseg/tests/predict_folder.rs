@@ -5,20 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use burn::backend::Flex;
 use medclipseg_model::MedClipSegConfig;
 use medclipseg_pipeline::{Vocabulary, save_checkpoint};
 
-const PROMPT: &str = "one bright round lesion in the center";
+mod common;
+use common::medclipseg;
 
-fn medclipseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medclipseg"))
-        .args(args)
-        .output()
-        .expect("the medclipseg binary runs")
-}
+const PROMPT: &str = "one bright round lesion in the center";
 
 fn micro_checkpoint(dir: &Path) -> PathBuf {
     let device = Default::default();

@@ -2,16 +2,11 @@
 //! `surface-distance` package, with the header spacing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use med_volumes::{OutputKind, Volume, diagonal_affine, write_nifti};
 
-fn medclipseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medclipseg"))
-        .args(args)
-        .output()
-        .expect("the medclipseg binary runs")
-}
+mod common;
+use common::{medclipseg, ok};
 
 const DIMS: [usize; 3] = [20, 16, 12];
 const SPACING: [f64; 3] = [0.8, 1.1, 2.5];
@@ -179,16 +174,6 @@ fn nifti_metrics_reject_mismatched_inputs_naming_the_file() {
         "1,1",
     ]);
     assert!(!out.status.success());
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = medclipseg(args);
-    assert!(
-        out.status.success(),
-        "medclipseg {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// A micro model trained for one epoch on a few synthetic images (seconds in a debug build).

@@ -1,0 +1,35 @@
+//! Helpers of the end-to-end tests: run the `medclipseg` binary built with the tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the binary with `args`.
+pub fn medclipseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medclipseg"))
+        .args(args)
+        .output()
+        .expect("the medclipseg binary runs")
+}
+
+/// Runs the binary and asserts that it succeeded, showing its stderr otherwise.
+pub fn ok(args: &[&str]) -> Output {
+    let out = medclipseg(args);
+    assert!(
+        out.status.success(),
+        "medclipseg {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A temporary path as an argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// A JSON file the binary wrote.
+pub fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
