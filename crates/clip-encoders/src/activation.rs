@@ -33,6 +33,11 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     }
 }
 
+/// `softplus(x) = log(1 + exp(x))`, computed without overflow for large `x`.
+pub fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    x.clone().clamp_min(0.0) + (x.abs().neg().exp() + 1.0).log()
+}
+
 #[cfg(test)]
 mod tests {
     use burn::backend::{Autodiff, Flex};
@@ -79,9 +84,4 @@ mod tests {
         }
         sum * 2.0 / std::f64::consts::PI.sqrt()
     }
-}
-
-/// `softplus(x) = log(1 + exp(x))`, computed without overflow for large `x`.
-pub fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    x.clone().clamp_min(0.0) + (x.abs().neg().exp() + 1.0).log()
 }

@@ -4,8 +4,4 @@ mod golden_cases;
 
 use burn::backend::{Autodiff, Flex};
 
-golden_cases::golden_tests!(
-    Flex,
-    Autodiff<Flex>,
-    burn::backend::flex::FlexDevice::default()
-);
+golden_cases::golden_tests!(Flex, Autodiff<Flex>, burn::backend::flex::FlexDevice);
