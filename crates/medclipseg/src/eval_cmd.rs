@@ -106,8 +106,7 @@ pub struct EvalSummary {
     pub rounded_per_image: bool,
 }
 
-/// `--protocol` names.
-
+/// The `--protocol` name of a protocol (recorded in the summary).
 fn protocol_name(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::MedClipSeg => "medclipseg",

@@ -76,7 +76,9 @@ mod tests {
             Verbosity::Debug,
             Verbosity::Trace,
         ] {
-            EnvFilter::try_new(v.directives()).expect(v.directives());
+            if let Err(e) = EnvFilter::try_new(v.directives()) {
+                panic!("{v:?}: {e}");
+            }
         }
     }
 }
