@@ -22,8 +22,8 @@ use crate::{bench_cmd, demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd, vo
                   warnings and errors only (no progress bars), `-v` adds debug lines, `-vv` trace; \
                   RUST_LOG (e.g. RUST_LOG=medclipseg=debug) overrides both. `--json` (metrics, \
                   datasets, data inspect, bench) prints the machine-readable result on stdout and \
-                  nothing else there; train, eval, predict, demo and data convert/synth always print \
-                  their JSON summary on stdout."
+                  nothing else there; train, eval, demo and data convert/synth always print their JSON \
+                  summary on stdout; predict, import and forward print nothing there."
 )]
 struct Cli {
     #[command(subcommand)]
