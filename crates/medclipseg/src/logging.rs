@@ -41,11 +41,15 @@ impl Verbosity {
 
 /// Installs the stderr logger. `RUST_LOG`, when set and valid, replaces the flags' filter.
 pub fn init(verbosity: Verbosity) {
-    let filter = std::env::var("RUST_LOG")
+    let from_env = std::env::var("RUST_LOG")
         .ok()
         .filter(|text| !text.trim().is_empty())
-        .and_then(|text| EnvFilter::try_new(text).ok())
-        .unwrap_or_else(|| EnvFilter::new(verbosity.directives()));
+        .map(|text| EnvFilter::try_new(&text).map_err(|e| format!("RUST_LOG={text:?}: {e}")));
+    let (filter, refused) = match from_env {
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(problem)) => (EnvFilter::new(verbosity.directives()), Some(problem)),
+        None => (EnvFilter::new(verbosity.directives()), None),
+    };
     // A second init (tests calling `run` twice) keeps the first logger: nothing to report.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -54,6 +58,9 @@ pub fn init(verbosity: Verbosity) {
         .without_time()
         .with_target(false)
         .try_init();
+    if let Some(problem) = refused {
+        tracing::warn!("{problem}; using the -q/-v level");
+    }
 }
 
 #[cfg(test)]

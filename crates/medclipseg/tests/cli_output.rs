@@ -173,3 +173,19 @@ fn help_lists_the_values_of_enumerated_options() {
         assert!(top.contains(flag), "medclipseg --help lacks {flag}:\n{top}");
     }
 }
+
+#[test]
+fn rust_log_overrides_the_flags_and_a_bad_one_is_said() {
+    let run = |rust_log: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_medclipseg"))
+            .args(["-q", "datasets", "--json"])
+            .env("RUST_LOG", rust_log)
+            .output()
+            .expect("the medclipseg binary runs");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run("medclipseg=debug").contains("DEBUG"));
+    let bad = run("medclipseg=loud");
+    assert!(bad.contains("RUST_LOG") && !bad.contains("DEBUG"), "{bad}");
+}
