@@ -66,7 +66,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub gpu: bool,
     /// Backend of `--gpu`: cuda or wgpu.
-    #[arg(long, default_value = "cuda")]
+    #[arg(long, default_value = "cuda", value_parser = ["cuda", "wgpu"])]
     pub gpu_backend: String,
     /// Device of `--gpu` (cuda:N, or a wgpu device name).
     #[arg(long, default_value = "default")]

@@ -3,7 +3,7 @@
 //! device's memory pool after each. `cargo xtask bench --gpu` builds the GPU binary and runs it;
 //! docs/performance.md holds the numbers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -25,9 +25,12 @@ pub struct BenchRequest {
     pub runs: usize,
     /// Workload sizes.
     pub sizes: WorkloadConfig,
-    /// Also write the report here as JSON.
+    /// Also write the report here as JSON; [`JSON_TO_STDOUT`] prints it instead of the table.
     pub json: Option<PathBuf>,
 }
+
+/// The `--json` value meaning stdout (what a bare `--json` gives).
+pub const JSON_TO_STDOUT: &str = "-";
 
 /// Timings of one workload, in seconds.
 #[derive(Debug, Clone, Serialize)]
@@ -89,7 +92,7 @@ pub fn run(request: &BenchRequest) -> Result<BenchReport> {
         .map_err(|e| anyhow::anyhow!("preset {}: {e}", request.preset))?;
     let device = backend::device(&request.device)?;
     let noise = || backend::noise::<Inner>(0, 0, &device);
-    eprintln!(
+    tracing::info!(
         "{} on {} ({}), {} timed runs each",
         request.preset,
         backend::name(),
@@ -128,9 +131,16 @@ pub fn run(request: &BenchRequest) -> Result<BenchReport> {
         mc,
         train,
     };
-    print_table(&report);
-    if let Some(path) = &request.json {
-        write_json(path, &report)?;
+    match request.json.as_deref() {
+        // `--json` alone: the report is the only thing on stdout.
+        Some(path) if path == Path::new(JSON_TO_STDOUT) => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Some(path) => {
+            print_table(&report);
+            write_json(path, &report)?;
+        }
+        None => print_table(&report),
     }
     Ok(report)
 }
@@ -159,7 +169,7 @@ fn time(
     }
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
-    eprintln!(
+    tracing::info!(
         "{name}: warm-up {warmup:.3} s, min {:.4} s, median {:.4} s",
         sorted[0],
         sorted[runs / 2]

@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use med_datasets::PromptStyle;
+use seg_metrics::Protocol;
 
 use crate::settings::RunConfig;
 use crate::{bench_cmd, demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd, volume_predict};
@@ -15,7 +17,13 @@ use crate::{bench_cmd, demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd, vo
     version,
     about = "Text-guided medical image segmentation with uncertainty (MedCLIPSeg) on Burn",
     after_help = "Start with `medclipseg demo`: it generates a synthetic dataset, trains a small model \
-                  from scratch, evaluates it and writes a report, on the CPU, in minutes."
+                  from scratch, evaluates it and writes a report, on the CPU, in minutes.\n\n\
+                  Output: results (tables, JSON) go to stdout, logs and progress to stderr. `-q` keeps \
+                  warnings and errors only (no progress bars), `-v` adds debug lines, `-vv` trace; \
+                  RUST_LOG (e.g. RUST_LOG=medclipseg=debug) overrides both. `--json` (metrics, \
+                  datasets, data inspect, bench) prints the machine-readable result on stdout and \
+                  nothing else there; train, eval, demo and data convert/synth always print their JSON \
+                  summary on stdout; predict, import and forward print nothing there."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +32,40 @@ struct Cli {
     /// any batch size and backend; `device` is faster on a GPU; `auto` is device on GPU builds.
     #[arg(long, global = true, value_enum, default_value_t = crate::backend::NoiseSource::Auto)]
     noise_source: crate::backend::NoiseSource,
+    /// More log lines on stderr: `-v` debug, `-vv` trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Warnings and errors only on stderr, and no progress bars.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+/// `--protocol`: which reference's NSD to reproduce.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ProtocolArg {
+    /// The reference's: a one-slice 3-D surface (every foreground pixel is surface).
+    Medclipseg,
+    /// DeepMind surface-distance, contour-based.
+    Deepmind,
+    /// MONAI, contour-based.
+    Monai,
+}
+
+impl From<ProtocolArg> for Protocol {
+    fn from(arg: ProtocolArg) -> Self {
+        match arg {
+            ProtocolArg::Medclipseg => Protocol::MedClipSeg,
+            ProtocolArg::Deepmind => Protocol::DeepMind,
+            ProtocolArg::Monai => Protocol::Monai,
+        }
+    }
+}
+
+/// `--prompt-style`: the five test styles and `all`, listed in `--help`.
+fn prompt_style_values() -> PossibleValuesParser {
+    let mut names: Vec<&'static str> = PromptStyle::ALL.iter().map(|s| s.as_str()).collect();
+    names.push("all");
+    PossibleValuesParser::new(names)
 }
 
 #[derive(Subcommand)]
@@ -109,8 +151,9 @@ struct BenchArgs {
     /// Largest Monte-Carlo chunk (images × samples per batch).
     #[arg(long)]
     max_batch: Option<usize>,
-    /// Also write the report as JSON.
-    #[arg(long)]
+    /// The report as JSON: bare `--json` (or `--json -`) prints it on stdout instead of the
+    /// table; `--json FILE` writes it to FILE as well as printing the table.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = bench_cmd::JSON_TO_STDOUT)]
     json: Option<PathBuf>,
 }
 
@@ -164,9 +207,6 @@ struct TrainArgs {
     /// Stop after this many epochs in this invocation (resume later with --resume).
     #[arg(long)]
     stop_after: Option<usize>,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
     /// Print the resolved config (TOML) and exit: no training, no images or weights read.
     #[arg(long)]
     print_config: bool,
@@ -185,15 +225,15 @@ struct EvalArgs {
     #[arg(long)]
     dataset: String,
     /// Test prompt style, or `all`.
-    #[arg(long, default_value = "original")]
+    #[arg(long, default_value = "original", value_parser = prompt_style_values())]
     prompt_style: String,
     /// Monte-Carlo samples per image (default: the checkpoint's config, 30 in the paper).
     #[arg(long, value_parser = at_least_one)]
     samples: Option<usize>,
     /// NSD protocol: the reference's (`medclipseg`, a one-slice 3-D surface) or a contour-based
     /// one (`deepmind`, `monai`).
-    #[arg(long, default_value = "medclipseg", value_parser = ["deepmind", "monai", "medclipseg"])]
-    protocol: String,
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Medclipseg)]
+    protocol: ProtocolArg,
     /// NSD tolerance in pixels (default: the checkpoint's test.nsd_tolerance, 2 in the paper).
     #[arg(long)]
     tolerance: Option<f64>,
@@ -222,9 +262,6 @@ struct EvalArgs {
     /// Panels (image | GT | prediction | uncertainty) written per dataset and style.
     #[arg(long, default_value_t = 8)]
     panels: usize,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
 }
 
 #[derive(Args)]
@@ -254,8 +291,8 @@ struct PredictArgs {
     #[arg(long, default_value = "default")]
     device: String,
     /// Volumes only: axis to slice along, 0, 1 or 2 in the volume's voxel order (default: the last).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
-    axis: Option<u8>,
+    #[arg(long, value_parser = ["0", "1", "2"])]
+    axis: Option<String>,
     /// Volumes only: intensity to 8 bits. `CENTER,WIDTH` (a CT window in HU, e.g. 40,400),
     /// `percentile[:LOW,HIGH]` (default, 0.5 and 99.5 over the volume) or `minmax`.
     #[arg(long, value_name = "CENTER,WIDTH")]
@@ -263,13 +300,10 @@ struct PredictArgs {
     /// Skip inputs whose outputs already exist (a run that stopped, or a folder that grew).
     #[arg(long = "continue")]
     resume: bool,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
 }
 
 /// `predict`: a volume (`.nii`, `.nii.gz`, a DICOM series folder) or 2-D images.
-fn predict(a: PredictArgs) -> Result<()> {
+fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
     let request = predict_cmd::PredictRequest {
         checkpoint: a.checkpoint,
         input: a.input,
@@ -280,7 +314,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         seed: a.seed,
         device: a.device,
         resume: a.resume,
-        quiet: a.quiet,
+        quiet,
     };
     if volume_predict::is_volume_input(&request.input, &med_datasets::imaging::IMAGE_EXTENSIONS) {
         let intensity = match &a.window {
@@ -290,7 +324,7 @@ fn predict(a: PredictArgs) -> Result<()> {
             None => med_volumes::IntensityMap::default(),
         };
         let options = volume_predict::VolumeOptions {
-            axis: a.axis.map(usize::from),
+            axis: a.axis.as_deref().map(str::parse).transpose()?,
             intensity,
         };
         return volume_predict::run(&request, &options);
@@ -307,18 +341,30 @@ fn predict(a: PredictArgs) -> Result<()> {
 /// Parses the command line and runs the command.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    crate::logging::init(crate::logging::Verbosity::from_flags(
+        cli.quiet,
+        cli.verbose,
+    ));
     crate::backend::set_noise_source(cli.noise_source);
+    tracing::debug!(
+        "medclipseg {} on the {} backend, noise source {:?}",
+        env!("CARGO_PKG_VERSION"),
+        crate::backend::name(),
+        cli.noise_source
+    );
+    let quiet = cli.quiet;
     match cli.command {
         Command::Demo(a) => demo_cmd::run(&demo_cmd::DemoRequest {
             out: a.out,
             device: a.device,
             overrides: a.set,
             quick: a.quick,
+            quiet,
         })
         .map(|_| ()),
-        Command::Train(a) => train(a),
-        Command::Eval(a) => eval(a),
-        Command::Predict(a) => predict(a),
+        Command::Train(a) => train(a, quiet),
+        Command::Eval(a) => eval(a, quiet),
+        Command::Predict(a) => predict(a, quiet),
         Command::Metrics(a) => tools_cmd::metrics(a),
         Command::Forward(a) => tools_cmd::forward(a),
         Command::Import(a) => tools_cmd::import(a),
@@ -349,7 +395,7 @@ fn at_least_one(raw: &str) -> Result<usize, String> {
     }
 }
 
-fn train(a: TrainArgs) -> Result<()> {
+fn train(a: TrainArgs, quiet: bool) -> Result<()> {
     let mut config = match (a.config.as_str(), &a.dataset) {
         // The official configs differ per dataset (EUS: 10 epochs, Covid19: gate init -0.02).
         ("paper", Some(name)) => RunConfig::paper_for(name)?,
@@ -380,7 +426,7 @@ fn train(a: TrainArgs) -> Result<()> {
         resume: a.resume,
         device: a.device,
         stop_after: a.stop_after,
-        quiet: a.quiet,
+        quiet,
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
@@ -397,7 +443,7 @@ fn default_run_dir(config: &RunConfig) -> PathBuf {
         .join(format!("seed{}", config.train.seed))
 }
 
-fn eval(a: EvalArgs) -> Result<()> {
+fn eval(a: EvalArgs, quiet: bool) -> Result<()> {
     let styles = match a.prompt_style.as_str() {
         "all" => PromptStyle::ALL.to_vec(),
         s => vec![s.parse::<PromptStyle>()?],
@@ -421,14 +467,14 @@ fn eval(a: EvalArgs) -> Result<()> {
         datasets,
         styles,
         samples: a.samples,
-        protocol: eval_cmd::parse_protocol(&a.protocol)?,
+        protocol: a.protocol.into(),
         tolerance: a.tolerance,
         batch_size: a.batch_size,
         seed: a.seed,
         out: a.out,
         device: a.device,
         panels: a.panels,
-        quiet: a.quiet,
+        quiet,
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())

@@ -27,6 +27,8 @@ pub struct DemoRequest {
     pub overrides: Vec<String>,
     /// Smaller and shorter: a smoke test.
     pub quick: bool,
+    /// `-q`: no progress bars.
+    pub quiet: bool,
 }
 
 /// `summary.json` of the demo.
@@ -80,7 +82,7 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
     config.dataset.root = data_root.clone();
     let config = config.apply_overrides(&request.overrides)?;
     let model_config = config.model_config()?;
-    eprintln!(
+    tracing::info!(
         "[1/4] generating the synthetic dataset in {}",
         data_root.display()
     );
@@ -88,7 +90,7 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
     let generated = med_datasets::generate(&data_root, &synth)?;
     let shifted_name = generated.datasets.get(1).map(|d| d.name.clone());
 
-    eprintln!(
+    tracing::info!(
         "[2/4] training the demo model from scratch ({} epochs)",
         config.train.epochs
     );
@@ -104,10 +106,10 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
         resume: false,
         device: request.device.clone(),
         stop_after: None,
-        quiet: false,
+        quiet: request.quiet,
     })?;
 
-    eprintln!("[3/4] evaluating under every prompt style and on the shifted domain");
+    tracing::info!("[3/4] evaluating under every prompt style and on the shifted domain");
     let eval_request = |datasets: Vec<String>, styles: Vec<PromptStyle>, out: &str| EvalRequest {
         checkpoint: trained.latest.clone(),
         model_config: None,
@@ -123,7 +125,7 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
         out: request.out.join(out),
         device: request.device.clone(),
         panels: 6,
-        quiet: false,
+        quiet: request.quiet,
     };
     let id = eval_cmd::run(&eval_request(
         vec![config.dataset.name.clone()],
@@ -139,7 +141,7 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
         None => None,
     };
 
-    eprintln!("[4/4] writing the report");
+    tracing::info!("[4/4] writing the report");
     let report_path = write_report(request, &config, &trained, &id, ood.as_ref())?;
     let ood_dsc = ood.as_ref().map(|o| o.dsc);
     let summary = DemoSummary {

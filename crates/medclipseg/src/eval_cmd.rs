@@ -106,16 +106,7 @@ pub struct EvalSummary {
     pub rounded_per_image: bool,
 }
 
-/// `--protocol` names.
-pub fn parse_protocol(name: &str) -> Result<Protocol> {
-    Ok(match name {
-        "medclipseg" => Protocol::MedClipSeg,
-        "deepmind" => Protocol::DeepMind,
-        "monai" => Protocol::Monai,
-        other => bail!("protocol {other:?}: use medclipseg, deepmind or monai"),
-    })
-}
-
+/// The `--protocol` name of a protocol (recorded in the summary).
 fn protocol_name(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::MedClipSeg => "medclipseg",
@@ -263,9 +254,11 @@ fn evaluate(ctx: &EvalContext, dataset: &str, style: PromptStyle) -> Result<Styl
         ReadOptions::default(),
     )?;
     for p in &sheet.problems {
-        eprintln!(
-            "warning: {dataset}: {} row {}: {} (skipped)",
-            p.file, p.row, p.problem
+        tracing::warn!(
+            "{dataset}: {} row {}: {} (skipped)",
+            p.file,
+            p.row,
+            p.problem
         );
     }
     if sheet.records.is_empty() {
@@ -335,9 +328,14 @@ fn evaluate(ctx: &EvalContext, dataset: &str, style: PromptStyle) -> Result<Styl
         uncertainty_auroc: calibration.auroc()?,
         csv,
     };
-    eprintln!(
+    tracing::info!(
         "{dataset} [{style}]: DSC {:.4} NSD {:.4} over {} images (ECE {:.4}, Brier {:.4}, uncertainty AUROC {:.4})",
-        result.dsc, result.nsd, result.n_images, result.ece, result.brier, result.uncertainty_auroc
+        result.dsc,
+        result.nsd,
+        result.n_images,
+        result.ece,
+        result.brier,
+        result.uncertainty_auroc
     );
     Ok(result)
 }
@@ -538,10 +536,11 @@ mod tests {
 
     #[test]
     fn protocol_names_round_trip() {
-        for name in ["medclipseg", "deepmind", "monai"] {
-            assert_eq!(protocol_name(parse_protocol(name).unwrap()), name);
+        use clap::ValueEnum;
+        for arg in crate::cli::ProtocolArg::value_variants() {
+            let name = arg.to_possible_value().expect("not hidden");
+            assert_eq!(protocol_name((*arg).into()), name.get_name());
         }
-        assert!(parse_protocol("contour").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cli;
 mod demo_cmd;
 mod eval_cmd;
 mod infer;
+mod logging;
 mod parallel;
 mod predict_cmd;
 mod report;

@@ -136,8 +136,8 @@ fn run_replicas(
                 }
                 Ok(batch) => {
                     // The last, short batch cannot give every device a sample: skip it.
-                    eprintln!(
-                        "note: skipping a final batch of {} images (< {n} devices)",
+                    tracing::warn!(
+                        "skipping a final batch of {} images (< {n} devices)",
                         batch.len()
                     );
                 }

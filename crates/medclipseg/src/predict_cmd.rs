@@ -144,7 +144,8 @@ pub fn run(request: &PredictRequest) -> Result<()> {
                     unsaved += 1;
                 }
                 Err(error) => {
-                    progress.suspend(|| eprintln!("skipped {}: {error:#}", job.path.display()));
+                    progress
+                        .suspend(|| tracing::warn!("skipped {}: {error:#}", job.path.display()));
                     failures.push(job.path.display().to_string());
                 }
             },
@@ -168,7 +169,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     } else {
         String::new()
     };
-    eprintln!(
+    tracing::info!(
         "{} images -> {}{done_before}",
         records.len(),
         request.out.display()

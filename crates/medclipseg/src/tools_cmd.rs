@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use med_datasets::{PromptSource, SourceFormat, SynthConfig, registry};
 use med_volumes::{LabelSelect, is_nifti_path};
 use medclipseg_model::{LoadScope, Noise, checkpoint};
-use seg_metrics::{ImageReport, Mask3d, MetricsRequest, Protocol};
+use seg_metrics::{ImageReport, Mask3d, MetricsRequest};
 use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::backend::{self, Inner};
@@ -35,15 +35,16 @@ pub struct MetricsArgs {
     #[arg(long = "tolerance")]
     tolerances: Vec<f64>,
     /// Which reference to reproduce.
-    #[arg(long, default_value = "medclipseg", value_parser = ["deepmind", "monai", "medclipseg"])]
-    protocol: String,
+    #[arg(long, value_enum, default_value_t = crate::cli::ProtocolArg::Medclipseg)]
+    protocol: crate::cli::ProtocolArg,
     /// Reject masks with values other than 0 and 255.
     #[arg(long)]
     strict: bool,
     /// Per-image CSV of folder mode.
     #[arg(long, default_value = "metrics.csv")]
     csv: PathBuf,
-    /// Print JSON (the default output; kept for scripts that pass it).
+    /// JSON on stdout and nothing else (already the only output: accepted for scripts, as on
+    /// every command with `--json`).
     #[arg(long)]
     json: bool,
 }
@@ -86,7 +87,7 @@ pub struct ImportArgs {
 /// `medclipseg datasets`.
 #[derive(Args)]
 pub struct DatasetsArgs {
-    /// JSON instead of a table.
+    /// JSON on stdout instead of the table, nothing else there.
     #[arg(long)]
     json: bool,
 }
@@ -106,7 +107,7 @@ pub enum DataCommand {
         /// Fail on the first problem.
         #[arg(long)]
         strict: bool,
-        /// JSON output.
+        /// The report as one line of JSON (the default prints the same JSON indented).
         #[arg(long)]
         json: bool,
     },
@@ -115,8 +116,8 @@ pub enum DataCommand {
         after_help = "Example:\n  medclipseg data convert --from busi Dataset_BUSI_with_GT data/BUSI --prompts prompts.csv"
     )]
     Convert {
-        /// Release format (busi, kvasir-seg, cvc-clinicdb, bkai-igh, bus-bra, isic2016, buid, ...).
-        #[arg(long)]
+        /// Release format.
+        #[arg(long, value_parser = source_format_values())]
         from: String,
         /// The release folder.
         src: PathBuf,
@@ -153,13 +154,14 @@ pub enum DataCommand {
     },
 }
 
+/// `data convert --from`: the release formats, listed in `--help`.
+fn source_format_values() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(SourceFormat::ALL.map(SourceFormat::as_str))
+}
+
 /// Runs `metrics`.
 pub fn metrics(a: MetricsArgs) -> Result<()> {
-    let mut request = MetricsRequest::new(match a.protocol.as_str() {
-        "deepmind" => Protocol::DeepMind,
-        "monai" => Protocol::Monai,
-        _ => Protocol::MedClipSeg,
-    });
+    let mut request = MetricsRequest::new(a.protocol.into());
     if !a.tolerances.is_empty() {
         request.tolerances = a.tolerances.clone();
     }
@@ -180,7 +182,6 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         };
         request.spacing = Some([row, col]);
     }
-    let _ = a.json;
     if is_nifti_path(&a.pred) || is_nifti_path(&a.gt) {
         if a.spacing.is_some() {
             bail!("--spacing is for PNG masks: a volume's spacing comes from its header");
@@ -192,12 +193,12 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
     if a.pred.is_dir() && a.gt.is_dir() {
         let report = seg_metrics::evaluate_dirs(&a.pred, &a.gt, &request, Some(&a.csv))?;
         for name in &report.missing_predictions {
-            eprintln!("warning: no prediction for ground truth {name}");
+            tracing::warn!("no prediction for ground truth {name}");
         }
         for name in &report.missing_ground_truths {
-            eprintln!("warning: no ground truth for prediction {name}");
+            tracing::warn!("no ground truth for prediction {name}");
         }
-        eprintln!(
+        tracing::info!(
             "{} images; per-image CSV: {}",
             report.images.len(),
             a.csv.display()
@@ -240,8 +241,8 @@ fn volume_metrics(
         .zip(g.spacing)
         .any(|(a, b)| (a - b).abs() > 1e-4 * b)
     {
-        eprintln!(
-            "warning: voxel sizes differ ({:?} in {}, {:?} in {}); using the ground truth's",
+        tracing::warn!(
+            "voxel sizes differ ({:?} in {}, {:?} in {}); using the ground truth's",
             p.spacing,
             pred.display(),
             g.spacing,
@@ -333,7 +334,7 @@ pub fn forward(a: ForwardArgs) -> Result<()> {
         sd.insert(key, RawTensor::from_f32(host.shape, &host.data)?);
     }
     crate::store::save_safetensors(&a.out, &sd)?;
-    eprintln!("wrote {}", a.out.display());
+    tracing::info!("wrote {}", a.out.display());
     Ok(())
 }
 
@@ -362,9 +363,9 @@ pub fn import(a: ImportArgs) -> Result<()> {
         None => crate::store::save_safetensors(&a.output, &sd)?,
     }
     for note in sd.notes() {
-        eprintln!("note: {note}");
+        tracing::warn!("{}: {note}", a.input.display());
     }
-    eprintln!(
+    tracing::info!(
         "wrote {} ({tensors} tensors from {})",
         a.output.display(),
         a.input.display()

@@ -99,7 +99,7 @@ pub fn records(config: &RunConfig, kind: SheetKind) -> Result<Vec<Record>> {
     };
     let sheet = read_records(&config.dataset.root, &config.dataset.name, kind, options)?;
     for p in &sheet.problems {
-        eprintln!("warning: {} row {}: {} (skipped)", p.file, p.row, p.problem);
+        tracing::warn!("{} row {}: {} (skipped)", p.file, p.row, p.problem);
     }
     Ok(sheet.records)
 }
@@ -110,8 +110,8 @@ pub fn records(config: &RunConfig, kind: SheetKind) -> Result<Vec<Record>> {
 pub fn validation_records(config: &RunConfig, kind: SheetKind) -> Result<Vec<Record>> {
     let dataset_dir = config.dataset.root.join(&config.dataset.name);
     if med_datasets::layout::sheet_path(&dataset_dir, kind).is_none() {
-        eprintln!(
-            "note: {} has no {kind} sheet: training without validation \
+        tracing::warn!(
+            "{} has no {kind} sheet: training without validation \
              (best.safetensors is the latest epoch)",
             dataset_dir.display()
         );
@@ -158,7 +158,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
     }
     let planned = plan_epochs(config, train_records.len());
     if planned > config.train.epochs {
-        eprintln!(
+        tracing::warn!(
             "train.min_steps {}: {} training images make {} steps per epoch, so {planned} epochs \
              instead of {} (set train.min_steps=0 to keep train.epochs)",
             config.train.min_steps,
@@ -218,8 +218,8 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             .finish(false)
             .with_context(|| format!("{}: backbone weights do not fit", backbone.display()))?;
     } else if model_config.freeze_encoders {
-        eprintln!(
-            "warning: model.allow_random_towers: the frozen towers keep their random \
+        tracing::warn!(
+            "model.allow_random_towers: the frozen towers keep their random \
              initialisation (a smoke test, not a result)"
         );
     }
@@ -240,7 +240,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
                 model = restored.model;
                 optimizer = restored.optimizer;
                 state = restored.state;
-                eprintln!(
+                tracing::info!(
                     "resuming {} after epoch {}",
                     out.display(),
                     state.epochs_done
@@ -327,7 +327,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             val_dice: validation.map(|v| v.dice),
             seconds: started.elapsed().as_secs_f64(),
         };
-        eprintln!("{}", epoch_line(&record, epochs));
+        tracing::info!("{}", epoch_line(&record, epochs));
         state.history.push(record);
         state.epochs_done = epoch + 1;
         state.train_seconds += started.elapsed().as_secs_f64();
@@ -347,7 +347,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
         write_metrics(out, &state.history)?;
     }
     if let Some(warning) = stuck_at_zero_warning(&state.history) {
-        eprintln!("{warning}");
+        tracing::warn!("{warning}");
     }
     let summary = TrainSummary {
         dsc: state.history.last().and_then(|r| r.val_dice),
@@ -478,7 +478,7 @@ fn built_vocab(
     let vocab = med_datasets::prompt_vocabulary(prompts, bert.vocab_size);
     let path = out.join("vocab.txt");
     store::write_atomic(&path, vocab.to_text().as_bytes())?;
-    eprintln!(
+    tracing::warn!(
         "no model.tokenizer and no {}/vocab.txt: built a vocabulary of {} tokens from the {} \
          training prompts into {} (stored in the checkpoints){}",
         config.dataset.name,
@@ -506,7 +506,7 @@ fn stuck_at_zero_warning(history: &[EpochRecord]) -> Option<String> {
     let stuck = !dscs.is_empty() && dscs.iter().all(|&d| d < ZERO_DSC);
     stuck.then(|| {
         format!(
-            "warning: validation DSC stayed at 0.00 for all {} epochs: the model predicts empty \
+            "validation DSC stayed at 0.00 for all {} epochs: the model predicts empty \
              masks. Train longer (train.epochs, or train.min_steps for small datasets), or check \
              that the masks and prompts match the images",
             dscs.len()

@@ -83,7 +83,7 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
     let mask_path = request.out.join(format!("{name}.nii.gz"));
     let entropy_path = request.out.join(format!("{name}_entropy.nii.gz"));
     if request.resume && mask_path.is_file() && entropy_path.is_file() {
-        eprintln!(
+        tracing::info!(
             "{}: already predicted (--continue), nothing to do",
             mask_path.display()
         );
@@ -115,9 +115,10 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
     provenance.prompt = Some(prompt);
     provenance.model_config = Some(serde_json::to_value(predictor.config())?);
     provenance.write(&request.out)?;
-    eprintln!(
+    tracing::info!(
         "{} slices along axis {axis} -> {}",
-        prediction.slices, record.mask
+        prediction.slices,
+        record.mask
     );
     Ok(())
 }

@@ -56,6 +56,8 @@ fn scans(dir: &Path) -> PathBuf {
     input
 }
 
+/// Runs `predict` at the default log level: the tests read its info lines (skips, counts);
+/// no progress bar is drawn, stderr not being a terminal.
 fn predict(checkpoint: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "predict",
@@ -69,7 +71,6 @@ fn predict(checkpoint: &Path, input: &Path, out: &Path, extra: &[&str]) -> Outpu
         out.to_str().unwrap(),
         "--samples",
         "2",
-        "--quiet",
     ];
     args.extend_from_slice(extra);
     medclipseg(&args)

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 pub fn medclipseg(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_medclipseg"))
         .args(args)
+        // The log level comes from the flags the test passes, not the caller's environment.
+        .env_remove("RUST_LOG")
         .output()
         .expect("the medclipseg binary runs")
 }
