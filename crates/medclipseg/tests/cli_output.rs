@@ -9,20 +9,7 @@ use common::{ok, s};
 
 /// A synthetic data root (2 test images a dataset); returns the folder of test masks.
 fn synthetic_masks(root: &Path) -> PathBuf {
-    ok(&[
-        "data",
-        "synth",
-        "--root",
-        s(root),
-        "--size",
-        "32",
-        "--train",
-        "2",
-        "--val",
-        "1",
-        "--test",
-        "2",
-    ]);
+    common::synth(root, [2, 1, 2], None);
     root.join("Synthetic/Test_Folder/label")
 }
 

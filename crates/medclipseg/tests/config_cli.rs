@@ -102,25 +102,6 @@ fn zero_samples_are_refused() {
     }
 }
 
-fn synth(root: &Path) {
-    ok(&[
-        "data",
-        "synth",
-        "--root",
-        s(root),
-        "--size",
-        "32",
-        "--train",
-        "8",
-        "--val",
-        "4",
-        "--test",
-        "4",
-        "--seed",
-        "5",
-    ]);
-}
-
 fn micro_train<'a>(root: &'a str, out: &'a str) -> Vec<&'a str> {
     vec![
         "train",
@@ -200,4 +181,8 @@ fn an_unreadable_val_sheet_is_an_error_and_a_missing_one_is_said() {
     let csv = std::fs::read_to_string(eval_out.join("Synthetic").join("test_Prompt-original.csv"))
         .unwrap();
     assert!(!csv.contains("-0.0000"), "{csv}");
+}
+
+fn synth(root: &Path) {
+    common::synth(root, [8, 4, 4], Some(5));
 }

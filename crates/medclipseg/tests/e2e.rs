@@ -7,22 +7,7 @@ mod common;
 use common::{json, medclipseg, ok, s};
 
 fn synth(root: &Path) {
-    ok(&[
-        "data",
-        "synth",
-        "--root",
-        s(root),
-        "--size",
-        "32",
-        "--train",
-        "8",
-        "--val",
-        "4",
-        "--test",
-        "4",
-        "--seed",
-        "3",
-    ]);
+    common::synth(root, [8, 4, 4], Some(3));
 }
 
 fn train_args<'a>(root: &'a str, out: &'a str) -> Vec<&'a str> {

@@ -40,9 +40,7 @@ fn train(root: &Path, out: &Path) {
 fn train_eval_predict_and_bench_run_on_wgpu() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    #[rustfmt::skip]
-    ok(&["data", "synth", "--root", s(&root), "--size", "32", "--train", "8", "--val", "4",
-         "--test", "4", "--seed", "3"]);
+    common::synth(&root, [8, 4, 4], Some(3));
 
     // Training runs (backward through every op of the graph) and is reproducible.
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));

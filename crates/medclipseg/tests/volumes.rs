@@ -181,10 +181,7 @@ fn micro_checkpoint(dir: &Path) -> PathBuf {
     let root = dir.join("data");
     let run = dir.join("run");
     let (root_s, run_s) = (root.to_str().unwrap(), run.to_str().unwrap());
-    ok(&[
-        "data", "synth", "--root", root_s, "--size", "32", "--train", "4", "--val", "2", "--test",
-        "2", "--seed", "3",
-    ]);
+    common::synth(&root, [4, 2, 2], Some(3));
     ok(&[
         "train",
         "--config",

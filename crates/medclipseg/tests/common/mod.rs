@@ -35,3 +35,27 @@ pub fn json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("valid JSON")
 }
+
+/// `data synth` of 32-pixel images with `[train, val, test]` images per split under `root`.
+pub fn synth(root: &Path, [train, val, test]: [usize; 3], seed: Option<u64>) {
+    let (train, val, test) = (train.to_string(), val.to_string(), test.to_string());
+    let seed = seed.map(|s| s.to_string());
+    let mut args = vec![
+        "data",
+        "synth",
+        "--root",
+        s(root),
+        "--size",
+        "32",
+        "--train",
+        &train,
+        "--val",
+        &val,
+        "--test",
+        &test,
+    ];
+    if let Some(seed) = &seed {
+        args.extend(["--seed", seed.as_str()]);
+    }
+    ok(&args);
+}
