@@ -204,6 +204,34 @@ pub enum NoiseSource {
     Device,
 }
 
+/// How f32 matrix products run on the GPU backends (`--precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Precision {
+    /// Full f32 products, as PyTorch's default: the GPU matches the CPU golden within 1e-4.
+    #[default]
+    Precise,
+    /// TF32 tensor cores for f32 matmuls on CUDA (10-bit mantissa, ~1e-3 relative error per
+    /// product); no effect on the CPU backends or on GPUs without TF32.
+    Tf32,
+}
+
+static PRECISION: std::sync::OnceLock<Precision> = std::sync::OnceLock::new();
+
+/// Sets the matmul precision for the whole run (once, from the command line).
+pub fn set_precision(precision: Precision) {
+    let _ = PRECISION.set(precision);
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    cubek_matmul::precision::set_tf32_allowed(precision == Precision::Tf32);
+    if precision == Precision::Tf32 && !IS_GPU {
+        tracing::warn!("--precision tf32 has no effect on the {} backend", name());
+    }
+}
+
+/// The matmul precision in force.
+pub fn precision() -> Precision {
+    PRECISION.get().copied().unwrap_or_default()
+}
+
 static NOISE_SOURCE: std::sync::OnceLock<NoiseSource> = std::sync::OnceLock::new();
 
 /// Sets the noise source for the whole run (once, from the command line).

@@ -58,6 +58,8 @@ pub struct BenchReport {
     pub preset: String,
     /// Where the adapter noise came from.
     pub noise_source: String,
+    /// f32 matmul precision (`precise` or `tf32`).
+    pub precision: String,
     /// Prompt length.
     pub tokens: usize,
     /// Monte-Carlo samples.
@@ -124,6 +126,7 @@ pub fn run(request: &BenchRequest) -> Result<BenchReport> {
         device: request.device.clone(),
         preset: request.preset.clone(),
         noise_source: format!("{:?}", backend::noise_source()).to_lowercase(),
+        precision: format!("{:?}", backend::precision()).to_lowercase(),
         tokens: request.sizes.tokens,
         samples: request.sizes.samples,
         train_batch: request.sizes.train_batch,

@@ -32,6 +32,10 @@ struct Cli {
     /// any batch size and backend; `device` is faster on a GPU; `auto` is device on GPU builds.
     #[arg(long, global = true, value_enum, default_value_t = crate::backend::NoiseSource::Auto)]
     noise_source: crate::backend::NoiseSource,
+    /// f32 matrix products on the GPU: `precise` (full f32, as PyTorch) or `tf32` (tensor
+    /// cores on CUDA: faster, ~1e-3 relative error). No effect on the CPU backends.
+    #[arg(long, global = true, value_enum, default_value_t = crate::backend::Precision::Precise)]
+    precision: crate::backend::Precision,
     /// More log lines on stderr: `-v` debug, `-vv` trace.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
@@ -346,11 +350,13 @@ pub fn run() -> Result<()> {
         cli.verbose,
     ));
     crate::backend::set_noise_source(cli.noise_source);
+    crate::backend::set_precision(cli.precision);
     tracing::debug!(
-        "medclipseg {} on the {} backend, noise source {:?}",
+        "medclipseg {} on the {} backend, noise source {:?}, precision {:?}",
         env!("CARGO_PKG_VERSION"),
         crate::backend::name(),
-        cli.noise_source
+        cli.noise_source,
+        cli.precision
     );
     let quiet = cli.quiet;
     match cli.command {

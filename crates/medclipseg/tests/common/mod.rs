@@ -4,9 +4,17 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The binary under test: the one built with the tests, or `MEDCLIPSEG_BIN` (test binaries
+/// built on one machine and run on another, such as a GPU machine without a Rust toolchain).
+fn binary() -> std::path::PathBuf {
+    std::env::var_os("MEDCLIPSEG_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_medclipseg").into())
+}
+
 /// Runs the binary with `args`.
 pub fn medclipseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medclipseg"))
+    Command::new(binary())
         .args(args)
         // The log level comes from the flags the test passes, not the caller's environment.
         .env_remove("RUST_LOG")

@@ -1,15 +1,21 @@
-//! The GPU code path end to end, through a binary built with `--features wgpu`: cubecl's JIT
-//! kernels (the ones CUDA runs too) on whatever Vulkan adapter exists, Mesa's llvmpipe on a
-//! machine without a GPU. `demo --quick`, train + resume-free reproducibility, eval, predict,
+//! The GPU code path end to end, through a binary built with `--features wgpu` or `cuda`:
+//! cubecl's JIT kernels on whatever Vulkan adapter exists (Mesa's llvmpipe on a machine without a
+//! GPU) or on an NVIDIA GPU. `demo --quick`, train + resume-free reproducibility, eval, predict,
 //! bench, and a clear error for a device that does not exist.
 //!
-//! `XDG_RUNTIME_DIR=/tmp cargo test -p medclipseg --features wgpu --test gpu_wgpu`
-#![cfg(feature = "wgpu")]
+//! `XDG_RUNTIME_DIR=/tmp cargo test -p medclipseg --features wgpu --test gpu`
+//! `cargo test -p medclipseg --no-default-features --features cuda --test gpu` (NVIDIA GPU)
+//!
+//! Built on one machine and run on another: `MEDCLIPSEG_BIN=path/to/medclipseg target/.../gpu-*`.
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 use std::path::Path;
 
 mod common;
 use common::{json, medclipseg, ok, s};
+
+/// The backend of the binary under test.
+const BACKEND: &str = if cfg!(feature = "cuda") { "cuda" } else { "wgpu" };
 
 fn train(root: &Path, out: &Path) {
     ok(&[
@@ -37,7 +43,7 @@ fn train(root: &Path, out: &Path) {
 }
 
 #[test]
-fn train_eval_predict_and_bench_run_on_wgpu() {
+fn train_eval_predict_and_bench_run_on_the_gpu() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
     common::synth(&root, [8, 4, 4], Some(3));
@@ -50,7 +56,7 @@ fn train_eval_predict_and_bench_run_on_wgpu() {
     assert_eq!(sa["epochs"], 2);
     let provenance = json(&a.join("provenance.json"));
     assert!(
-        provenance.to_string().contains("wgpu"),
+        provenance.to_string().contains(BACKEND),
         "provenance names the backend: {provenance}"
     );
     let history = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
@@ -103,8 +109,9 @@ fn train_eval_predict_and_bench_run_on_wgpu() {
     ok(&["bench", "--model-config", "micro", "--tokens", "8", "--samples", "3", "--train-batch",
          "2", "--runs", "1", "--json", s(&report)]);
     let report = json(&report);
-    assert_eq!(report["backend"], "wgpu");
+    assert_eq!(report["backend"], BACKEND);
     assert_eq!(report["noise_source"], "device");
+    assert_eq!(report["precision"], "precise");
     for workload in ["forward", "mc", "train"] {
         let median = report[workload]["median"].as_f64().unwrap();
         assert!(median > 0.0, "{workload}: {report}");
@@ -117,7 +124,7 @@ fn train_eval_predict_and_bench_run_on_wgpu() {
 }
 
 #[test]
-fn demo_quick_runs_on_wgpu() {
+fn demo_quick_runs_on_the_gpu() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
     ok(&["demo", "--quick", "--out", s(&out)]);
@@ -126,14 +133,19 @@ fn demo_quick_runs_on_wgpu() {
 }
 
 #[test]
-fn a_missing_adapter_is_a_clear_error() {
+fn a_missing_device_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
+    let (device, expected) = if BACKEND == "cuda" {
+        ("cuda:7", "cuda:7")
+    } else {
+        ("discrete:7", "wgpu adapter")
+    };
     let out = medclipseg(&[
         "bench",
         "--model-config",
         "micro",
         "--device",
-        "discrete:7",
+        device,
         "--runs",
         "1",
         "--json",
@@ -141,6 +153,19 @@ fn a_missing_adapter_is_a_clear_error() {
     ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("wgpu adapter"), "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn tf32_precision_is_accepted_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("bench.json");
+    #[rustfmt::skip]
+    ok(&["bench", "--precision", "tf32", "--model-config", "micro", "--tokens", "8", "--samples",
+         "2", "--train-batch", "2", "--runs", "1", "--json", s(&report)]);
+    let report = json(&report);
+    assert_eq!(report["precision"], "tf32");
+    let median = report["forward"]["median"].as_f64().unwrap();
+    assert!(median > 0.0, "{report}");
 }
