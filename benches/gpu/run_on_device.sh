@@ -25,8 +25,8 @@ step() { # step NAME SECONDS COMMAND...: runs one step, logs to $OUT/NAME.log
     echo "$name rc=$rc seconds=$((SECONDS - start))" | tee -a "$STEPS"
 }
 
-for exe in medclipseg golden_cuda gpu; do
-    xz -dc "$PACK/$exe.xz" >"$BIN/$exe" && chmod +x "$BIN/$exe"
+for exe in medclipseg golden_cuda gpu medclipseg-fusion; do
+    [ -f "$PACK/$exe.xz" ] && xz -dc "$PACK/$exe.xz" >"$BIN/$exe" && chmod +x "$BIN/$exe"
 done
 
 # NVRTC and the driver: wherever this machine keeps them (pip's nvidia-* wheels, a CUDA toolkit).
@@ -55,8 +55,13 @@ step torch_cuda 240 env PYTHONPATH=/tmp/pydeps python3 benches/torch/official_be
 step golden_precise 120 "$BIN/golden_cuda" --nocapture --test-threads 1
 step golden_tf32 120 env CUBEK_MATMUL_ALLOW_TF32=1 MEDCLIPSEG_GOLDEN_REPORT_ONLY=1 \
     "$BIN/golden_cuda" --nocapture --test-threads 1
-step bench_tf32 150 "$M" bench --precision tf32 "${FULL[@]}" --json "$OUT/bench_tf32.json"
 # 4. Everything end to end on CUDA: demo --quick, train twice, eval, predict, bench, errors.
 step e2e_cuda 240 env MEDCLIPSEG_BIN="$M" "$BIN/gpu" --test-threads 1
+step bench_tf32 150 "$M" bench --precision tf32 "${FULL[@]}" --json "$OUT/bench_tf32.json"
+# 5. Burn's fusion + autotune (`--features cuda-fusion`), when packed: the warm-up column holds
+#    the autotuning; the step's seconds are the whole process, start-up included.
+if [ -x "$BIN/medclipseg-fusion" ]; then
+    step bench_fusion 200 "$BIN/medclipseg-fusion" bench "${FULL[@]}" --json "$OUT/bench_fusion.json"
+fi
 step bench_host_noise 150 "$M" bench --noise-source host "${FULL[@]}" \
     --json "$OUT/bench_host_noise.json"

@@ -190,6 +190,11 @@ fn device_index(spec: &str, prefix: &str) -> Result<usize> {
 /// Whether the compiled-in backend runs on a GPU (cuda or wgpu).
 pub const IS_GPU: bool = cfg!(any(feature = "cuda", feature = "wgpu"));
 
+/// Largest Monte-Carlo chunk (images × samples per network call) by default: 8 on the CPU,
+/// where larger chunks only cost memory and page faults (docs/performance.md), and 32 on a
+/// GPU, so that MC-30 of one image is one batch.
+pub const DEFAULT_MC_BATCH: usize = if IS_GPU { 32 } else { 8 };
+
 /// Where the adapters' value noise is drawn (`--noise-source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum NoiseSource {

@@ -152,7 +152,8 @@ struct BenchArgs {
     /// Batch of the training step.
     #[arg(long, default_value_t = 4)]
     train_batch: usize,
-    /// Largest Monte-Carlo chunk (images × samples per batch).
+    /// Largest Monte-Carlo chunk (images × samples per batch); default 8 on the CPU, 32 on a
+    /// GPU.
     #[arg(long)]
     max_batch: Option<usize>,
     /// The report as JSON: bare `--json` (or `--json -`) prints it on stdout instead of the
@@ -384,7 +385,9 @@ pub fn run() -> Result<()> {
                 .with_samples(a.samples)
                 .with_tokens(a.tokens)
                 .with_train_batch(a.train_batch)
-                .with_max_batch(a.max_batch),
+                .with_max_batch(Some(
+                    a.max_batch.unwrap_or(crate::backend::DEFAULT_MC_BATCH),
+                )),
             json: a.json,
         })
         .map(|_| ()),

@@ -198,7 +198,7 @@ impl Default for TestSection {
             num_samples: 30,
             use_latest: true,
             discard_first_pass: false,
-            max_batch: 8,
+            max_batch: crate::backend::DEFAULT_MC_BATCH,
             nsd_tolerance: 2.0,
             round_scores: true,
         }

@@ -15,7 +15,11 @@ mod common;
 use common::{json, medclipseg, ok, s};
 
 /// The backend of the binary under test.
-const BACKEND: &str = if cfg!(feature = "cuda") { "cuda" } else { "wgpu" };
+const BACKEND: &str = if cfg!(feature = "cuda") {
+    "cuda"
+} else {
+    "wgpu"
+};
 
 fn train(root: &Path, out: &Path) {
     ok(&[
