@@ -73,22 +73,29 @@ pub struct LabelVolume {
 
 /// Reads a label volume (NIfTI or DICOM folder) and keeps the voxels `select` picks.
 pub fn read_label_volume(path: &Path, select: LabelSelect) -> Result<LabelVolume> {
-    let volume = read_volume(path)?;
-    Ok(LabelVolume {
+    Ok(label_volume(&read_volume(path)?, select))
+}
+
+fn label_volume(volume: &Volume, select: LabelSelect) -> LabelVolume {
+    LabelVolume {
         dims: volume.dims(),
         spacing: volume.spacing(),
         mask: select.mask(volume.data()),
-    })
+    }
 }
 
-/// Reads a prediction and a ground-truth label volume that must share a grid.
+/// Reads a prediction and a ground-truth label volume that must share a grid. `gt_select` picks
+/// the structure in the ground truth; the prediction is read by
+/// [`LabelSelect::for_prediction`]: a binary mask (one non-zero value) as it is, whatever the
+/// label, and a label map (several labels) by the same label.
 pub fn read_label_pair(
     pred: &Path,
     gt: &Path,
-    select: LabelSelect,
+    gt_select: LabelSelect,
 ) -> Result<(LabelVolume, LabelVolume)> {
-    let p = read_label_volume(pred, select)?;
-    let g = read_label_volume(gt, select)?;
+    let prediction = read_volume(pred)?;
+    let p = label_volume(&prediction, gt_select.for_prediction(prediction.data()));
+    let g = read_label_volume(gt, gt_select)?;
     if p.dims != g.dims {
         return Err(VolumeError::ShapeMismatch {
             pred_path: pred.to_path_buf(),
@@ -152,9 +159,17 @@ mod tests {
         let a = write("a.nii.gz", [2, 2, 1], vec![0.0, 1.0, 2.0, 2.0]);
         let b = write("b.nii", [2, 2, 1], vec![2.0, 0.0, 0.0, 2.0]);
         let c = write("c.nii", [1, 4, 1], vec![0.0; 4]);
+        // Both are label maps: the label is picked in each.
         let (p, g) = read_label_pair(&a, &b, LabelSelect::Label(2)).unwrap();
         assert_eq!(p.mask, vec![false, false, true, true]);
         assert_eq!(g.mask, vec![true, false, false, true]);
+        // Ground truth with labels 1 and 3, a binary 0/1 prediction of structure 3: label 3 in
+        // the ground truth only (selecting 3 in the prediction too would leave it empty).
+        let gt = write("gt.nii.gz", [2, 2, 1], vec![1.0, 3.0, 3.0, 0.0]);
+        let pred = write("pred.nii.gz", [2, 2, 1], vec![0.0, 1.0, 1.0, 0.0]);
+        let (p, g) = read_label_pair(&pred, &gt, LabelSelect::Label(3)).unwrap();
+        assert_eq!(p.mask, vec![false, true, true, false]);
+        assert_eq!(g.mask, p.mask);
         let err = read_label_pair(&a, &c, LabelSelect::AnyNonZero).unwrap_err();
         assert!(err.to_string().contains("c.nii"), "{err}");
         let err = read_volume(&dir.path().join("x.png")).unwrap_err();

@@ -24,8 +24,10 @@ pub struct MetricsArgs {
     /// Ground-truth mask PNG, or a folder of them (paired by file stem), or a NIfTI label volume.
     #[arg(long)]
     gt: PathBuf,
-    /// Label to evaluate in a label map (NIfTI volumes; 0/1 or multi-label PNGs). Default: every
-    /// non-zero voxel of a volume; for PNGs the reference `> 127` rule (see `seg_metrics::read_mask`).
+    /// Label to evaluate in the ground-truth label map (NIfTI volumes; 0/1 or multi-label PNGs).
+    /// A binary prediction (one non-zero value) is read as it is; a prediction that is a label
+    /// map of several labels is read by the same label. Default: every non-zero voxel of a
+    /// volume; for PNGs the reference `> 127` rule (see `seg_metrics::read_mask`).
     #[arg(long)]
     label: Option<i64>,
     /// Pixel spacing in array order: ROW,COL (PNGs only; volumes use their header spacing).
@@ -229,6 +231,7 @@ fn volume_metrics(
         }
     }
     let select = label.map_or(LabelSelect::AnyNonZero, LabelSelect::Label);
+    // The label picks the structure in the ground truth (and in a multi-label prediction).
     let (p, g) = med_volumes::read_label_pair(pred, gt, select)?;
     let to_mask = |v: med_volumes::LabelVolume| {
         // NIfTI stores i fastest: that is (depth, rows, cols) = (k, j, i) in seg-metrics' order.

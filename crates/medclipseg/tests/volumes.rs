@@ -138,6 +138,30 @@ fn nifti_metrics_match_deepmind_with_the_header_spacing() {
     }
 }
 
+/// `--label N` picks structure N in a multi-label ground truth; a model's binary prediction
+/// (0/1) of that structure is read as it is, not searched for the value N.
+#[test]
+fn a_label_is_picked_in_the_ground_truth_and_a_binary_prediction_stays_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, gt) = pair(dir.path());
+    let labels = med_volumes::read_volume(&gt).unwrap();
+    let box_only = labels.data().iter().map(|&v| f32::from(v == 2.0)).collect();
+    let binary = dir.path().join("binary_box.nii.gz");
+    write_nifti(
+        &binary,
+        &labels.same_grid(box_only).unwrap(),
+        OutputKind::Labels,
+    )
+    .unwrap();
+    for protocol in ["deepmind", "medclipseg"] {
+        let on_box = metrics(&binary, &gt, &["--protocol", protocol, "--label", "2"]);
+        assert_close(&on_box, &["dsc"], 1.0);
+        assert_close(&on_box, &["hd95"], 0.0);
+        let elsewhere = metrics(&binary, &gt, &["--protocol", protocol, "--label", "1"]);
+        assert_close(&elsewhere, &["dsc"], 0.0);
+    }
+}
+
 #[test]
 fn nifti_metrics_reject_mismatched_inputs_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::error::{MetricsError, Result};
-use crate::io::read_label_mask;
+use crate::io::{read_label_mask, read_prediction_mask};
 use crate::protocol::{ImageReport, MetricsRequest, Protocol, check_tolerances, evaluate_masks_2d};
 
 /// Extensions the reference evaluation lists (case-insensitive); other files are ignored.
@@ -15,12 +15,14 @@ pub const MASK_EXTENSIONS: [&str; 6] = ["png", "bmp", "jpg", "jpeg", "tif", "tif
 
 /// Evaluates one prediction file against its ground-truth file.
 ///
-/// Both are read as grey and binarised with `> 127` (strict mode: only 0 and 255 accepted). The
+/// Both are read as grey and binarised with `> 127` (strict mode: only 0 and 255 accepted).
+/// `request.label` picks a label in the ground truth; the prediction is read as a binary mask
+/// unless it is itself a label map of several labels (see [`crate::read_prediction_mask`]). The
 /// MedCLIPSeg protocol resizes the prediction to the ground-truth size (cv2 `INTER_NEAREST`)
 /// first, as the reference does; the other protocols fail on a size mismatch.
 pub fn evaluate_files(pred: &Path, gt: &Path, request: &MetricsRequest) -> Result<ImageReport> {
     let gt_mask = read_label_mask(gt, request.strict, request.label)?;
-    let mut pred_mask = read_label_mask(pred, request.strict, request.label)?;
+    let mut pred_mask = read_prediction_mask(pred, request.strict, request.label)?;
     let same_size = (pred_mask.rows(), pred_mask.cols()) == (gt_mask.rows(), gt_mask.cols());
     if !same_size {
         let size_mismatch = || MetricsError::SizeMismatch {
@@ -286,6 +288,32 @@ mod tests {
     fn save_mask(path: &Path, rows: u32, cols: u32, f: impl Fn(u32, u32) -> bool) {
         let img = ImageBuffer::from_fn(cols, rows, |c, r| Luma([if f(r, c) { 255u8 } else { 0 }]));
         img.save(path).unwrap();
+    }
+
+    #[test]
+    fn a_label_picks_the_ground_truth_structure_and_the_prediction_stays_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        // Ground truth: label 1 on the left column, label 2 on the right one.
+        let gt = dir.path().join("gt.png");
+        ImageBuffer::<Luma<u8>, _>::from_fn(4, 4, |c, _| Luma([if c < 2 { 1 } else { 2 }]))
+            .save(&gt)
+            .unwrap();
+        // A 0/255 prediction of structure 2.
+        let pred = dir.path().join("pred.png");
+        save_mask(&pred, 4, 4, |_, c| c >= 2);
+        let mut request = MetricsRequest::new(Protocol::MedClipSeg);
+        request.label = Some(2);
+        // (Picking label 2 in the 0/255 prediction too would leave it empty: DSC 0.)
+        let report = evaluate_files(&pred, &gt, &request).unwrap();
+        assert!((report.dsc - 1.0).abs() < 1e-6, "{}", report.dsc);
+        request.label = Some(1);
+        let report = evaluate_files(&pred, &gt, &request).unwrap();
+        assert!(report.dsc < 1e-6, "{}", report.dsc);
+        // A prediction that is itself a label map of several labels: the label is picked in it
+        // too (read as a binary mask, all 16 pixels would be foreground: DSC 2/3).
+        request.label = Some(2);
+        let report = evaluate_files(&gt, &gt, &request).unwrap();
+        assert!((report.dsc - 1.0).abs() < 1e-6, "{}", report.dsc);
     }
 
     #[test]

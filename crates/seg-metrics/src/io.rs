@@ -127,7 +127,32 @@ pub fn read_mask(path: &Path, strict: bool) -> Result<Mask2d> {
 /// Reads a mask file with an optional label: `Some(n)` keeps the pixels equal to `n` (at the
 /// file's own bit depth); `None` is [`read_mask`]'s rule.
 pub fn read_label_mask(path: &Path, strict: bool, label: Option<u16>) -> Result<Mask2d> {
+    mask_of(path, read_deep_gray(path)?, strict, label)
+}
+
+/// Reads a prediction evaluated against ground-truth label `label`: a binary mask (0/255, or a
+/// label map holding one non-zero value: a model predicts one structure) by [`read_mask`]'s
+/// rule whatever `label` is; a label map holding several labels by `label`, as the ground truth.
+pub fn read_prediction_mask(path: &Path, strict: bool, label: Option<u16>) -> Result<Mask2d> {
     let deep = read_deep_gray(path)?;
+    let label = label.filter(|_| holds_several_labels(&deep));
+    mask_of(path, deep, strict, label)
+}
+
+/// Whether a grey image is a label map (no value above half the range) with two or more
+/// distinct non-zero values.
+fn holds_several_labels(deep: &DeepGray) -> bool {
+    let half_range = deep.full_scale / 2;
+    if deep.values.iter().any(|&v| v > half_range) {
+        return false;
+    }
+    let mut non_zero = deep.values.iter().filter(|&&v| v != 0);
+    let first = non_zero.next();
+    first.is_some_and(|&f| non_zero.any(|&v| v != f))
+}
+
+/// The mask of a decoded image: by `label`, else the label-map or `> 127` rule.
+fn mask_of(path: &Path, deep: DeepGray, strict: bool, label: Option<u16>) -> Result<Mask2d> {
     if let Some(label) = label {
         let data = deep.values.iter().map(|&v| v == label).collect();
         return Mask2d::new(deep.rows, deep.cols, data);

@@ -86,7 +86,9 @@ pub use eval::{
     DirectoryReport, MASK_EXTENSIONS, NamedReport, evaluate_dirs, evaluate_files, render_csv,
     render_json, round4, write_atomic,
 };
-pub use io::{FOREGROUND_THRESHOLD, GrayImage, read_gray, read_label_mask, read_mask};
+pub use io::{
+    FOREGROUND_THRESHOLD, GrayImage, read_gray, read_label_mask, read_mask, read_prediction_mask,
+};
 pub use mask::{BinaryMask, Mask2d, Mask3d};
 pub use protocol::{
     ImageReport, MedClipSegSurface, MetricsRequest, Protocol, assd_2d, check_tolerances,

@@ -179,8 +179,10 @@ pub struct MetricsRequest {
     pub dice: Option<DiceConvention>,
     /// Reject mask files with grey values other than 0 and 255.
     pub strict: bool,
-    /// In label-map files, the label to evaluate; `None` = the reference `> 127` rule, or any
-    /// non-zero value for a label map (see [`crate::read_label_mask`]).
+    /// In a ground-truth label map, the label to evaluate; `None` = the reference `> 127` rule,
+    /// or any non-zero value for a label map (see [`crate::read_label_mask`]). The prediction is
+    /// read as a binary mask unless it is a label map of several labels
+    /// (see [`crate::read_prediction_mask`]).
     pub label: Option<u16>,
 }
 
