@@ -29,6 +29,27 @@ pub struct Vocabulary {
     pub origin: String,
 }
 
+impl Vocabulary {
+    /// Reads a `vocab.txt` (or `tokenizer.json`) file; its name is kept for writing it out
+    /// again.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("vocab.txt")
+            .to_string();
+        Ok(Self {
+            file_name,
+            text,
+            origin: path.display().to_string(),
+        })
+    }
+}
+
 /// A model read from a checkpoint, with what came along in its metadata.
 pub struct LoadedModel<B: Backend> {
     /// The model.

@@ -61,6 +61,125 @@ pub enum PipelineError {
     /// A tensor could not be read back from the device.
     #[error("cannot read a tensor back from the device: {0}")]
     ReadBack(String),
+    /// A file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file could not be written or parsed.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A float map could not be written as safetensors.
+    #[error(transparent)]
+    Safetensors(#[from] torch_checkpoint::Error),
+    /// A float map does not match its shape.
+    #[error(transparent)]
+    RawTensor(#[from] torch_checkpoint::TensorError),
+    /// A CSV table could not be built.
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+    /// A picture (loss curve, uncertainty map, panel) could not be drawn or written.
+    #[error(transparent)]
+    Picture(#[from] seg_viz::VizError),
+    /// A model or optimizer record of a resumable checkpoint could not be written or read.
+    #[error("{path}: {reason}")]
+    Record {
+        /// The record file.
+        path: PathBuf,
+        /// Why (Burn's recorder error, as text).
+        reason: String,
+    },
+    /// The output folder already holds a training run and resuming was not asked for.
+    #[error(
+        "{dir} already holds a run (checkpoints/latest.json): resume it or choose another folder"
+    )]
+    RunExists {
+        /// The run folder.
+        dir: PathBuf,
+    },
+    /// Resuming was asked for, but the folder holds no resumable checkpoint.
+    #[error("{dir}: nothing to resume (no checkpoints/latest.json)")]
+    NothingToResume {
+        /// The run folder.
+        dir: PathBuf,
+    },
+    /// A training step failed (a non-finite loss); the weights of the failed step were not
+    /// applied and the last checkpoint written is intact.
+    #[error(
+        "{source}: training stopped at epoch {epoch} step {step} (batch {batch:?}); the last good \
+         checkpoint is {latest} (resume the run after fixing the cause)"
+    )]
+    TrainingStopped {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step within the epoch.
+        step: usize,
+        /// Image names of the batch.
+        batch: Vec<String>,
+        /// The last checkpoint written.
+        latest: PathBuf,
+        /// Why.
+        #[source]
+        source: medclipseg_model::train::StepError,
+    },
+    /// Data-parallel training: the loss was not finite on some device.
+    #[error(
+        "the training loss is not finite on some device at epoch {epoch} step {step}: training \
+         stopped, the last good checkpoint is kept"
+    )]
+    ReplicaLossNotFinite {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step.
+        step: usize,
+    },
+    /// Data-parallel training: a collective operation (joining, all-reduce) failed.
+    #[error("device {device}: {reason}")]
+    Collective {
+        /// Index of the device in the device list.
+        device: usize,
+        /// Burn's collective error, as text.
+        reason: String,
+    },
+    /// Data-parallel training: a worker thread panicked.
+    #[error("a training worker panicked")]
+    WorkerPanicked,
+    /// Several devices were given, but the crate was built without `data-parallel`.
+    #[error(
+        "{devices} devices given, but medclipseg-pipeline was built without its data-parallel \
+         feature: train on one device"
+    )]
+    DataParallelDisabled {
+        /// Devices given.
+        devices: usize,
+    },
+    /// Data-parallel training needs at least one training image per device.
+    #[error("{images} training images cannot feed {devices} devices")]
+    TooFewImages {
+        /// Training images.
+        images: usize,
+        /// Devices.
+        devices: usize,
+    },
+    /// A prompt sheet has no usable row.
+    #[error("{sheet}: no usable test rows")]
+    NoTestRows {
+        /// The sheet.
+        sheet: PathBuf,
+    },
+    /// An evaluation was asked for with no dataset or prompt style.
+    #[error("nothing was evaluated")]
+    NothingEvaluated,
 }
 
 /// The pipeline's result type.

@@ -20,20 +20,34 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod evaluator;
+#[cfg(feature = "data-parallel")]
+pub mod parallel;
 pub mod predictor;
 pub mod prompts;
 pub mod resize;
+pub mod run_files;
+pub mod trainer;
 pub mod validation;
 pub mod volume;
 
 pub use checkpoint::{LoadedModel, Vocabulary, inference_preprocess, save_checkpoint};
 pub use error::{PipelineError, Result};
+pub use evaluator::{
+    EvalObserver, EvalPlan, EvalSettings, EvalSummary, Evaluator, ImageOutcome, ImageScore,
+    StyleResult,
+};
 pub use med_datasets::imaging::Image8;
 pub use predictor::{
     NoiseSource, Prediction, Predictor, STREAM_PREDICT, derive_seed, noise, write_mask_png,
 };
 pub use prompts::{EncodedPrompts, Prompts};
 pub use resize::resize_map;
+pub use run_files::{EpochRecord, TrainState};
+pub use trainer::{
+    EpochStart, RunFolder, Silent, StepDone, TrainData, TrainObserver, TrainSettings, TrainSummary,
+    Trainer, init_model, load_backbone,
+};
 pub use validation::{Validation, batch_dice, to_tensors, validate};
 pub use volume::{VolumePrediction, slice_to_bgr};
 

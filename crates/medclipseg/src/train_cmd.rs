@@ -1,27 +1,27 @@
 //! `medclipseg train`: the reference recipe with atomic checkpoints, exact resume, per-epoch
-//! metrics (CSV, JSONL, PNG curve) and progress bars.
+//! metrics (CSV, JSONL, PNG curve) and progress bars; a shell over `medclipseg_pipeline`'s
+//! [`Trainer`], which runs the loop and writes the run's checkpoints and metrics.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use burn::module::AutodiffModule;
-use burn::prelude::*;
+use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use med_datasets::{
     Augmentation, ChannelOrder, DataLoader, LoaderConfig, Percent, PreprocessConfig, ReadOptions,
     Record, SheetKind, read_records,
 };
-use medclipseg_model::train::{ModelOptimizer, StepLosses, cosine_lr, reference_adam, train_step};
-use medclipseg_model::{LoadScope, MedClipSeg, checkpoint};
-use serde::Serialize;
+use medclipseg_model::MedClipSeg;
+use medclipseg_pipeline::{
+    EpochRecord, EpochStart, PipelineError, RunFolder, StepDone, TrainData, TrainObserver,
+    TrainSettings, Trainer, Vocabulary, init_model, load_backbone,
+};
 
 use crate::backend::{self, Train};
-use crate::infer::{self, STREAM_DROPOUT, STREAM_INIT, STREAM_TRAIN_NOISE, derive_seed};
-use crate::parallel;
 use crate::settings::RunConfig;
-use crate::store::{self, EpochRecord, Provenance, TrainState};
+use crate::store::{self, Provenance};
 use crate::text::Prompts;
+
+pub use medclipseg_pipeline::TrainSummary;
 
 /// What `train` needs besides the config.
 #[derive(Debug, Clone)]
@@ -38,31 +38,6 @@ pub struct TrainRequest {
     pub stop_after: Option<usize>,
     /// Hide progress bars.
     pub quiet: bool,
-}
-
-/// `summary.json` of a training run.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrainSummary {
-    /// Validation DSC of the last epoch (one stochastic pass), when a validation split exists.
-    pub dsc: Option<f64>,
-    /// Best validation DSC and its epoch.
-    pub best_dsc: Option<f64>,
-    /// Epoch of the best validation DSC.
-    pub best_epoch: Option<usize>,
-    /// Validation images.
-    pub n_images: usize,
-    /// Training images.
-    pub n_train_images: usize,
-    /// Epochs completed.
-    pub epochs: usize,
-    /// Final mean training loss.
-    pub final_train_loss: Option<f64>,
-    /// The best-validation checkpoint.
-    pub best: PathBuf,
-    /// The last-epoch checkpoint.
-    pub latest: PathBuf,
-    /// Seconds spent training (summed over resumes).
-    pub train_seconds: f64,
 }
 
 /// The preprocessing of a run: faithful reference pipeline unless the config says otherwise.
@@ -138,12 +113,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
     config.validate()?;
     let model_config = config.model_config()?;
     config.check_backbone(&model_config)?;
-    let loss_config = config.loss_config()?;
-    let val_loss_config = config.validation_loss_config()?;
     let devices = backend::devices(&request.device)?;
-    // Not every backend's device is `Copy`, so it is cloned.
-    #[allow(clippy::clone_on_copy)]
-    let device = devices[0].clone();
     let out = &request.out;
     let percent = Percent::try_from(config.dataset.percent)
         .map_err(|e| anyhow::anyhow!("dataset.percent: {e}"))?;
@@ -156,29 +126,7 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             SheetKind::Train(percent)
         );
     }
-    let planned = plan_epochs(config, train_records.len());
-    if planned > config.train.epochs {
-        tracing::warn!(
-            "train.min_steps {}: {} training images make {} steps per epoch, so {planned} epochs \
-             instead of {} (set train.min_steps=0 to keep train.epochs)",
-            config.train.min_steps,
-            train_records.len(),
-            steps_in_epoch(config, train_records.len()),
-            config.train.epochs
-        );
-    }
-    let resolved = TrainRequest {
-        config: RunConfig {
-            train: crate::settings::TrainSection {
-                epochs: planned,
-                ..config.train.clone()
-            },
-            ..config.clone()
-        },
-        ..request.clone()
-    };
-    let request = &resolved;
-    let config = &request.config;
+    let config = &with_planned_epochs(config, train_records.len());
     let val_records = validation_records(config, SheetKind::Val(percent))?;
     let train_prompts: Vec<String> = train_records.iter().map(|r| r.prompt.clone()).collect();
     let preprocess = preprocess_config(config, model_config.image_size());
@@ -189,258 +137,185 @@ pub fn run(request: &TrainRequest) -> Result<TrainSummary> {
             model_config.image_size()
         );
     }
-    let threads = (config.train.loader_threads > 0).then_some(config.train.loader_threads);
-    let train_loader = DataLoader::new(
-        train_records,
-        preprocess.clone(),
-        LoaderConfig {
-            num_threads: threads,
-            ..LoaderConfig::train(config.train.batch_size, config.train.seed)
-        },
-    )?;
-    let val_loader = DataLoader::new(
-        val_records,
-        preprocess,
-        LoaderConfig {
-            num_threads: threads,
-            ..LoaderConfig::eval(config.train.batch_size)
-        },
-    )?;
-
-    // Parameters are initialised from the backend's generator: seed it so runs reproduce.
-    <Train as Backend>::seed(&device, derive_seed(config.train.seed, STREAM_INIT, 0, 0));
-    let mut model: MedClipSeg<Train> = model_config.init(&device);
-    if let Some(backbone) = &config.model.backbone_checkpoint {
-        let sd = checkpoint::read(backbone)?;
-        let weights = checkpoint::weight_map(&sd)?;
-        model = model.load_weights(&weights, LoadScope::Encoders, &device);
-        weights
-            .finish(false)
-            .with_context(|| format!("{}: backbone weights do not fit", backbone.display()))?;
-    } else if model_config.freeze_encoders {
-        tracing::warn!(
-            "model.allow_random_towers: the frozen towers keep their random \
-             initialisation (a smoke test, not a result)"
-        );
-    }
-    // Draw every lazily initialised parameter now: clones (one per device) must share values.
-    model = model.clone().load_record(model.into_record());
-    let mut optimizer: ModelOptimizer<Train> = reference_adam().init();
-    let mut state = TrainState {
-        epochs_done: 0,
-        best: None,
-        history: Vec::new(),
-        config: config.clone(),
-        train_seconds: 0.0,
+    let data = loaders(config, train_records, val_records, preprocess)?;
+    let model = initial_model(config, &model_config, &devices[0])?;
+    let run = RunFolder {
+        dir: out.clone(),
+        run_config: serde_json::to_value(config)?,
+        resume: request.resume,
     };
-    let pointer = out.join("checkpoints").join("latest.json");
+    let settings = train_settings(config)?;
+    let mut trainer =
+        Trainer::open(model, model_config.clone(), settings, devices, run).map_err(cli_error)?;
     if request.resume {
-        match store::load_resumable(out, model, optimizer, &device)? {
-            Some(restored) => {
-                model = restored.model;
-                optimizer = restored.optimizer;
-                state = restored.state;
-                tracing::info!(
-                    "resuming {} after epoch {}",
-                    out.display(),
-                    state.epochs_done
-                );
-            }
-            None => bail!(
-                "{}: nothing to resume (no checkpoints/latest.json)",
-                out.display()
-            ),
-        }
-    } else if pointer.exists() {
-        bail!(
-            "{} already holds a run: pass --resume to continue it, or choose another --out",
-            out.display()
+        tracing::info!(
+            "resuming {} after epoch {}",
+            out.display(),
+            trainer.state().epochs_done
         );
     }
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     write_run_files(out, config, &model_config)?;
     let vocab = match vocab_path(config) {
         Some(path) => Some(path),
         None => built_vocab(config, &model_config.text, &train_prompts, out)?,
     };
     let prompts = Prompts::for_tower(&model_config.text, vocab.as_deref())?;
-
-    let epochs = config.train.epochs;
-    let last_epoch = request
-        .stop_after
-        .map_or(epochs, |n| (state.epochs_done + n).min(epochs));
-    let latest_path = out.join("latest.safetensors");
-    let best_path = out.join("best.safetensors");
-    for epoch in state.epochs_done..last_epoch {
-        let started = Instant::now();
-        let lr = cosine_lr(
-            epoch,
-            epochs,
-            config.train.learning_rate,
-            config.train.min_lr,
-        );
-        let (next, means) = if devices.len() > 1 {
-            let job = parallel::ParallelEpoch {
-                devices: &devices,
-                loader: &train_loader,
-                prompts: &prompts,
-                loss: &loss_config,
-                epoch,
-                lr,
-                seed: config.train.seed,
-                steps: steps_per_epoch(config, &train_loader),
-            };
-            let (next, next_optimizer, means) = parallel::run_epoch(model, optimizer, &job)?;
-            optimizer = next_optimizer;
-            (next, means)
-        } else {
-            run_epoch(
-                model,
-                &mut optimizer,
-                &train_loader,
-                &prompts,
-                &loss_config,
-                epoch,
-                lr,
-                request,
-                &device,
-            )?
-        };
-        model = next;
-        let inference = model.valid();
-        let validation = infer::validate(
-            &inference,
-            val_loader.iter_epoch(0),
-            &prompts,
-            &val_loss_config,
-            derive_seed(config.train.seed, 0, epoch as u64, 0),
-            &device,
-        )?;
-        let record = EpochRecord {
-            epoch: epoch + 1,
-            lr,
-            train_total: means.total,
-            train_dice: means.dice,
-            train_bce: means.bce,
-            train_softcon: means.softcon,
-            val_loss: validation.map(|v| v.loss),
-            val_dice: validation.map(|v| v.dice),
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        tracing::info!("{}", epoch_line(&record, epochs));
-        state.history.push(record);
-        state.epochs_done = epoch + 1;
-        state.train_seconds += started.elapsed().as_secs_f64();
-        let metadata = store::checkpoint_metadata(config, vocab.as_deref(), epoch + 1)?;
-        checkpoint::save(&model, &model_config, &metadata, &latest_path)?;
-        let improved = match (validation, state.best) {
-            (Some(v), Some((best, _))) => v.dice > best,
-            (Some(_), None) => true,
-            // Without a validation split the latest epoch is the best one.
-            (None, _) => true,
-        };
-        if improved {
-            state.best = validation.map(|v| (v.dice, epoch + 1));
-            checkpoint::save(&model, &model_config, &metadata, &best_path)?;
-        }
-        store::save_resumable(out, &model, &optimizer, &state)?;
-        write_metrics(out, &state.history)?;
-    }
-    if let Some(warning) = stuck_at_zero_warning(&state.history) {
+    let vocabulary = vocab.as_deref().map(Vocabulary::read).transpose()?;
+    let mut progress = TrainProgress::new(request.quiet);
+    let summary = trainer.fit(
+        &data,
+        &prompts,
+        vocabulary.as_ref(),
+        request.stop_after,
+        &mut progress,
+    )?;
+    if let Some(warning) = stuck_at_zero_warning(&trainer.state().history) {
         tracing::warn!("{warning}");
     }
-    let summary = TrainSummary {
-        dsc: state.history.last().and_then(|r| r.val_dice),
-        best_dsc: state.best.map(|b| b.0),
-        best_epoch: state.best.map(|b| b.1),
-        n_images: val_loader.num_samples(),
-        n_train_images: train_loader.num_samples(),
-        epochs: state.epochs_done,
-        final_train_loss: state.history.last().map(|r| r.train_total),
-        best: best_path,
-        latest: latest_path,
-        train_seconds: state.train_seconds,
-    };
-    store::write_json(&out.join("summary.json"), &summary)?;
     Ok(summary)
 }
 
-/// One pass over the training split; returns the model and the mean losses.
-#[allow(clippy::too_many_arguments)]
-fn run_epoch(
-    mut model: MedClipSeg<Train>,
-    optimizer: &mut ModelOptimizer<Train>,
-    loader: &DataLoader,
-    prompts: &Prompts,
-    loss: &seg_losses::SegLossConfig,
-    epoch: usize,
-    lr: f64,
-    request: &TrainRequest,
-    device: &backend::Device,
-) -> Result<(MedClipSeg<Train>, StepLosses)> {
-    let config = &request.config;
-    let steps = steps_per_epoch(config, loader);
-    let bar = progress_bar(steps as u64, request.quiet);
-    bar.set_message(format!("epoch {}/{}", epoch + 1, config.train.epochs));
-    let mut sums = StepLosses {
-        dice: 0.0,
-        bce: 0.0,
-        softcon: 0.0,
-        total: 0.0,
-    };
-    let seed = config.train.seed;
-    for (step, batch) in loader.iter_epoch(epoch as u64).take(steps).enumerate() {
-        let batch = batch?;
-        let tensors = infer::to_tensors::<Train>(&batch, prompts, device)?;
-        <Train as Backend>::seed(
-            device,
-            derive_seed(seed, STREAM_DROPOUT, epoch as u64, step as u64),
+/// The config with `train.epochs` raised to the planned epochs (said in the log when raised).
+fn with_planned_epochs(config: &RunConfig, n_train: usize) -> RunConfig {
+    let planned = plan_epochs(config, n_train);
+    if planned > config.train.epochs {
+        tracing::warn!(
+            "train.min_steps {}: {} training images make {} steps per epoch, so {planned} epochs \
+             instead of {} (set train.min_steps=0 to keep train.epochs)",
+            config.train.min_steps,
+            n_train,
+            steps_in_epoch(config, n_train),
+            config.train.epochs
         );
-        let noise_seed = derive_seed(seed, STREAM_TRAIN_NOISE, epoch as u64, step as u64);
-        let mut noise = crate::backend::noise::<Train>(noise_seed, noise_seed, device);
-        let (next, result) = train_step(model, optimizer, &tensors, loss, lr, &mut noise);
-        model = next;
-        let values = result.map_err(|e| {
-            anyhow::anyhow!(
-                "{e}: training stopped at epoch {} step {} (batch {:?}); the last good checkpoint \
-                 is {} (resume with --resume after fixing the cause)",
-                epoch + 1,
-                step + 1,
-                batch.names,
-                request.out.join("latest.safetensors").display()
-            )
-        })?;
-        sums.dice += values.dice;
-        sums.bce += values.bce;
-        sums.softcon += values.softcon;
-        sums.total += values.total;
-        bar.set_message(format!(
-            "epoch {}/{} loss {:.4}",
-            epoch + 1,
-            config.train.epochs,
-            values.total
-        ));
-        bar.inc(1);
     }
-    bar.finish_and_clear();
-    let n = steps.max(1) as f64;
-    Ok((
-        model,
-        StepLosses {
-            dice: sums.dice / n,
-            bce: sums.bce / n,
-            softcon: sums.softcon / n,
-            total: sums.total / n,
+    RunConfig {
+        train: crate::settings::TrainSection {
+            epochs: planned,
+            ..config.train.clone()
         },
-    ))
+        ..config.clone()
+    }
 }
 
-/// Batches per epoch: the whole split, or `train.max_steps_per_epoch`.
-fn steps_per_epoch(config: &RunConfig, loader: &DataLoader) -> usize {
-    steps_in_epoch(config, loader.num_samples())
+/// The training loader (shuffled with `train.seed`) and the validation loader.
+fn loaders(
+    config: &RunConfig,
+    train: Vec<Record>,
+    validation: Vec<Record>,
+    preprocess: PreprocessConfig,
+) -> Result<TrainData> {
+    let threads = (config.train.loader_threads > 0).then_some(config.train.loader_threads);
+    let train = DataLoader::new(
+        train,
+        preprocess.clone(),
+        LoaderConfig {
+            num_threads: threads,
+            ..LoaderConfig::train(config.train.batch_size, config.train.seed)
+        },
+    )?;
+    let validation = DataLoader::new(
+        validation,
+        preprocess,
+        LoaderConfig {
+            num_threads: threads,
+            ..LoaderConfig::eval(config.train.batch_size)
+        },
+    )?;
+    Ok(TrainData { train, validation })
 }
 
-/// [`steps_per_epoch`] for `n_train` images (the loader keeps the last, short batch).
+/// The model before training: seeded initialisation, plus the backbone weights when given.
+fn initial_model(
+    config: &RunConfig,
+    model_config: &medclipseg_model::MedClipSegConfig,
+    device: &backend::Device,
+) -> Result<MedClipSeg<Train>> {
+    let model = init_model::<Train>(model_config, config.train.seed, device);
+    if let Some(backbone) = &config.model.backbone_checkpoint {
+        return Ok(load_backbone(model, backbone, device)?);
+    }
+    if model_config.freeze_encoders {
+        tracing::warn!(
+            "model.allow_random_towers: the frozen towers keep their random \
+             initialisation (a smoke test, not a result)"
+        );
+    }
+    Ok(model)
+}
+
+/// The library's recipe from the run config (noise source from the command line).
+fn train_settings(config: &RunConfig) -> Result<TrainSettings> {
+    Ok(TrainSettings {
+        epochs: config.train.epochs,
+        learning_rate: config.train.learning_rate,
+        min_lr: config.train.min_lr,
+        seed: config.train.seed,
+        max_steps_per_epoch: config.train.max_steps_per_epoch,
+        loss: config.loss_config()?,
+        validation_loss: config.validation_loss_config()?,
+        noise: backend::pipeline_noise_source(),
+    })
+}
+
+/// A library error in the command line's words where they differ.
+fn cli_error(error: PipelineError) -> anyhow::Error {
+    match error {
+        PipelineError::RunExists { dir } => anyhow::anyhow!(
+            "{} already holds a run: pass --resume to continue it, or choose another --out",
+            dir.display()
+        ),
+        other => other.into(),
+    }
+}
+
+/// Progress bars per epoch and one log line per finished epoch.
+struct TrainProgress {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl TrainProgress {
+    fn new(quiet: bool) -> Self {
+        Self { quiet, bar: None }
+    }
+}
+
+impl TrainObserver for TrainProgress {
+    fn epoch_started(&mut self, e: EpochStart) {
+        let bar = progress_bar(e.steps as u64, self.quiet);
+        bar.set_message(format!("epoch {}/{}", e.epoch + 1, e.epochs));
+        self.bar = Some(bar);
+    }
+
+    fn step_finished(&mut self, s: StepDone) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "epoch {}/{} loss {:.4}",
+                s.epoch + 1,
+                s.epochs,
+                s.losses.total
+            ));
+            bar.inc(1);
+        }
+    }
+
+    fn steps_finished(&mut self, _epoch: usize) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn batch_skipped(&mut self, images: usize, devices: usize) {
+        tracing::warn!("skipping a final batch of {images} images (< {devices} devices)");
+    }
+
+    fn epoch_finished(&mut self, record: &EpochRecord, epochs: usize) {
+        tracing::info!("{}", epoch_line(record, epochs));
+    }
+}
+
+/// Batches per epoch for `n_train` images: the whole split (the loader keeps the last, short
+/// batch), or `train.max_steps_per_epoch`.
 fn steps_in_epoch(config: &RunConfig, n_train: usize) -> usize {
     let batches = n_train.div_ceil(config.train.batch_size.max(1));
     config
@@ -558,46 +433,6 @@ fn write_run_files(
     provenance.config = Some(serde_json::to_value(config)?);
     provenance.model_config = Some(serde_json::to_value(model)?);
     provenance.write(out)
-}
-
-/// `metrics.csv`, `metrics.jsonl` and `loss_curve.png` from the history so far.
-fn write_metrics(out: &Path, history: &[EpochRecord]) -> Result<()> {
-    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.6}"));
-    let mut csv = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    csv.write_record([
-        "epoch",
-        "lr",
-        "train_loss",
-        "train_dice",
-        "train_bce",
-        "train_softcon",
-        "val_loss",
-        "val_dice",
-        "seconds",
-    ])?;
-    let mut jsonl = String::new();
-    for r in history {
-        csv.write_record([
-            r.epoch.to_string(),
-            format!("{:.6e}", r.lr),
-            format!("{:.6}", r.train_total),
-            format!("{:.6}", r.train_dice),
-            format!("{:.6}", r.train_bce),
-            format!("{:.6}", r.train_softcon),
-            opt(r.val_loss),
-            opt(r.val_dice),
-            format!("{:.2}", r.seconds),
-        ])?;
-        jsonl.push_str(&serde_json::to_string(r)?);
-        jsonl.push('\n');
-    }
-    let csv = csv.into_inner().map_err(|e| e.into_error())?;
-    store::write_atomic(&out.join("metrics.csv"), &csv)?;
-    store::write_atomic(&out.join("metrics.jsonl"), jsonl.as_bytes())?;
-    crate::report::loss_curve(history)?.write_png(&out.join("loss_curve.png"))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Data-parallel training over several devices with Burn's own collective operations
-//! (`burn-collective`, through `GradientsParams::all_reduce`).
+//! (`burn-collective`, through `GradientsParams::all_reduce`); feature `data-parallel`.
 //!
 //! Each device holds a replica of the model and of the optimizer. Every global batch is split
 //! into one shard per device; each replica computes the gradients of its shard, the gradients
@@ -10,7 +10,6 @@
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use anyhow::{Result, anyhow, bail};
 use burn::collective::{
     CollectiveConfig, PeerId, ReduceOperation, all_reduce, finish_collective, register,
 };
@@ -18,25 +17,30 @@ use burn::module::Module;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
+use burn::tensor::backend::AutodiffBackend;
 use med_datasets::{Batch, DataLoader};
 use medclipseg_model::MedClipSeg;
 use medclipseg_model::train::{ModelOptimizer, StepLosses, forward_loss};
 use seg_losses::SegLossConfig;
 
-use crate::backend::{Device, Inner, Train};
-use crate::infer::{self, STREAM_DROPOUT, STREAM_TRAIN_NOISE, derive_seed};
-use crate::text::Prompts;
+use crate::error::{PipelineError, Result};
+use crate::predictor::{NoiseSource, derive_seed, noise};
+use crate::prompts::Prompts;
+use crate::trainer::{LossSums, STREAM_DROPOUT, STREAM_TRAIN_NOISE, TrainObserver};
+use crate::validation::to_tensors;
 
 /// What one epoch of data-parallel training needs.
-pub struct ParallelEpoch<'a> {
+pub struct ParallelEpoch<'a, B: AutodiffBackend> {
     /// The devices, one replica each.
-    pub devices: &'a [Device],
+    pub devices: &'a [B::Device],
     /// Training data.
     pub loader: &'a DataLoader,
     /// Tokenizer.
     pub prompts: &'a Prompts,
     /// Loss.
     pub loss: &'a SegLossConfig,
+    /// Where the adapters' noise is drawn.
+    pub noise: NoiseSource,
     /// 0-based epoch.
     pub epoch: usize,
     /// Learning rate of the epoch.
@@ -45,6 +49,17 @@ pub struct ParallelEpoch<'a> {
     pub seed: u64,
     /// Steps to run.
     pub steps: usize,
+}
+
+/// What a replica (or the whole epoch) hands back: the model on the first device, its
+/// optimizer, and the mean losses of its steps.
+pub struct ReplicaOutput<B: AutodiffBackend> {
+    /// The model, on the first device.
+    pub model: MedClipSeg<B>,
+    /// The optimizer with its moments.
+    pub optimizer: ModelOptimizer<B>,
+    /// Mean losses over the replica's steps (over every shard for the whole epoch).
+    pub losses: StepLosses,
 }
 
 /// The contiguous shard `part` of `parts` of a batch.
@@ -65,56 +80,45 @@ pub fn shard(batch: &Batch, part: usize, parts: usize) -> Batch {
 
 /// One epoch on every device; returns replica 0's model and optimizer (all replicas are
 /// identical) and the mean losses over every shard.
-pub fn run_epoch(
-    model: MedClipSeg<Train>,
-    optimizer: ModelOptimizer<Train>,
-    job: &ParallelEpoch,
-) -> Result<(MedClipSeg<Train>, ModelOptimizer<Train>, StepLosses)> {
-    let mut replicas = run_replicas(model, optimizer, job)?;
-    let losses = mean_losses(replicas.iter().map(|r| &r.2));
-    let (model, optimizer, _) = replicas.swap_remove(0);
-    Ok((model, optimizer, losses))
+pub fn run_epoch<B: AutodiffBackend>(
+    model: MedClipSeg<B>,
+    optimizer: ModelOptimizer<B>,
+    job: &ParallelEpoch<B>,
+    observer: &mut dyn TrainObserver,
+) -> Result<ReplicaOutput<B>> {
+    let mut replicas = run_replicas(model, optimizer, job, observer)?;
+    let losses = mean_losses(replicas.iter().map(|r| &r.losses));
+    let first = replicas.swap_remove(0);
+    Ok(ReplicaOutput { losses, ..first })
 }
 
 /// The mean of the replicas' mean losses: the mean over all shards, as shards are equal.
 fn mean_losses<'a>(per_replica: impl ExactSizeIterator<Item = &'a StepLosses>) -> StepLosses {
-    let n = per_replica.len().max(1) as f64;
-    let mut mean = StepLosses {
-        dice: 0.0,
-        bce: 0.0,
-        softcon: 0.0,
-        total: 0.0,
-    };
+    let n = per_replica.len();
+    let mut sums = LossSums::default();
     for l in per_replica {
-        mean.dice += l.dice / n;
-        mean.bce += l.bce / n;
-        mean.softcon += l.softcon / n;
-        mean.total += l.total / n;
+        sums.add(l);
     }
-    mean
+    sums.mean(n)
 }
 
 /// One epoch on every device; every replica's model (on the first device), optimizer and
 /// mean losses, in device order.
-fn run_replicas(
-    model: MedClipSeg<Train>,
-    optimizer: ModelOptimizer<Train>,
-    job: &ParallelEpoch,
-) -> Result<Vec<ReplicaOutput>> {
+fn run_replicas<B: AutodiffBackend>(
+    model: MedClipSeg<B>,
+    optimizer: ModelOptimizer<B>,
+    job: &ParallelEpoch<B>,
+    observer: &mut dyn TrainObserver,
+) -> Result<Vec<ReplicaOutput<B>>> {
     let n = job.devices.len();
     if job.loader.num_samples() < n {
-        bail!(
-            "{} training images cannot feed {n} devices",
-            job.loader.num_samples()
-        );
+        return Err(PipelineError::TooFewImages {
+            images: job.loader.num_samples(),
+            devices: n,
+        });
     }
-    let mut senders: Vec<Sender<Batch>> = Vec::new();
-    let mut receivers: Vec<Receiver<Batch>> = Vec::new();
-    for _ in 0..n {
-        let (tx, rx) = channel();
-        senders.push(tx);
-        receivers.push(rx);
-    }
+    let (senders, receivers): (Vec<Sender<Batch>>, Vec<Receiver<Batch>>) =
+        (0..n).map(|_| channel()).unzip();
     std::thread::scope(|scope| {
         let workers: Vec<_> = receivers
             .into_iter()
@@ -125,35 +129,11 @@ fn run_replicas(
                 scope.spawn(move || replica_loop(k, replica, optimizer, rx, job))
             })
             .collect();
-        let mut feed_error = None;
-        for batch in job.loader.iter_epoch(job.epoch as u64).take(job.steps) {
-            match batch {
-                Ok(batch) if batch.len() >= n => {
-                    for (k, tx) in senders.iter().enumerate() {
-                        // A worker that stopped has reported why; its result tells.
-                        let _ = tx.send(shard(&batch, k, n));
-                    }
-                }
-                Ok(batch) => {
-                    // The last, short batch cannot give every device a sample: skip it.
-                    tracing::warn!(
-                        "skipping a final batch of {} images (< {n} devices)",
-                        batch.len()
-                    );
-                }
-                Err(e) => {
-                    feed_error = Some(anyhow!(e));
-                    break;
-                }
-            }
-        }
+        let feed_error = feed(job, &senders, observer).err();
         drop(senders);
         let results: Vec<_> = workers
             .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a training worker panicked")))
-            })
+            .map(|w| w.join().unwrap_or(Err(PipelineError::WorkerPanicked)))
             .collect();
         if let Some(e) = feed_error {
             return Err(e);
@@ -162,114 +142,139 @@ fn run_replicas(
     })
 }
 
-type ReplicaOutput = (MedClipSeg<Train>, ModelOptimizer<Train>, StepLosses);
-type ReplicaResult = Result<ReplicaOutput>;
+/// Sends every batch of the epoch to the replicas, one shard each; a final batch with fewer
+/// images than devices is skipped (and reported to the observer).
+fn feed<B: AutodiffBackend>(
+    job: &ParallelEpoch<B>,
+    senders: &[Sender<Batch>],
+    observer: &mut dyn TrainObserver,
+) -> Result<()> {
+    let n = senders.len();
+    for batch in job.loader.iter_epoch(job.epoch as u64).take(job.steps) {
+        let batch = batch?;
+        if batch.len() < n {
+            observer.batch_skipped(batch.len(), n);
+            continue;
+        }
+        for (k, tx) in senders.iter().enumerate() {
+            // A worker that stopped has reported why; its result tells.
+            let _ = tx.send(shard(&batch, k, n));
+        }
+    }
+    Ok(())
+}
 
 /// Trains replica `k` on the shards it receives, all-reducing gradients with the others.
-fn replica_loop(
+fn replica_loop<B: AutodiffBackend>(
     k: usize,
-    model: MedClipSeg<Train>,
-    optimizer: ModelOptimizer<Train>,
+    model: MedClipSeg<B>,
+    optimizer: ModelOptimizer<B>,
     shards: Receiver<Batch>,
-    job: &ParallelEpoch,
-) -> ReplicaResult {
+    job: &ParallelEpoch<B>,
+) -> Result<ReplicaOutput<B>> {
     let n = job.devices.len();
     let peer = PeerId(k as u32);
-    // Not every backend's device is `Copy`, so it is cloned.
-    #[allow(clippy::clone_on_copy)]
-    let device = job.devices[k].clone();
-    register::<Inner>(
+    let collective = |e: burn::collective::CollectiveError, what: &str| PipelineError::Collective {
+        device: k,
+        reason: format!("{what}: {e:?}"),
+    };
+    register::<B::InnerBackend>(
         peer,
-        device,
+        job.devices[k].clone(),
         CollectiveConfig::default().with_num_devices(n),
     )
-    .map_err(|e| anyhow!("device {k}: cannot join the collective: {e:?}"))?;
+    .map_err(|e| collective(e, "cannot join the collective"))?;
     let (model, optimizer, outcome) = train_shards(k, model, optimizer, &shards, job);
-    let finished = finish_collective::<Inner>(peer).map_err(|e| anyhow!("device {k}: {e:?}"));
+    let finished = finish_collective::<B::InnerBackend>(peer)
+        .map_err(|e| collective(e, "cannot leave the collective"));
     let losses = outcome?;
     finished?;
     // Replicas are identical: they all come back on the first device (replica 0 is kept).
-    Ok((model.fork(&job.devices[0]), optimizer, losses))
+    Ok(ReplicaOutput {
+        model: model.fork(&job.devices[0]),
+        optimizer,
+        losses,
+    })
 }
 
 /// The steps of one replica; the model and optimizer come back whatever happened.
-fn train_shards(
+fn train_shards<B: AutodiffBackend>(
     k: usize,
-    mut model: MedClipSeg<Train>,
-    mut optimizer: ModelOptimizer<Train>,
+    mut model: MedClipSeg<B>,
+    mut optimizer: ModelOptimizer<B>,
     shards: &Receiver<Batch>,
-    job: &ParallelEpoch,
-) -> (MedClipSeg<Train>, ModelOptimizer<Train>, Result<StepLosses>) {
+    job: &ParallelEpoch<B>,
+) -> (MedClipSeg<B>, ModelOptimizer<B>, Result<StepLosses>) {
+    let mut sums = LossSums::default();
+    let mut steps = 0usize;
+    for (step, batch) in shards.iter().enumerate() {
+        match replica_step(k, step, &model, &batch, job) {
+            Ok((grads, values)) => {
+                model = optimizer.step(job.lr, model, grads);
+                sums.add(&values);
+                steps += 1;
+            }
+            Err(e) => return (model, optimizer, Err(e)),
+        }
+    }
+    (model, optimizer, Ok(sums.mean(steps)))
+}
+
+/// The averaged gradients of one step of replica `k`, and the replica's losses.
+fn replica_step<B: AutodiffBackend>(
+    k: usize,
+    step: usize,
+    model: &MedClipSeg<B>,
+    batch: &Batch,
+    job: &ParallelEpoch<B>,
+) -> Result<(GradientsParams, StepLosses)> {
     let n = job.devices.len();
     let device = &job.devices[k];
     let peer = PeerId(k as u32);
-    let mut sums = [0.0f64; 4];
-    let mut steps = 0usize;
-    for (step, batch) in shards.iter().enumerate() {
-        let tensors = match infer::to_tensors::<Train>(&batch, job.prompts, device) {
-            Ok(t) => t,
-            Err(e) => return (model, optimizer, Err(e)),
-        };
-        let tag = (step * n + k) as u64;
-        <Train as Backend>::seed(
-            device,
-            derive_seed(job.seed, STREAM_DROPOUT, job.epoch as u64, tag),
-        );
-        let noise_seed = derive_seed(job.seed, STREAM_TRAIN_NOISE, job.epoch as u64, tag);
-        let mut noise = crate::backend::noise::<Train>(noise_seed, noise_seed, device);
-        let (terms, _) = forward_loss(&model, &tensors, job.loss, &mut noise);
-        let values = StepLosses::read(&terms);
-        // Every replica learns whether any loss is non-finite before anyone steps.
-        match any_replica_failed(peer, !values.total.is_finite(), device) {
-            Ok(false) => {}
-            Ok(true) => {
-                let error = anyhow!(
-                    "the training loss is not finite on some device at epoch {} step {}: training \
-                     stopped, the last good checkpoint is kept",
-                    job.epoch + 1,
-                    step + 1
-                );
-                return (model, optimizer, Err(error));
-            }
-            Err(e) => return (model, optimizer, Err(e)),
-        }
-        let grads = match GradientsParams::from_grads(terms.total.backward(), &model)
-            .all_reduce::<Inner>(peer, ReduceOperation::Mean)
-        {
-            Ok(g) => g,
-            Err(e) => {
-                return (
-                    model,
-                    optimizer,
-                    Err(anyhow!("device {k}: gradient all-reduce failed: {e:?}")),
-                );
-            }
-        };
-        model = optimizer.step(job.lr, model, grads);
-        for (s, v) in sums
-            .iter_mut()
-            .zip([values.dice, values.bce, values.softcon, values.total])
-        {
-            *s += v;
-        }
-        steps += 1;
+    let tensors = to_tensors::<B>(batch, job.prompts, device)?;
+    let tag = (step * n + k) as u64;
+    B::seed(
+        device,
+        derive_seed(job.seed, STREAM_DROPOUT, job.epoch as u64, tag),
+    );
+    let noise_seed = derive_seed(job.seed, STREAM_TRAIN_NOISE, job.epoch as u64, tag);
+    let mut noise = noise::<B>(job.noise, noise_seed, noise_seed, device);
+    let (terms, _) = forward_loss(model, &tensors, job.loss, &mut noise);
+    let values = StepLosses::read(&terms);
+    // Every replica learns whether any loss is non-finite before anyone steps.
+    if any_replica_failed::<B>(k, !values.total.is_finite(), device)? {
+        return Err(PipelineError::ReplicaLossNotFinite {
+            epoch: job.epoch + 1,
+            step: step + 1,
+        });
     }
-    let d = steps.max(1) as f64;
-    let losses = StepLosses {
-        dice: sums[0] / d,
-        bce: sums[1] / d,
-        softcon: sums[2] / d,
-        total: sums[3] / d,
-    };
-    (model, optimizer, Ok(losses))
+    let grads = GradientsParams::from_grads(terms.total.backward(), model)
+        .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+        .map_err(|e| PipelineError::Collective {
+            device: k,
+            reason: format!("gradient all-reduce failed: {e:?}"),
+        })?;
+    Ok((grads, values))
 }
 
 /// All-reduces a failure flag: true when any replica failed this step.
-fn any_replica_failed(peer: PeerId, failed: bool, device: &Device) -> Result<bool> {
-    let flag = Tensor::<Inner, 1>::from_floats([if failed { 1.0 } else { 0.0 }], device);
-    let total = all_reduce::<Inner>(peer, flag.into_primitive().tensor(), ReduceOperation::Sum)
-        .map_err(|e| anyhow!("peer {peer:?}: all-reduce failed: {e:?}"))?;
-    let total: f32 = Tensor::<Inner, 1>::from_primitive(TensorPrimitive::Float(total))
+fn any_replica_failed<B: AutodiffBackend>(
+    k: usize,
+    failed: bool,
+    device: &B::Device,
+) -> Result<bool> {
+    type Inner<B> = <B as AutodiffBackend>::InnerBackend;
+    let flag = Tensor::<Inner<B>, 1>::from_floats([if failed { 1.0 } else { 0.0 }], device);
+    let total = all_reduce::<Inner<B>>(
+        PeerId(k as u32),
+        flag.into_primitive().tensor(),
+        ReduceOperation::Sum,
+    )
+    .map_err(|e| PipelineError::Collective {
+        device: k,
+        reason: format!("all-reduce failed: {e:?}"),
+    })?;
+    let total: f32 = Tensor::<Inner<B>, 1>::from_primitive(TensorPrimitive::Float(total))
         .into_scalar()
         .elem();
     Ok(total > 0.0)
@@ -278,6 +283,7 @@ fn any_replica_failed(peer: PeerId, failed: bool, device: &Device) -> Result<boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::backend::{Autodiff, Flex};
     use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
     use med_datasets::{
         LoaderConfig, Percent, PreprocessConfig, ReadOptions, SheetKind, SynthConfig, read_records,
@@ -285,8 +291,9 @@ mod tests {
     use medclipseg_model::MedClipSegConfig;
     use medclipseg_model::train::reference_adam;
 
-    use crate::backend;
-    use crate::settings::RunConfig;
+    use crate::trainer::Silent;
+
+    type Train = Autodiff<Flex>;
 
     fn record_bytes(model: &MedClipSeg<Train>) -> Vec<u8> {
         let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
@@ -315,30 +322,34 @@ mod tests {
         let config = MedClipSegConfig::micro();
         let vocab = tmp.path().join("Synthetic").join("vocab.txt");
         let prompts = Prompts::for_tower(&config.text, Some(&vocab)).unwrap();
-        let devices = backend::devices("cpu,cpu").unwrap();
+        let devices = vec![Default::default(), Default::default()];
         let model: MedClipSeg<Train> = config.init(&devices[0]);
         let model = model.clone().load_record(model.into_record());
-        let loss = RunConfig::demo().loss_config().unwrap();
-        let job = ParallelEpoch {
+        let loss = SegLossConfig::new();
+        let job = ParallelEpoch::<Train> {
             devices: &devices,
             loader: &loader,
             prompts: &prompts,
             loss: &loss,
+            noise: NoiseSource::Host,
             epoch: 0,
             lr: 1e-3,
             seed: 5,
             steps: loader.num_batches(),
         };
         let before = record_bytes(&model);
-        let replicas = run_replicas(model, reference_adam().init(), &job).unwrap();
+        let replicas = run_replicas(model, reference_adam().init(), &job, &mut Silent).unwrap();
         assert_eq!(replicas.len(), 2);
-        let (first, second) = (record_bytes(&replicas[0].0), record_bytes(&replicas[1].0));
+        let (first, second) = (
+            record_bytes(&replicas[0].model),
+            record_bytes(&replicas[1].model),
+        );
         assert_ne!(first, before, "the epoch changed no weight");
         assert!(first == second, "the replicas diverged");
         // Each replica saw its own shards: the epoch's loss is the mean of both.
-        let (a, b) = (replicas[0].2.total, replicas[1].2.total);
+        let (a, b) = (replicas[0].losses.total, replicas[1].losses.total);
         assert_ne!(a, b);
-        let mean = mean_losses(replicas.iter().map(|r| &r.2));
+        let mean = mean_losses(replicas.iter().map(|r| &r.losses));
         assert!((mean.total - (a + b) / 2.0).abs() < 1e-12);
     }
 
