@@ -14,9 +14,15 @@
 //! # Ok::<(), medclipseg_pipeline::PipelineError>(())
 //! ```
 //!
+//! Training and evaluation: [`Trainer`] runs the reference recipe with atomic, resumable
+//! checkpoints after every epoch (data-parallel over several devices with the `data-parallel`
+//! feature), [`Evaluator`] the reference test protocol; neither prints, progress goes to a
+//! [`TrainObserver`] / [`EvalObserver`]. `examples/train_eval.rs` is the program a user writes.
+//!
 //! Layers: this crate sits between the model crates (`medclipseg-model`, `med-datasets`,
-//! `med-volumes`, `clip-tokenizers`, `seg-metrics`) and the `medclipseg` command, whose
-//! `predict` is a shell over [`Predictor`].
+//! `med-volumes`, `clip-tokenizers`, `seg-metrics`, `seg-viz`) and the `medclipseg` command,
+//! whose `predict`, `train` and `eval` are shells over [`Predictor`], [`Trainer`] and
+//! [`Evaluator`].
 
 pub mod checkpoint;
 pub mod error;
