@@ -13,7 +13,7 @@ use crate::weights::{StateWriter, WeightMap};
 /// rows gives one large product; the result is the same up to float round-off.
 pub fn linear3d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [batch, tokens, width] = x.dims();
-    let out = linear.forward(x.reshape([batch * tokens, width]));
+    let out = crate::fast::linear2d(linear, x.reshape([batch * tokens, width]));
     let out_width = out.dims()[1];
     out.reshape([batch, tokens, out_width])
 }
@@ -33,19 +33,35 @@ pub fn multi_head_attention<B: Backend>(
     heads: usize,
     bias: Option<Tensor<B, 4>>,
 ) -> Tensor<B, 3> {
-    multi_head_attention_with(q, k, v, heads, bias, |probs| probs)
+    multi_head_attention_with(q, k, v, heads, bias, None)
 }
 
-/// [`multi_head_attention`] with `on_probs` applied to the attention probabilities
-/// `[B, H, Tq, Tk]` before they weight the values (BERT's attention dropout).
+/// A function applied to the attention probabilities `[B, H, Tq, Tk]` before they weight the
+/// values (BERT's attention dropout while training).
+pub(crate) type ProbsHook<'a, B> = &'a dyn Fn(Tensor<B, 4>) -> Tensor<B, 4>;
+
+/// [`multi_head_attention`] with `on_probs` applied to the attention probabilities.
+/// Without a hook, the flex backend runs the fused kernel ([`crate::fast`]).
 pub(crate) fn multi_head_attention_with<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
     v: Tensor<B, 3>,
     heads: usize,
     bias: Option<Tensor<B, 4>>,
-    on_probs: impl Fn(Tensor<B, 4>) -> Tensor<B, 4>,
+    on_probs: Option<ProbsHook<'_, B>>,
 ) -> Tensor<B, 3> {
+    let (q, k, v, bias) = match on_probs {
+        Some(_) => (q, k, v, bias),
+        None => match crate::fast::attention(crate::fast::AttentionInputs { q, k, v, bias }, heads)
+        {
+            Ok(out) => return out,
+            Err(back) => (back.q, back.k, back.v, back.bias),
+        },
+    };
+    let on_probs = |probs| match on_probs {
+        Some(hook) => hook(probs),
+        None => probs,
+    };
     let [batch, tq, dim] = q.dims();
     let tk = k.dims()[1];
     let head_dim = dim / heads;
@@ -202,7 +218,8 @@ mod tests {
             &device,
         );
         let shared = Tensor::<Flex, 4>::random([1, 1, tq, tk], Distribution::Default, &device);
-        for bias in [Some(padding), Some(shared), None] {
+        let row = Tensor::<Flex, 4>::random([1, 1, 1, tk], Distribution::Default, &device);
+        for bias in [Some(padding), Some(shared), Some(row), None] {
             let expected =
                 reference_attention(q.clone(), k.clone(), v.clone(), heads, bias.clone());
             let actual = multi_head_attention(q.clone(), k.clone(), v.clone(), heads, bias);
@@ -210,6 +227,22 @@ mod tests {
                 .into_data()
                 .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::default());
         }
+    }
+
+    #[test]
+    fn attention_reads_strided_views_of_a_packed_projection() {
+        let device = Default::default();
+        let (batch, tokens, dim, heads) = (2, 7, 12, 3);
+        let packed =
+            Tensor::<Flex, 3>::random([batch, tokens, 3 * dim], Distribution::Default, &device);
+        let part = |i: usize| packed.clone().narrow(2, i * dim, dim);
+        let contiguous = |i: usize| Tensor::<Flex, 3>::from_data(part(i).into_data(), &device);
+        let expected =
+            reference_attention(contiguous(0), contiguous(1), contiguous(2), heads, None);
+        let actual = multi_head_attention(part(0), part(1), part(2), heads, None);
+        actual
+            .into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::default());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
-use crate::attention::{linear3d, multi_head_attention_with};
+use crate::attention::{ProbsHook, linear3d, multi_head_attention_with};
 use crate::weights::{StateWriter, WeightMap};
 
 /// BERT sizes (HF `BertConfig` names).
@@ -139,9 +139,11 @@ impl<B: Backend> BertLayer<B> {
             linear3d(&self.value, x),
         );
         // Dropout sits on the probabilities (the identity without autodiff or at p = 0).
-        multi_head_attention_with(q, k, v, self.heads, Some(bias), |probs| {
-            self.attention_dropout.forward(probs)
-        })
+        // Dropout sits on the probabilities; it is the identity without autodiff (and then
+        // the fused attention kernel may run).
+        let dropout = |probs| self.attention_dropout.forward(probs);
+        let hook = B::ad_enabled(&bias.device()).then_some(&dropout as ProbsHook<'_, B>);
+        multi_head_attention_with(q, k, v, self.heads, Some(bias), hook)
     }
 
     fn save(&self, s: &mut StateWriter, prefix: &str) {

@@ -31,6 +31,7 @@ mod bert;
 mod block;
 mod clip_text;
 mod error;
+pub mod fast;
 pub mod layouts;
 mod text;
 mod vit;

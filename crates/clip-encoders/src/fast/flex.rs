@@ -1,0 +1,338 @@
+//! The kernels on burn-flex tensors: raw f32 slices, gemm with strides, rayon over rows.
+
+use burn::prelude::*;
+use burn::tensor::{DType, TensorPrimitive};
+use burn_flex::{Flex, FlexTensor, Layout};
+use rayon::prelude::*;
+
+use simd_math as math;
+
+/// `x` as a tensor of backend `U`, or `x` back when `B` is not `U` (a type-id check).
+pub(super) fn cast<T: 'static, U: 'static>(x: T) -> Result<U, T> {
+    let mut slot = Some(x);
+    match (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<U>>() {
+        Some(u) => Ok(u.take().expect("filled above")),
+        None => Err(slot.expect("not taken")),
+    }
+}
+
+/// The flex primitive of an f32 tensor of backend `B`, or the tensor back.
+fn flex_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
+    let flex: Tensor<Flex, D> = cast(x)?;
+    let prim = flex.into_primitive().tensor();
+    if prim.dtype() == DType::F32 {
+        Ok(prim)
+    } else {
+        Err(
+            cast(Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(
+                prim,
+            )))
+            .expect("B is Flex"),
+        )
+    }
+}
+
+/// Wraps a flex primitive back into a tensor of `B` (which is `Flex`).
+fn wrap<B: Backend, const D: usize>(t: FlexTensor) -> Tensor<B, D> {
+    cast(Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(t))).expect("B is Flex")
+}
+
+fn from_vec(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::new(
+        burn::tensor::Bytes::from_elems(data),
+        Layout::contiguous(shape.into()),
+        DType::F32,
+    )
+}
+
+/// A contiguous, uniquely owned copy-or-move of `t` whose storage is exactly its elements.
+fn owned_contiguous(t: FlexTensor) -> FlexTensor {
+    let out = t.to_contiguous();
+    drop(t);
+    out
+}
+
+/// Elements per rayon task: large enough that splitting costs nothing measurable.
+const CHUNK: usize = 1 << 14;
+
+/// Applies `kernel` to every element of `x` in place (copying first only if shared).
+pub(super) fn map_in_place<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    kernel: fn(&mut [f32]),
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    let mut t = owned_contiguous(flex_f32(x)?);
+    t.storage_mut::<f32>()
+        .par_chunks_mut(CHUNK)
+        .for_each(kernel);
+    Ok(wrap(t))
+}
+
+/// A strided f32 matrix view: base pointer (offset applied), row and column strides.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+// SAFETY: the pointers are read-only views into tensors kept alive by the caller for the whole
+// call; rayon tasks only read through them.
+unsafe impl Send for Mat {}
+unsafe impl Sync for Mat {}
+
+impl Mat {
+    /// The last two dimensions of `t` at batch offset `batch_offset` (in elements).
+    fn of(t: &FlexTensor, batch_offset: isize) -> Self {
+        let strides = t.layout().strides();
+        let rank = strides.len();
+        let base = t.storage::<f32>().as_ptr();
+        // SAFETY: offset and strides come from the tensor's own layout.
+        let ptr = unsafe { base.offset(t.layout().start_offset() as isize + batch_offset) };
+        Mat {
+            ptr,
+            row_stride: strides[rank - 2],
+            col_stride: strides[rank - 1],
+        }
+    }
+
+    fn offset(self, elements: isize) -> Self {
+        // SAFETY: callers stay inside the tensor this view was made from.
+        Mat {
+            ptr: unsafe { self.ptr.offset(elements) },
+            ..self
+        }
+    }
+
+    fn transposed(self) -> Self {
+        Mat {
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// `dst [m, n] (row stride dst_rs) = keep·dst + scale·(a [m, k] × b [k, n])`.
+///
+/// # Safety
+/// `dst` must be valid for the writes and not aliased by another running task; `a`/`b` valid.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: isize,
+    keep: bool,
+    a: Mat,
+    b: Mat,
+    scale: f32,
+    parallel: bool,
+) {
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs,
+            keep,
+            a.ptr,
+            a.col_stride,
+            a.row_stride,
+            b.ptr,
+            b.col_stride,
+            b.row_stride,
+            if keep { 1.0 } else { 0.0 },
+            scale,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Products smaller than this many multiply-adds run on one thread (gemm's own split costs more).
+const PARALLEL_GEMM: usize = 1 << 21;
+
+/// `x [M, K] · w [K, N] + bias [N]` as one gemm that accumulates onto the bias rows; `None`
+/// when `B` is not flex or a tensor is not f32.
+pub(super) fn linear<B: Backend>(
+    x: &Tensor<B, 2>,
+    weight: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+) -> Option<Tensor<B, 2>> {
+    let x = flex_f32(x.clone()).ok()?;
+    let weight = flex_f32(weight.clone()).ok()?;
+    let bias = match bias {
+        Some(b) => Some(flex_f32(b.clone()).ok()?),
+        None => None,
+    };
+    let [m, k] = x.layout().shape().dims();
+    let n = weight.layout().shape()[1];
+    let mut out = match &bias {
+        Some(b) => {
+            let b = owned_contiguous(b.clone());
+            b.storage::<f32>().repeat(m)
+        }
+        None => vec![0.0; m * n],
+    };
+    // SAFETY: `out` holds m·n elements; x and weight outlive the call.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            n as isize,
+            bias.is_some(),
+            Mat::of(&x, 0),
+            Mat::of(&weight, 0),
+            1.0,
+            m * n * k >= PARALLEL_GEMM,
+        )
+    };
+    Some(wrap(from_vec(out, vec![m, n])))
+}
+
+/// A raw output pointer shared by tasks writing disjoint parts.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes a disjoint set of elements (one head's columns of one entry).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Multi-head attention `softmax(q kᵀ/√d + bias) v` head by head, one (entry, head) per task,
+/// reading q/k/v through their strides and writing the merged `[B, Tq, D]` output directly.
+///
+/// `bias` is `[B or 1, 1, Tq or 1, Tk]`.
+pub(super) fn attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+    bias: Option<Tensor<B, 4>>,
+) -> Result<Tensor<B, 3>, super::AttentionInputs<B>> {
+    let parts = (flex_f32(q), flex_f32(k), flex_f32(v), bias.map(flex_f32));
+    let (q, k, v, bias) = match parts {
+        (Ok(q), Ok(k), Ok(v), None) => (q, k, v, None),
+        (Ok(q), Ok(k), Ok(v), Some(Ok(b))) => (q, k, v, Some(b)),
+        (q, k, v, b) => {
+            let back3 = |t: Result<FlexTensor, Tensor<B, 3>>| t.map(wrap).unwrap_or_else(|t| t);
+            let b = b.map(|b| b.map(wrap).unwrap_or_else(|t| t));
+            return Err(super::AttentionInputs {
+                q: back3(q),
+                k: back3(k),
+                v: back3(v),
+                bias: b,
+            });
+        }
+    };
+    let [batch, tq, dim] = q.layout().shape().dims();
+    let tk = k.layout().shape()[1];
+    let head_dim = dim / heads;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let bias = bias.map(owned_contiguous);
+    let bias_rows = bias.as_ref().map(|b| b.layout().shape().dims::<4>());
+    let mut out = vec![0.0f32; batch * tq * dim];
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let batch_stride = |t: &FlexTensor| t.layout().strides()[0];
+    let (qs, ks, vs) = (batch_stride(&q), batch_stride(&k), batch_stride(&v));
+
+    (0..batch * heads).into_par_iter().for_each_init(
+        || vec![0.0f32; tq * tk],
+        |scores, task| {
+            let (b, h) = (task / heads, task % heads);
+            let col = (h * head_dim) as isize;
+            let q_bh = Mat::of(&q, b as isize * qs).offset(col);
+            let k_bh = Mat::of(&k, b as isize * ks).offset(col);
+            let v_bh = Mat::of(&v, b as isize * vs).offset(col);
+            let keep = match (&bias, bias_rows) {
+                (Some(bias), Some([bb, _, rows, _])) => {
+                    let data = bias.storage::<f32>();
+                    let entry = &data[(if bb == 1 { 0 } else { b }) * rows * tk..][..rows * tk];
+                    for (r, dst) in scores.chunks_exact_mut(tk).enumerate() {
+                        let src = if rows == 1 { 0 } else { r };
+                        dst.copy_from_slice(&entry[src * tk..(src + 1) * tk]);
+                    }
+                    true
+                }
+                _ => false,
+            };
+            // SAFETY: `scores` is this task's buffer of tq·tk; q/k/v views stay in their
+            // tensors; the output block (entry b, columns of head h) belongs to this task only.
+            unsafe {
+                gemm(
+                    tq,
+                    tk,
+                    head_dim,
+                    scores.as_mut_ptr(),
+                    tk as isize,
+                    keep,
+                    q_bh,
+                    k_bh.transposed(),
+                    scale,
+                    false,
+                );
+                math::softmax_rows_in_place(scores, tk);
+                let probs = Mat {
+                    ptr: scores.as_ptr(),
+                    row_stride: tk as isize,
+                    col_stride: 1,
+                };
+                let dst = out_ptr.get().add(b * tq * dim + h * head_dim);
+                gemm(
+                    tq,
+                    head_dim,
+                    tk,
+                    dst,
+                    dim as isize,
+                    false,
+                    probs,
+                    v_bh,
+                    1.0,
+                    false,
+                );
+            }
+        },
+    );
+    Ok(wrap(from_vec(out, vec![batch, tq, dim])))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Autodiff;
+
+    use super::*;
+
+    #[test]
+    fn kernels_run_on_flex_and_hand_other_backends_back() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 2>::ones([2, 3], &device);
+        assert!(map_in_place(x.clone(), math::gelu_in_place).is_ok());
+        assert!(linear(&x, &x.clone().transpose(), None).is_some());
+        let ad = Tensor::<Autodiff<Flex>, 2>::ones([2, 3], &device);
+        assert!(map_in_place(ad.clone(), math::gelu_in_place).is_err());
+        assert!(linear(&ad, &ad.clone().transpose(), None).is_none());
+        let half = Tensor::<Flex, 2>::ones([2, 3], &device).cast(DType::F16);
+        assert!(
+            map_in_place(half, math::gelu_in_place).is_err(),
+            "only f32 has kernels"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Fused CPU kernels for the hot non-matmul work of the towers, used when the backend is
+//! burn-flex (inference: no autodiff) and the `flex-kernels` feature is on. Every function
+//! here takes and returns tensors of any backend `B`: for flex it runs the kernel, for any
+//! other backend (ndarray, WGPU, CUDA, `Autodiff<_>`) it runs the plain Burn formula, so model
+//! code stays generic and training keeps Burn's gradients.
+//!
+//! What they save on flex (docs/performance.md): QuickGELU in one pass instead of three, the
+//! bias of a linear layer added inside its gemm, and attention heads read and written through
+//! strides (no permuted copies), with the bias and the softmax applied in the score buffer.
+//! The element-wise math itself (`exp`, `erf`, GELU, softmax) is vectorised inside the
+//! patched burn-flex (vendor/burn-flex), through `simd-math`, for inference and training.
+
+#[cfg(feature = "flex-kernels")]
+mod flex;
+
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::activation;
+
+/// The inputs of [`attention`] handed back when no kernel applies.
+pub(crate) struct AttentionInputs<B: Backend> {
+    pub q: Tensor<B, 3>,
+    pub k: Tensor<B, 3>,
+    pub v: Tensor<B, 3>,
+    pub bias: Option<Tensor<B, 4>>,
+}
+
+/// QuickGELU `x·σ(1.702 x)`.
+pub fn quick_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "flex-kernels")]
+    let x = match flex::map_in_place(x, simd_math::quick_gelu_in_place) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    x.clone() * activation::sigmoid(x * 1.702)
+}
+
+/// `linear.forward(x)` for `x: [M, K]`.
+pub fn linear2d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "flex-kernels")]
+    {
+        let bias = linear.bias.as_ref().map(|b| b.val());
+        if let Some(y) = flex::linear(&x, &linear.weight.val(), bias.as_ref()) {
+            return y;
+        }
+    }
+    linear.forward(x)
+}
+
+/// Multi-head attention `softmax(q kᵀ/√d + bias) v` on flex; the inputs back otherwise.
+///
+/// `q`: `[B, Tq, D]`, `k`/`v`: `[B, Tk, D]`, `bias`: `[B or 1, 1, Tq or 1, Tk]`.
+pub(crate) fn attention<B: Backend>(
+    inputs: AttentionInputs<B>,
+    heads: usize,
+) -> Result<Tensor<B, 3>, AttentionInputs<B>> {
+    #[cfg(feature = "flex-kernels")]
+    {
+        let shared_heads = inputs.bias.as_ref().is_none_or(|b| b.dims()[1] == 1);
+        if shared_heads {
+            let AttentionInputs { q, k, v, bias } = inputs;
+            return flex::attention(q, k, v, heads, bias);
+        }
+    }
+    let _ = heads;
+    Err(inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::{Autodiff, Flex};
+    use burn::nn::LinearConfig;
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+
+    type Plain = Autodiff<Flex>;
+
+    /// A random `[2, 5, 9]` tensor as a transposed (non-contiguous) view, on flex and on
+    /// `Autodiff<Flex>` (where the formulas run) with the same values.
+    fn inputs() -> (Tensor<Flex, 3>, Tensor<Plain, 3>) {
+        let device = Default::default();
+        let x = Tensor::<Flex, 3>::random([2, 9, 5], Distribution::Normal(0.0, 3.0), &device);
+        let plain = Tensor::<Plain, 3>::from_data(x.to_data(), &device);
+        (x.swap_dims(1, 2), plain.swap_dims(1, 2))
+    }
+
+    fn assert_same<const D: usize>(fast: Tensor<Flex, D>, plain: Tensor<Plain, D>) {
+        fast.into_data()
+            .assert_approx_eq::<f32>(&plain.into_data(), Tolerance::rel_abs(1e-5, 1e-6));
+    }
+
+    #[test]
+    fn quick_gelu_equals_its_formula_on_strided_input() {
+        let (x, plain) = inputs();
+        assert_same(
+            quick_gelu(x),
+            plain.clone() * activation::sigmoid(plain * 1.702),
+        );
+    }
+
+    #[test]
+    fn kernels_leave_a_shared_input_untouched() {
+        let (x, _) = inputs();
+        let before = x.to_data();
+        let _ = quick_gelu(x.clone());
+        x.into_data().assert_eq(&before, true);
+    }
+
+    #[test]
+    fn linear_equals_burn_linear_with_and_without_bias() {
+        let device = Default::default();
+        for bias in [true, false] {
+            let linear = LinearConfig::new(9, 4)
+                .with_bias(bias)
+                .init::<Flex>(&device);
+            let x = Tensor::<Flex, 2>::random([6, 9], Distribution::Default, &device);
+            linear2d(&linear, x.clone())
+                .into_data()
+                .assert_approx_eq::<f32>(&linear.forward(x).into_data(), Tolerance::default());
+        }
+    }
+}
