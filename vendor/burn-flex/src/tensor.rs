@@ -380,6 +380,14 @@ impl FlexTensor {
             copy_2d_tiled(
                 &mut dst, src, offset, shape[0], shape[1], strides[0], strides[1],
             );
+        } else if all_positive && n > 0 {
+            // medclipseg-rs patch: N-D layouts that do not collapse to 2-D (the per-head
+            // attention layouts `[B, H, T, Dh]` and their transposes, in every training
+            // backward pass) are copied as one 2-D block per index of the outer dims, instead
+            // of walking every element through `StridedIter` (~5 % of a training step).
+            // SAFETY: capacity is n; `copy_nd_blocks` writes every position exactly once.
+            unsafe { dst.set_len(n) };
+            copy_nd_blocks(&mut dst, src, offset, shape, strides);
         } else {
             // General fallback: covers negative strides (flipped
             // tensors) and ND layouts that can't collapse to ≤2D.
@@ -554,6 +562,44 @@ fn collapse_for_copy(shape: &[usize], strides: &[isize]) -> CollapsedLayout {
 /// source stride is smaller, which keeps the hot loop in cache even
 /// for transpose-like layouts.
 #[inline]
+/// medclipseg-rs patch: copies a positive-stride layout of rank >= 3 into `dst` (row-major),
+/// one `[rows, cols]` block of the last two dims per index of the outer dims: rows with a unit
+/// column stride as slices, other blocks through `copy_2d_tiled`.
+fn copy_nd_blocks<E: Copy>(
+    dst: &mut [E],
+    src: &[E],
+    offset: isize,
+    shape: &[usize],
+    strides: &[isize],
+) {
+    let rank = shape.len();
+    let (rows, cols) = (shape[rank - 2], shape[rank - 1]);
+    let (row_stride, col_stride) = (strides[rank - 2], strides[rank - 1]);
+    let (outer_shape, outer_strides) = (&shape[..rank - 2], &strides[..rank - 2]);
+    let mut index = alloc::vec![0usize; rank - 2];
+    let mut base = offset;
+    for block in dst.chunks_exact_mut(rows * cols) {
+        if col_stride == 1 {
+            for (row, out) in block.chunks_exact_mut(cols).enumerate() {
+                let start = (base + row as isize * row_stride) as usize;
+                out.copy_from_slice(&src[start..start + cols]);
+            }
+        } else {
+            copy_2d_tiled(block, src, base, rows, cols, row_stride, col_stride);
+        }
+        // Odometer over the outer dims, last fastest.
+        for d in (0..outer_shape.len()).rev() {
+            index[d] += 1;
+            base += outer_strides[d];
+            if index[d] < outer_shape[d] {
+                break;
+            }
+            base -= outer_strides[d] * outer_shape[d] as isize;
+            index[d] = 0;
+        }
+    }
+}
+
 fn copy_2d_tiled<E: Copy>(
     dst: &mut [E],
     src: &[E],

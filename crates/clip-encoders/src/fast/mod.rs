@@ -107,6 +107,41 @@ mod tests {
         x.into_data().assert_eq(&before, true);
     }
 
+    /// The patched burn-flex copies N-D views block by block (vendor/burn-flex/PATCH.md):
+    /// every permutation of a 4-D tensor, with and without an offset, reads back exactly.
+    #[test]
+    fn flex_copies_permuted_and_offset_views_exactly() {
+        let device = Default::default();
+        let dims = [2usize, 3, 4, 5];
+        let values: Vec<f32> = (0..2 * 3 * 4 * 6).map(|v| v as f32).collect();
+        let wide = Tensor::<Flex, 1>::from_floats(values.as_slice(), &device).reshape([2, 3, 4, 6]);
+        let base = wide.narrow(3, 1, 5);
+        let at = |i: [usize; 4]| (((i[0] * 3 + i[1]) * 4 + i[2]) * 6 + i[3] + 1) as f32;
+        for perm in [[0, 2, 1, 3], [3, 1, 0, 2], [1, 0, 3, 2], [2, 3, 0, 1]] {
+            let permuted = base.clone().permute(perm);
+            let shape: Vec<usize> = perm.iter().map(|&p| dims[p]).collect();
+            let mut expected = Vec::new();
+            for a in 0..shape[0] {
+                for b in 0..shape[1] {
+                    for c in 0..shape[2] {
+                        for d in 0..shape[3] {
+                            let mut index = [0; 4];
+                            for (k, v) in [a, b, c, d].into_iter().enumerate() {
+                                index[perm[k]] = v;
+                            }
+                            expected.push(at(index));
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                permuted.into_data().to_vec::<f32>().unwrap(),
+                expected,
+                "{perm:?}"
+            );
+        }
+    }
+
     #[test]
     fn linear_equals_burn_linear_with_and_without_bias() {
         let device = Default::default();
