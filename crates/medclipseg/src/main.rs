@@ -13,6 +13,7 @@ mod store;
 mod text;
 mod tools_cmd;
 mod train_cmd;
+mod volume_eval;
 mod volume_predict;
 
 fn main() -> std::process::ExitCode {

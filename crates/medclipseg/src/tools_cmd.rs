@@ -216,7 +216,7 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
 }
 
 /// 3-D DSC / NSD / HD95 / ASSD of two label volumes on the same grid, with the header spacing.
-fn volume_metrics(
+pub fn volume_metrics(
     pred: &Path,
     gt: &Path,
     label: Option<i64>,

@@ -157,7 +157,7 @@ fn volume_record(
 }
 
 /// `case.nii.gz` → `case`; a DICOM folder → its name.
-fn volume_name(input: &Path) -> String {
+pub fn volume_name(input: &Path) -> String {
     if is_nifti_path(input) {
         nifti_stem(input)
     } else {

@@ -333,3 +333,70 @@ fn predict_segments_a_nifti_volume_into_masks_on_the_same_grid() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--window"));
 }
+
+#[test]
+fn eval_scores_a_folder_of_volumes_and_names_the_one_without_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let (volumes, labels, out) = (
+        dir.path().join("volumes"),
+        dir.path().join("labels"),
+        dir.path().join("eval"),
+    );
+    std::fs::create_dir_all(&volumes).unwrap();
+    std::fs::create_dir_all(&labels).unwrap();
+    let ct = ct_volume();
+    write_nifti(&volumes.join("case_a.nii.gz"), &ct, OutputKind::Float).unwrap();
+    write_nifti(&volumes.join("case_b.nii"), &ct, OutputKind::Float).unwrap();
+    // The label of case_a: the bright ball, on the volume's grid. case_b has none.
+    let ball: Vec<f32> = ct.data().iter().map(|&v| f32::from(v > 200.0)).collect();
+    let label = Volume::new(ct.dims(), ball, ct.spacing(), *ct.affine()).unwrap();
+    write_nifti(&labels.join("case_a.nii.gz"), &label, OutputKind::Labels).unwrap();
+
+    let run = medclipseg(&[
+        "eval",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--volumes",
+        volumes.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--prompt",
+        "one bright round lesion in the center",
+        "--window",
+        "40,400",
+        "--samples",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !run.status.success(),
+        "a volume without labels must fail the run"
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("case_b") && stderr.contains("no label volume"),
+        "{stderr}"
+    );
+
+    // case_a was predicted and scored anyway; its row equals `metrics` on the written mask.
+    let mask = out.join("volumes/case_a/case_a.nii.gz");
+    assert!(mask.is_file() && out.join("volumes/case_a/case_a_entropy.nii.gz").is_file());
+    let csv = std::fs::read_to_string(out.join("volumes.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "Name,DSC,NSD,HD95,ASSD");
+    assert_eq!(lines.len(), 2, "{csv}");
+    let dsc: f64 = lines[1].split(',').nth(1).unwrap().parse().unwrap();
+    let reference = metrics(
+        &mask,
+        &labels.join("case_a.nii.gz"),
+        &["--protocol", "deepmind"],
+    );
+    assert_close(&reference, &["dsc"], dsc);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("volumes_summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["volumes"], 1);
+    assert_eq!(summary["skipped"].as_array().unwrap().len(), 1);
+}

@@ -94,12 +94,14 @@ where
 /// medclipseg-rs patch: `kernel` over `data`, split into chunks across rayon's threads when
 /// the slice is large enough to pay for it.
 pub fn run_slice_kernel(data: &mut [f32], kernel: fn(&mut [f32])) {
-    const CHUNK: usize = 1 << 14;
     #[cfg(feature = "rayon")]
-    if data.len() > CHUNK {
-        use rayon::prelude::*;
-        data.par_chunks_mut(CHUNK).for_each(kernel);
-        return;
+    {
+        const CHUNK: usize = 1 << 14;
+        if data.len() > CHUNK {
+            use rayon::prelude::*;
+            data.par_chunks_mut(CHUNK).for_each(kernel);
+            return;
+        }
     }
     kernel(data);
 }
