@@ -329,74 +329,14 @@ fn norm(a: [f64; 3]) -> f64 {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use dicom_core::{DataElement, PrimitiveValue, VR};
-    use dicom_dictionary_std::uids;
-    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-
-    /// Writes a small CT-like series: `depth` slices of `rows` x `cols`, stored value
-    /// `1000 + 100 * z + 10 * r + c` with slope 1 and intercept -1024, slices 2.5 mm apart along
-    /// +z, written in shuffled order under names that do not sort by position.
-    pub(crate) fn write_series(dir: &Path, rows: usize, cols: usize, depth: usize) {
-        let order: Vec<usize> = (0..depth).rev().collect();
-        for (n, &z) in order.iter().enumerate() {
-            let pixels: Vec<u16> = (0..rows * cols)
-                .map(|p| (1000 + 100 * z + 10 * (p / cols) + p % cols) as u16)
-                .collect();
-            let sop = format!("1.2.826.0.1.3680043.8.498.{}", z + 1);
-            let text = |tag, vr, s: String| DataElement::new(tag, vr, PrimitiveValue::from(s));
-            let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
-            let obj = InMemDicomObject::from_element_iter([
-                text(
-                    tags::SOP_CLASS_UID,
-                    VR::UI,
-                    uids::CT_IMAGE_STORAGE.to_string(),
-                ),
-                text(tags::SOP_INSTANCE_UID, VR::UI, sop.clone()),
-                text(tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.4".into()),
-                text(tags::INSTANCE_NUMBER, VR::IS, format!("{}", z + 1)),
-                text(
-                    tags::IMAGE_POSITION_PATIENT,
-                    VR::DS,
-                    format!("-10\\20\\{}", 2.5 * z as f64),
-                ),
-                text(
-                    tags::IMAGE_ORIENTATION_PATIENT,
-                    VR::DS,
-                    "1\\0\\0\\0\\1\\0".into(),
-                ),
-                text(tags::PIXEL_SPACING, VR::DS, "0.5\\0.75".into()),
-                text(tags::RESCALE_SLOPE, VR::DS, "1".into()),
-                text(tags::RESCALE_INTERCEPT, VR::DS, "-1024".into()),
-                text(
-                    tags::PHOTOMETRIC_INTERPRETATION,
-                    VR::CS,
-                    "MONOCHROME2".into(),
-                ),
-                us(tags::SAMPLES_PER_PIXEL, 1),
-                us(tags::ROWS, rows as u16),
-                us(tags::COLUMNS, cols as u16),
-                us(tags::BITS_ALLOCATED, 16),
-                us(tags::BITS_STORED, 16),
-                us(tags::HIGH_BIT, 15),
-                us(tags::PIXEL_REPRESENTATION, 0),
-                DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into())),
-            ]);
-            let meta = FileMetaTableBuilder::new()
-                .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
-                .media_storage_sop_class_uid(uids::CT_IMAGE_STORAGE)
-                .media_storage_sop_instance_uid(sop);
-            let file = obj.with_meta(meta).unwrap();
-            file.write_to_file(dir.join(format!("IM{n:04}.dcm")))
-                .unwrap();
-        }
-    }
+    use crate::testing::write_ct_series as write_series;
 
     #[test]
     fn series_is_sorted_rescaled_and_placed() {
         let dir = tempfile::tempdir().unwrap();
-        write_series(dir.path(), 3, 4, 5);
+        write_series(dir.path(), 3, 4, 5).unwrap();
         std::fs::write(dir.path().join("README.txt"), "not dicom").unwrap();
         let v = read_dicom_series(dir.path()).unwrap();
         assert_eq!(v.dims(), [4, 3, 5]);

@@ -31,6 +31,8 @@ mod error;
 mod intensity;
 mod labels;
 mod nifti_io;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod volume;
 
 use std::path::Path;
@@ -116,7 +118,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let series = dir.path().join("series");
         std::fs::create_dir(&series).unwrap();
-        dicom_io::tests::write_series(&series, 3, 4, 5);
+        testing::write_ct_series(&series, 3, 4, 5).unwrap();
         let ct = read_volume(&series).unwrap();
         let mask = ct
             .same_grid(

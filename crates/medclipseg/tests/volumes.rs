@@ -335,6 +335,59 @@ fn predict_segments_a_nifti_volume_into_masks_on_the_same_grid() {
 }
 
 #[test]
+fn predict_turns_a_dicom_series_folder_into_nifti_masks_on_its_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let series = dir.path().join("ct_series");
+    std::fs::create_dir(&series).unwrap();
+    med_volumes::testing::write_ct_series(&series, 20, 24, 3).unwrap();
+    let ct = med_volumes::read_dicom_series(&series).unwrap();
+    let out = dir.path().join("pred");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--input",
+        series.to_str().unwrap(),
+        "--prompt",
+        "one bright round lesion in the center",
+        "--out",
+        out.to_str().unwrap(),
+        "--samples",
+        "2",
+        "--window",
+        "40,400",
+    ]);
+    let mask = med_volumes::read_nifti(&out.join("ct_series.nii.gz")).unwrap();
+    let entropy = med_volumes::read_nifti(&out.join("ct_series_entropy.nii.gz")).unwrap();
+    for v in [&mask, &entropy] {
+        assert_eq!(v.dims(), ct.dims());
+        for (a, b) in v.spacing().iter().zip(ct.spacing()) {
+            assert!(
+                (a - b).abs() < 1e-6,
+                "{:?} vs {:?}",
+                v.spacing(),
+                ct.spacing()
+            );
+        }
+        for (a, b) in v
+            .affine()
+            .iter()
+            .flatten()
+            .zip(ct.affine().iter().flatten())
+        {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "{:?} vs {:?}",
+                v.affine(),
+                ct.affine()
+            );
+        }
+    }
+    assert!(mask.data().iter().all(|&v| v == 0.0 || v == 1.0));
+}
+
+#[test]
 fn eval_scores_a_folder_of_volumes_and_names_the_one_without_labels() {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = micro_checkpoint(dir.path());
