@@ -12,7 +12,6 @@ use medclipseg_model::MedClipSegConfig;
 use medclipseg_pipeline::{Vocabulary, save_checkpoint};
 
 mod common;
-use common::medclipseg;
 
 const PROMPT: &str = "one bright round lesion in the center";
 
@@ -56,24 +55,9 @@ fn scans(dir: &Path) -> PathBuf {
     input
 }
 
-/// Runs `predict` at the default log level: the tests read its info lines (skips, counts);
-/// no progress bar is drawn, stderr not being a terminal.
+/// `predict` with the tests' prompt: they read its info lines (skips, counts).
 fn predict(checkpoint: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "predict",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--prompt",
-        PROMPT,
-        "--out",
-        out.to_str().unwrap(),
-        "--samples",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    medclipseg(&args)
+    common::predict(checkpoint, input, out, PROMPT, extra)
 }
 
 fn modified(path: &Path) -> std::time::SystemTime {

@@ -10,6 +10,7 @@ use common::{medclipseg, ok};
 
 const DIMS: [usize; 3] = [20, 16, 12];
 const SPACING: [f64; 3] = [0.8, 1.1, 2.5];
+const LESION: &str = "one bright round lesion in the center";
 
 /// Label 1: an ellipsoid (voxel units); label 2: a box; written as a u8 NIfTI label map.
 fn write_labels(path: &Path, centre: [f64; 3], radii: [f64; 3], lo: [usize; 3], hi: [usize; 3]) {
@@ -256,6 +257,39 @@ fn ct_volume() -> Volume {
     Volume::new(dims, data, spacing, affine).unwrap()
 }
 
+/// `predict` of one volume with a lesion prompt, plus `extra` options; must succeed.
+fn predict_volume(checkpoint: &Path, input: &Path, out: &Path, extra: &[&str]) {
+    let run = common::predict(checkpoint, input, out, LESION, extra);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// An output volume on the input's grid: the same dims, spacing (as the f32 NIfTI header keeps
+/// it) and affine.
+fn assert_same_grid(v: &Volume, input: &Volume) {
+    assert_eq!(v.dims(), input.dims());
+    assert_eq!(
+        v.spacing().map(|s| s as f32),
+        input.spacing().map(|s| s as f32)
+    );
+    for (a, b) in v
+        .affine()
+        .iter()
+        .flatten()
+        .zip(input.affine().iter().flatten())
+    {
+        assert!(
+            (a - b).abs() < 1e-5,
+            "{:?} vs {:?}",
+            v.affine(),
+            input.affine()
+        );
+    }
+}
+
 #[test]
 fn predict_segments_a_nifti_volume_into_masks_on_the_same_grid() {
     let dir = tempfile::tempdir().unwrap();
@@ -265,47 +299,18 @@ fn predict_segments_a_nifti_volume_into_masks_on_the_same_grid() {
     write_nifti(&input, &ct, OutputKind::Float).unwrap();
     for (axis, window) in [(None, Some("40,400")), (Some("0"), None)] {
         let out = dir.path().join(format!("pred_{axis:?}"));
-        let mut args = vec![
-            "predict",
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--prompt",
-            "one bright round lesion in the center",
-            "--out",
-            out.to_str().unwrap(),
-            "--samples",
-            "2",
-        ];
+        let mut extra = Vec::new();
         if let Some(a) = axis {
-            args.extend_from_slice(&["--axis", a]);
+            extra.extend_from_slice(&["--axis", a]);
         }
         if let Some(w) = window {
-            args.extend_from_slice(&["--window", w]);
+            extra.extend_from_slice(&["--window", w]);
         }
-        ok(&args);
+        predict_volume(&checkpoint, &input, &out, &extra);
         let mask = med_volumes::read_nifti(&out.join("case_3.nii.gz")).unwrap();
         let entropy = med_volumes::read_nifti(&out.join("case_3_entropy.nii.gz")).unwrap();
         for v in [&mask, &entropy] {
-            assert_eq!(v.dims(), ct.dims());
-            assert_eq!(
-                v.spacing().map(|s| s as f32),
-                ct.spacing().map(|s| s as f32)
-            );
-            for (a, b) in v
-                .affine()
-                .iter()
-                .flatten()
-                .zip(ct.affine().iter().flatten())
-            {
-                assert!(
-                    (a - b).abs() < 1e-5,
-                    "{:?} vs {:?}",
-                    v.affine(),
-                    ct.affine()
-                );
-            }
+            assert_same_grid(v, &ct);
         }
         assert_eq!(mask.header().datatype, 2, "masks are written as uint8");
         assert!(mask.data().iter().all(|&v| v == 0.0 || v == 1.0));
@@ -317,19 +322,8 @@ fn predict_segments_a_nifti_volume_into_masks_on_the_same_grid() {
         assert_eq!(record["slices"], if axis.is_some() { 24 } else { 5 });
     }
     // A bad window is an error that says which option is wrong.
-    let out = medclipseg(&[
-        "predict",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--out",
-        dir.path().join("bad").to_str().unwrap(),
-        "--window",
-        "40",
-    ]);
+    let bad = dir.path().join("bad");
+    let out = common::predict(&checkpoint, &input, &bad, LESION, &["--window", "40"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--window"));
 }
@@ -343,46 +337,11 @@ fn predict_turns_a_dicom_series_folder_into_nifti_masks_on_its_grid() {
     med_volumes::testing::write_ct_series(&series, 20, 24, 3).unwrap();
     let ct = med_volumes::read_dicom_series(&series).unwrap();
     let out = dir.path().join("pred");
-    ok(&[
-        "predict",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--input",
-        series.to_str().unwrap(),
-        "--prompt",
-        "one bright round lesion in the center",
-        "--out",
-        out.to_str().unwrap(),
-        "--samples",
-        "2",
-        "--window",
-        "40,400",
-    ]);
+    predict_volume(&checkpoint, &series, &out, &["--window", "40,400"]);
     let mask = med_volumes::read_nifti(&out.join("ct_series.nii.gz")).unwrap();
     let entropy = med_volumes::read_nifti(&out.join("ct_series_entropy.nii.gz")).unwrap();
     for v in [&mask, &entropy] {
-        assert_eq!(v.dims(), ct.dims());
-        for (a, b) in v.spacing().iter().zip(ct.spacing()) {
-            assert!(
-                (a - b).abs() < 1e-6,
-                "{:?} vs {:?}",
-                v.spacing(),
-                ct.spacing()
-            );
-        }
-        for (a, b) in v
-            .affine()
-            .iter()
-            .flatten()
-            .zip(ct.affine().iter().flatten())
-        {
-            assert!(
-                (a - b).abs() < 1e-5,
-                "{:?} vs {:?}",
-                v.affine(),
-                ct.affine()
-            );
-        }
+        assert_same_grid(v, &ct);
     }
     assert!(mask.data().iter().all(|&v| v == 0.0 || v == 1.0));
 }
@@ -415,7 +374,7 @@ fn eval_scores_a_folder_of_volumes_and_names_the_one_without_labels() {
         "--labels",
         labels.to_str().unwrap(),
         "--prompt",
-        "one bright round lesion in the center",
+        LESION,
         "--window",
         "40,400",
         "--samples",

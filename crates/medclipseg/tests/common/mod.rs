@@ -33,6 +33,32 @@ pub fn ok(args: &[&str]) -> Output {
     out
 }
 
+/// Runs `predict` of `input` with `prompt` and two Monte-Carlo samples, plus `extra` options, at
+/// the default log level (no progress bar is drawn: stderr is not a terminal).
+pub fn predict(
+    checkpoint: &Path,
+    input: &Path,
+    out: &Path,
+    prompt: &str,
+    extra: &[&str],
+) -> Output {
+    let mut args = vec![
+        "predict",
+        "--checkpoint",
+        s(checkpoint),
+        "--input",
+        s(input),
+        "--prompt",
+        prompt,
+        "--out",
+        s(out),
+        "--samples",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    medclipseg(&args)
+}
+
 /// A temporary path as an argument.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
