@@ -331,12 +331,12 @@ fn norm(a: [f64; 3]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::write_ct_series as write_series;
+    use crate::testing::write_ct_series;
 
     #[test]
     fn series_is_sorted_rescaled_and_placed() {
         let dir = tempfile::tempdir().unwrap();
-        write_series(dir.path(), 3, 4, 5).unwrap();
+        write_ct_series(dir.path(), 3, 4, 5).unwrap();
         std::fs::write(dir.path().join("README.txt"), "not dicom").unwrap();
         let v = read_dicom_series(dir.path()).unwrap();
         assert_eq!(v.dims(), [4, 3, 5]);

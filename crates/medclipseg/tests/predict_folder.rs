@@ -57,7 +57,7 @@ fn scans(dir: &Path) -> PathBuf {
 
 /// `predict` with the tests' prompt: they read its info lines (skips, counts).
 fn predict(checkpoint: &Path, input: &Path, out: &Path, extra: &[&str]) -> Output {
-    common::predict(checkpoint, input, out, PROMPT, extra)
+    common::medclipseg(&common::predict_args(checkpoint, input, out, PROMPT, extra))
 }
 
 fn modified(path: &Path) -> std::time::SystemTime {

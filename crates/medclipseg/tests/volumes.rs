@@ -259,12 +259,7 @@ fn ct_volume() -> Volume {
 
 /// `predict` of one volume with a lesion prompt, plus `extra` options; must succeed.
 fn predict_volume(checkpoint: &Path, input: &Path, out: &Path, extra: &[&str]) {
-    let run = common::predict(checkpoint, input, out, LESION, extra);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    ok(&common::predict_args(checkpoint, input, out, LESION, extra));
 }
 
 /// An output volume on the input's grid: the same dims, spacing (as the f32 NIfTI header keeps
@@ -323,7 +318,13 @@ fn predict_segments_a_nifti_volume_into_masks_on_the_same_grid() {
     }
     // A bad window is an error that says which option is wrong.
     let bad = dir.path().join("bad");
-    let out = common::predict(&checkpoint, &input, &bad, LESION, &["--window", "40"]);
+    let out = medclipseg(&common::predict_args(
+        &checkpoint,
+        &input,
+        &bad,
+        LESION,
+        &["--window", "40"],
+    ));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--window"));
 }

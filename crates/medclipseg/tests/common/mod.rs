@@ -33,15 +33,15 @@ pub fn ok(args: &[&str]) -> Output {
     out
 }
 
-/// Runs `predict` of `input` with `prompt` and two Monte-Carlo samples, plus `extra` options, at
-/// the default log level (no progress bar is drawn: stderr is not a terminal).
-pub fn predict(
-    checkpoint: &Path,
-    input: &Path,
-    out: &Path,
-    prompt: &str,
-    extra: &[&str],
-) -> Output {
+/// The arguments of `predict` of `input` with `prompt` and two Monte-Carlo samples, plus `extra`
+/// options, at the default log level (no progress bar is drawn: stderr is not a terminal).
+pub fn predict_args<'a>(
+    checkpoint: &'a Path,
+    input: &'a Path,
+    out: &'a Path,
+    prompt: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "predict",
         "--checkpoint",
@@ -56,7 +56,7 @@ pub fn predict(
         "2",
     ];
     args.extend_from_slice(extra);
-    medclipseg(&args)
+    args
 }
 
 /// A temporary path as an argument.
