@@ -1,18 +1,19 @@
-//! Train on a packaged dataset, then evaluate the trained model: what a user writes.
+//! Train on a packaged dataset as `medclipseg train --config demo` does (the same
+//! [`RunConfig`], so the same numbers), then evaluate the trained model: what a user writes.
 //!
 //! ```sh
 //! medclipseg data synth --root data --size 32 --train 16 --val 4 --test 4
-//! cargo run -p medclipseg-pipeline --example train_eval -- data Synthetic runs/example 2
+//! cargo run -p medclipseg-pipeline --example train_eval -- data Synthetic runs/example \
+//!     model.preset=micro train.epochs=2
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
-use med_datasets::{PreprocessConfig, PromptStyle};
-use medclipseg_model::MedClipSegConfig;
+use med_datasets::PromptStyle;
 use medclipseg_pipeline::{
-    EvalPlan, EvalSettings, EvalSummary, Evaluator, LoadedModel, Prompts, Result, RunFolder,
-    Silent, TrainData, TrainSettings, TrainSummary, Trainer, Vocabulary, init_model,
+    EvalOverrides, EvalPlan, EvalSummary, Evaluator, LoadedModel, NoiseSource, Prompts, Result,
+    RunConfig, Silent, TrainRequest, TrainSummary, TrainingRun,
 };
 
 /// What a run of the example gives back.
@@ -23,43 +24,65 @@ pub struct Outcome {
     pub eval: EvalSummary,
 }
 
-/// Trains the `micro` model on `dataset` under `data_root` for `epochs` epochs into
-/// `<out>/run`, then evaluates `latest.safetensors` on the test sheet into `<out>/eval`.
-pub fn run(data_root: &Path, dataset: &str, out: &Path, epochs: usize) -> Result<Outcome> {
-    let device = Default::default();
-    let config = MedClipSegConfig::micro();
-    let preprocess = PreprocessConfig {
-        size: config.image_size(),
-        ..PreprocessConfig::default()
-    };
-    let data = TrainData::from_dataset(data_root, dataset, &preprocess, 4, 1)?;
-    let vocabulary = Vocabulary::read(&data_root.join(dataset).join("vocab.txt"))?;
-    let prompts = Prompts::with_vocabulary(&config.text, Some(&vocabulary))?;
-    let model = init_model::<Autodiff<Flex>>(&config, 1, &device);
-    let settings = TrainSettings::reference(epochs);
-    let run = RunFolder::new(out.join("run"));
-    let mut trainer = Trainer::open(model, config, settings, vec![device], run)?;
-    let train = trainer.fit(&data, &prompts, Some(&vocabulary), None, &mut Silent)?;
+/// The config of `medclipseg train --config demo --data-root ROOT --dataset NAME --set ...`.
+pub fn demo_config(data_root: &Path, dataset: &str, overrides: &[String]) -> Result<RunConfig> {
+    let mut config = RunConfig::demo();
+    config.dataset.root = data_root.to_path_buf();
+    config.dataset.name = dataset.to_string();
+    Ok(config.apply_overrides(overrides)?)
+}
 
+/// Trains as `config` says into `run_dir` on the CPU.
+pub fn train(config: &RunConfig, run_dir: PathBuf) -> Result<TrainSummary> {
+    let request = TrainRequest {
+        config: config.clone(),
+        out: run_dir,
+        resume: false,
+        noise: NoiseSource::Host,
+    };
+    let device = Default::default();
+    let mut run = TrainingRun::<Autodiff<Flex>>::prepare(&request, vec![device], &mut Silent)?;
+    run.fit(None, &mut Silent)
+}
+
+/// Trains as `config` says into `<out>/run`, then evaluates `latest.safetensors` on the test
+/// sheet with the config's `test` section into `<out>/eval`.
+pub fn run(config: &RunConfig, out: &Path) -> Result<Outcome> {
+    let train = train(config, out.join("run"))?;
+    let device = Default::default();
     let loaded = LoadedModel::<Flex>::load(&train.latest, &device)?;
-    let test = EvalSettings::reference(4);
-    let evaluator = Evaluator::new(loaded.model, prompts, preprocess, test, device)?;
-    let plan = EvalPlan::new(data_root, dataset, PromptStyle::Original, out.join("eval"));
+    let prompts = Prompts::with_vocabulary(&loaded.config.text, loaded.vocabulary.as_ref())?;
+    let preprocess = loaded.inference_preprocess();
+    let settings = config.eval_settings(EvalOverrides {
+        samples: None,
+        tolerance: None,
+        protocol: seg_metrics::Protocol::MedClipSeg,
+        batch_size: 8,
+        seed: 666,
+        panels: 0,
+        noise: NoiseSource::Host,
+        default_max_batch: 8,
+    })?;
+    let evaluator = Evaluator::new(loaded.model, prompts, preprocess, settings, device)?;
+    let plan = EvalPlan::new(
+        &config.dataset.root,
+        &config.dataset.name,
+        PromptStyle::Original,
+        out.join("eval"),
+    );
     let eval = evaluator.evaluate(&plan, &mut Silent)?;
     Ok(Outcome { train, eval })
 }
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [root, dataset, out, epochs] = args.as_slice() else {
-        eprintln!("usage: train_eval DATA_ROOT DATASET OUT EPOCHS");
+    let [root, dataset, out, overrides @ ..] = args.as_slice() else {
+        eprintln!("usage: train_eval DATA_ROOT DATASET OUT [SECTION.KEY=VALUE ...]");
         return std::process::ExitCode::FAILURE;
     };
-    let Ok(epochs) = epochs.parse() else {
-        eprintln!("EPOCHS must be a number, not {epochs:?}");
-        return std::process::ExitCode::FAILURE;
-    };
-    match run(Path::new(root), dataset, Path::new(out), epochs) {
+    let outcome = demo_config(Path::new(root), dataset, overrides)
+        .and_then(|config| run(&config, Path::new(out)));
+    match outcome {
         Ok(outcome) => {
             println!(
                 "{} epochs, final loss {:.4}; test DSC {:.4} NSD {:.4} over {} images",

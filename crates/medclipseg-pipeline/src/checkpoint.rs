@@ -5,14 +5,21 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use med_datasets::{ChannelOrder, PreprocessConfig};
+use med_datasets::PreprocessConfig;
 use medclipseg_model::checkpoint::{self as model_checkpoint, CheckpointError};
 use medclipseg_model::{LoadScope, MedClipSeg, MedClipSegConfig};
 
 use crate::error::{PipelineError, Result};
+use crate::run_config::RunConfig;
 
-/// Metadata key: the run config (JSON) the model was trained with.
+/// Metadata key: the run config ([`RunConfig`] as JSON) the model was trained with.
 pub const META_RUN_CONFIG: &str = "medclipseg.run_config";
+/// Metadata key: the layout version of [`META_RUN_CONFIG`]. Absent in checkpoints written
+/// before it existed (up to main 92ff748), which are layout 1.
+pub const META_RUN_CONFIG_VERSION: &str = "medclipseg.run_config.version";
+/// The run-config layout this build writes. 2: `test.max_batch` may be `null` (the
+/// backend's default); layout 1 always had a number there, which layout 2 reads as is.
+pub const RUN_CONFIG_VERSION: u32 = 2;
 /// Metadata key: the tokenizer vocabulary text.
 pub const META_VOCAB: &str = "medclipseg.tokenizer.vocab";
 /// Metadata key: the vocabulary's file name.
@@ -56,8 +63,8 @@ pub struct LoadedModel<B: Backend> {
     pub model: MedClipSeg<B>,
     /// Its config.
     pub config: MedClipSegConfig,
-    /// The run config it was trained with (the app's `RunConfig` as JSON), when stored.
-    pub run_config: Option<serde_json::Value>,
+    /// The run config it was trained with, when stored.
+    pub run_config: Option<RunConfig>,
     /// The BERT vocabulary, when stored.
     pub vocabulary: Option<Vocabulary>,
     /// The file read.
@@ -94,9 +101,7 @@ impl<B: Backend> LoadedModel<B> {
             .finish(true)
             .map_err(|e| failed(CheckpointError::Mismatch(e)))?;
         let meta = sd.metadata();
-        let run_config = meta
-            .get(META_RUN_CONFIG)
-            .and_then(|t| serde_json::from_str(t).ok());
+        let run_config = stored_run_config(meta, path)?;
         let vocabulary = meta.get(META_VOCAB).map(|text| Vocabulary {
             file_name: meta
                 .get(META_VOCAB_FILE)
@@ -114,38 +119,41 @@ impl<B: Backend> LoadedModel<B> {
         })
     }
 
-    /// The preprocessing used at inference: the run config's `dataset.size` (0 = the model's
-    /// image size) and `dataset.channel_order`; the reference's (BGR, ImageNet statistics)
-    /// when no run config is stored.
+    /// The preprocessing used at inference: the run config's (see
+    /// [`RunConfig::inference_preprocess`]), or the reference's (BGR, ImageNet statistics) at
+    /// the model's size when no run config is stored.
     pub fn inference_preprocess(&self) -> PreprocessConfig {
-        inference_preprocess(self.run_config.as_ref(), self.config.image_size())
+        self.run_config
+            .clone()
+            .unwrap_or_else(RunConfig::paper)
+            .inference_preprocess(self.config.image_size())
     }
 }
 
-/// [`LoadedModel::inference_preprocess`] from a run config's JSON.
-pub fn inference_preprocess(
-    run_config: Option<&serde_json::Value>,
-    image_size: usize,
-) -> PreprocessConfig {
-    let dataset = run_config.and_then(|c| c.get("dataset"));
-    let size = dataset
-        .and_then(|d| d.get("size"))
-        .and_then(serde_json::Value::as_u64)
-        .map_or(0, |s| s as usize);
-    let rgb = dataset
-        .and_then(|d| d.get("channel_order"))
-        .and_then(serde_json::Value::as_str)
-        == Some("rgb");
-    PreprocessConfig {
-        size: if size == 0 { image_size } else { size },
-        channel_order: if rgb {
-            ChannelOrder::Rgb
-        } else {
-            ChannelOrder::Bgr
-        },
-        augmentation: med_datasets::Augmentation::none(),
-        ..PreprocessConfig::default()
+/// The run config of a checkpoint's metadata, when it has one, read at its layout version.
+fn stored_run_config(meta: &BTreeMap<String, String>, path: &Path) -> Result<Option<RunConfig>> {
+    let Some(text) = meta.get(META_RUN_CONFIG) else {
+        return Ok(None);
+    };
+    let bad = |reason: String| PipelineError::RunConfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let version = match meta.get(META_RUN_CONFIG_VERSION) {
+        None => 1,
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| bad(format!("run-config version {v:?} is not a number")))?,
+    };
+    if version > RUN_CONFIG_VERSION {
+        return Err(bad(format!(
+            "run-config version {version} was written by a newer medclipseg (this one reads up \
+             to {RUN_CONFIG_VERSION})"
+        )));
     }
+    // `null`: a run of the library with no config of the caller's.
+    let value: Option<RunConfig> = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    Ok(value)
 }
 
 /// Writes `model` as one of our checkpoints (atomically): its config, plus `run_config` and
@@ -154,14 +162,22 @@ pub fn save_checkpoint<B: Backend>(
     path: impl AsRef<Path>,
     model: &MedClipSeg<B>,
     config: &MedClipSegConfig,
-    run_config: Option<&serde_json::Value>,
+    run_config: Option<&RunConfig>,
     vocabulary: Option<&Vocabulary>,
     extra: &BTreeMap<String, String>,
 ) -> Result<()> {
     let path = path.as_ref();
     let mut meta = extra.clone();
     if let Some(run_config) = run_config {
-        meta.insert(META_RUN_CONFIG.into(), run_config.to_string());
+        let json = serde_json::to_string(run_config).map_err(|source| PipelineError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        meta.insert(META_RUN_CONFIG.into(), json);
+        meta.insert(
+            META_RUN_CONFIG_VERSION.into(),
+            RUN_CONFIG_VERSION.to_string(),
+        );
     }
     if let Some(vocabulary) = vocabulary {
         meta.insert(META_VOCAB.into(), vocabulary.text.clone());
@@ -182,15 +198,76 @@ pub fn save_checkpoint<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::backend::Flex;
+    use med_datasets::ChannelOrder;
+
+    /// Written by main 92ff748's code (the `micro` model, `RunConfig::demo()` with
+    /// `dataset.size = 32` and `dataset.channel_order = "rgb"`), before the run config had a
+    /// version: it must keep loading.
+    const LEGACY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/legacy/run_config_v1.safetensors"
+    );
 
     #[test]
-    fn preprocessing_follows_the_stored_run_config() {
-        let paper = inference_preprocess(None, 224);
-        assert_eq!((paper.size, paper.channel_order), (224, ChannelOrder::Bgr));
-        let run = serde_json::json!({"dataset": {"size": 0, "channel_order": "rgb"}});
-        let p = inference_preprocess(Some(&run), 32);
+    fn a_checkpoint_of_main_92ff748_still_loads_with_its_run_config() {
+        let loaded = LoadedModel::<Flex>::load(LEGACY, &Default::default()).unwrap();
+        let run = loaded.run_config.clone().expect("a stored run config");
+        let mut expected = RunConfig::demo();
+        expected.model.preset = "micro".into();
+        expected.dataset.channel_order = "rgb".into();
+        expected.dataset.size = 32;
+        expected.test.max_batch = Some(8);
+        assert_eq!(run, expected);
+        let p = loaded.inference_preprocess();
         assert_eq!((p.size, p.channel_order), (32, ChannelOrder::Rgb));
-        let run = serde_json::json!({"dataset": {"size": 48, "channel_order": "bgr"}});
-        assert_eq!(inference_preprocess(Some(&run), 32).size, 48);
+        assert!(p.augmentation == med_datasets::Augmentation::none());
+        assert_eq!(
+            loaded.vocabulary.unwrap().text.lines().last(),
+            Some("tumor")
+        );
+    }
+
+    #[test]
+    fn run_configs_are_stored_typed_and_versioned() {
+        let device = Default::default();
+        let model_config = MedClipSegConfig::micro();
+        let model = crate::init_model::<Flex>(&model_config, 1, &device);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let mut run = RunConfig::demo();
+        run.dataset.size = 48;
+        let extra = BTreeMap::new();
+        save_checkpoint(&path, &model, &model_config, Some(&run), None, &extra).unwrap();
+        let loaded = LoadedModel::<Flex>::load(&path, &device).unwrap();
+        assert_eq!(loaded.run_config.as_ref(), Some(&run));
+        assert_eq!(loaded.inference_preprocess().size, 48);
+        // A newer layout than this build reads is an error naming the file, not a silent None.
+        let mut meta = extra.clone();
+        meta.insert(META_RUN_CONFIG.into(), serde_json::to_string(&run).unwrap());
+        meta.insert(META_RUN_CONFIG_VERSION.into(), "99".into());
+        let err = stored_run_config(&meta, &path).unwrap_err().to_string();
+        assert!(
+            err.contains("m.safetensors") && err.contains("newer"),
+            "{err}"
+        );
+        meta.insert(META_RUN_CONFIG_VERSION.into(), "2".into());
+        meta.insert(META_RUN_CONFIG.into(), "{\"train\": {\"batch\": 1}}".into());
+        let err = stored_run_config(&meta, &path).unwrap_err().to_string();
+        assert!(err.contains("batch"), "{err}");
+    }
+
+    #[test]
+    fn preprocessing_without_a_run_config_is_the_reference() {
+        let device = Default::default();
+        let model_config = MedClipSegConfig::micro();
+        let model = crate::init_model::<Flex>(&model_config, 1, &device);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        save_checkpoint(&path, &model, &model_config, None, None, &BTreeMap::new()).unwrap();
+        let loaded = LoadedModel::<Flex>::load(&path, &device).unwrap();
+        assert!(loaded.run_config.is_none());
+        let p = loaded.inference_preprocess();
+        assert_eq!((p.size, p.channel_order), (32, ChannelOrder::Bgr));
     }
 }

@@ -14,6 +14,43 @@ pub enum PipelineError {
         #[source]
         source: Box<medclipseg_model::checkpoint::CheckpointError>,
     },
+    /// The run configuration could not be read, changed or used.
+    #[error(transparent)]
+    Config(#[from] crate::run_config::ConfigError),
+    /// A checkpoint's stored run configuration could not be read.
+    #[error("{path}: the stored run config cannot be read: {reason}")]
+    RunConfig {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A run's training sheet has no usable row.
+    #[error("{dataset}: no usable training rows in {sheet}")]
+    NoTrainRows {
+        /// The dataset folder.
+        dataset: PathBuf,
+        /// The sheet's name.
+        sheet: String,
+    },
+    /// The run config's input size is not the model's.
+    #[error("dataset.size {size} differs from the model's image size {image_size}")]
+    InputSize {
+        /// `dataset.size`.
+        size: usize,
+        /// The model's.
+        image_size: usize,
+    },
+    /// A run folder without the checkpoint its `test.use_latest` names.
+    #[error("{}: the run folder has no {} (test.use_latest = {use_latest})", dir.display(), file.file_name().and_then(|n| n.to_str()).unwrap_or(""))]
+    NoRunCheckpoint {
+        /// The run folder.
+        dir: PathBuf,
+        /// The checkpoint it should hold.
+        file: PathBuf,
+        /// The run's `test.use_latest`.
+        use_latest: bool,
+    },
     /// The BERT text tower has no vocabulary: none stored in the checkpoint, none given.
     #[error(
         "the BERT text tower needs a vocabulary and none was given or stored in the checkpoint: \

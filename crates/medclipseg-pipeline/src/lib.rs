@@ -32,12 +32,15 @@ pub mod parallel;
 pub mod predictor;
 pub mod prompts;
 pub mod resize;
+pub mod run_config;
+pub mod run_data;
 pub mod run_files;
 pub mod trainer;
+pub mod training_run;
 pub mod validation;
 pub mod volume;
 
-pub use checkpoint::{LoadedModel, Vocabulary, inference_preprocess, save_checkpoint};
+pub use checkpoint::{LoadedModel, Vocabulary, save_checkpoint};
 pub use error::{PipelineError, Result};
 pub use evaluator::{
     EvalObserver, EvalPlan, EvalSettings, EvalSummary, Evaluator, ImageOutcome, ImageScore,
@@ -49,11 +52,14 @@ pub use predictor::{
 };
 pub use prompts::{EncodedPrompts, Prompts};
 pub use resize::resize_map;
-pub use run_files::{EpochRecord, TrainState};
+pub use run_config::{ConfigError, EvalOverrides, RunConfig};
+pub use run_data::RunRecords;
+pub use run_files::{EpochRecord, TrainState, resolve_checkpoint};
 pub use trainer::{
     EpochStart, RunFolder, Silent, StepDone, TrainData, TrainObserver, TrainSettings, TrainSummary,
     Trainer, init_model, load_backbone,
 };
+pub use training_run::{RunNotice, TrainRequest, TrainingRun};
 pub use validation::{Validation, batch_dice, to_tensors, validate};
 pub use volume::{VolumePrediction, slice_to_bgr};
 

@@ -52,8 +52,8 @@ pub struct TrainState {
     pub best: Option<(f64, usize)>,
     /// Per-epoch metrics so far.
     pub history: Vec<EpochRecord>,
-    /// The run config the caller gave (the `medclipseg` command's `RunConfig`), as JSON.
-    pub config: serde_json::Value,
+    /// The run config the caller gave (`null` when none).
+    pub config: Option<crate::run_config::RunConfig>,
     /// Training seconds so far (summed over resumes).
     pub train_seconds: f64,
 }
@@ -263,9 +263,63 @@ pub fn loss_curve(history: &[EpochRecord]) -> LinePlot {
     plot
 }
 
+/// The checkpoint a path stands for: a run folder stands for its `latest.safetensors`, or
+/// `best.safetensors` when the run's `config.toml` says `test.use_latest = false` (the
+/// reference's `TEST.USE_LATEST`); a file is used as given.
+pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let config_path = path.join("config.toml");
+    let use_latest = if config_path.is_file() {
+        crate::run_config::RunConfig::from_file(&config_path)?
+            .test
+            .use_latest
+    } else {
+        crate::run_config::RunConfig::paper().test.use_latest
+    };
+    let file = path.join(if use_latest {
+        "latest.safetensors"
+    } else {
+        "best.safetensors"
+    });
+    if !file.is_file() {
+        return Err(PipelineError::NoRunCheckpoint {
+            dir: path.to_path_buf(),
+            file,
+            use_latest,
+        });
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_folder_resolves_by_use_latest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join("latest.safetensors"), b"x").unwrap();
+        std::fs::write(dir.join("best.safetensors"), b"x").unwrap();
+        assert_eq!(
+            resolve_checkpoint(dir).unwrap(),
+            dir.join("latest.safetensors")
+        );
+        let mut config = crate::RunConfig::demo();
+        config.test.use_latest = false;
+        std::fs::write(dir.join("config.toml"), toml::to_string(&config).unwrap()).unwrap();
+        assert_eq!(
+            resolve_checkpoint(dir).unwrap(),
+            dir.join("best.safetensors")
+        );
+        std::fs::remove_file(dir.join("best.safetensors")).unwrap();
+        let err = resolve_checkpoint(dir).unwrap_err().to_string();
+        assert!(err.contains("best.safetensors"), "{err}");
+        let file = dir.join("latest.safetensors");
+        assert_eq!(resolve_checkpoint(&file).unwrap(), file);
+    }
 
     fn record(epoch: usize, val: Option<f64>) -> EpochRecord {
         EpochRecord {

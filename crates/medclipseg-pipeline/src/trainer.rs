@@ -11,10 +11,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use med_datasets::{
-    Batch, DataLoader, LoaderConfig, Percent, PreprocessConfig, ReadOptions, SheetKind,
-    read_records,
-};
+use med_datasets::{Batch, DataLoader};
 use medclipseg_model::train::{ModelOptimizer, StepLosses, cosine_lr, reference_adam, train_step};
 use medclipseg_model::{LoadScope, MedClipSeg, MedClipSegConfig};
 use seg_losses::SegLossConfig;
@@ -24,6 +21,7 @@ use crate::checkpoint::{Vocabulary, save_checkpoint};
 use crate::error::{PipelineError, Result};
 use crate::predictor::{NoiseSource, derive_seed, noise};
 use crate::prompts::Prompts;
+use crate::run_config::RunConfig;
 use crate::run_files::{
     EpochRecord, TrainState, latest_pointer, load_resumable, save_resumable, write_json,
     write_metrics,
@@ -92,43 +90,13 @@ pub struct TrainData {
     pub validation: DataLoader,
 }
 
-impl TrainData {
-    /// The packaged dataset `name` under `root` (`med_datasets`' layout): its full training
-    /// sheet, shuffled with `seed` and augmented as `preprocess` says, and its validation sheet
-    /// (none when the dataset has no validation sheet), in batches of `batch_size`. Rows with
-    /// problems (a missing image, say) are skipped; `med_datasets::read_records` lists them.
-    pub fn from_dataset(
-        root: &Path,
-        name: &str,
-        preprocess: &PreprocessConfig,
-        batch_size: usize,
-        seed: u64,
-    ) -> Result<Self> {
-        let options = ReadOptions::default();
-        let train = read_records(root, name, SheetKind::Train(Percent::P100), options)?;
-        let val_kind = SheetKind::Val(Percent::P100);
-        let has_val = med_datasets::layout::sheet_path(&root.join(name), val_kind).is_some();
-        let validation = if has_val {
-            read_records(root, name, val_kind, options)?.records
-        } else {
-            Vec::new()
-        };
-        let train_config = LoaderConfig::train(batch_size, seed);
-        let eval_config = LoaderConfig::eval(batch_size);
-        Ok(Self {
-            train: DataLoader::new(train.records, preprocess.clone(), train_config)?,
-            validation: DataLoader::new(validation, preprocess.clone(), eval_config)?,
-        })
-    }
-}
-
 /// Where a run keeps its files and what its checkpoints carry besides the weights.
 #[derive(Debug, Clone)]
 pub struct RunFolder {
     /// The run folder (`latest.safetensors`, `best.safetensors`, `checkpoints/`, metrics).
     pub dir: PathBuf,
     /// The caller's run config, stored in every checkpoint and in `state.json`.
-    pub run_config: serde_json::Value,
+    pub run_config: Option<RunConfig>,
     /// Continue the run the folder holds (an error when it holds none); without it, a folder
     /// that already holds a run is refused.
     pub resume: bool,
@@ -139,7 +107,7 @@ impl RunFolder {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
-            run_config: serde_json::Value::Null,
+            run_config: None,
             resume: false,
         }
     }
@@ -157,6 +125,9 @@ pub trait TrainObserver {
     fn batch_skipped(&mut self, _images: usize, _devices: usize) {}
     /// An epoch is complete and its checkpoints and metrics are written.
     fn epoch_finished(&mut self, _record: &EpochRecord, _epochs: usize) {}
+    /// Something the caller may want to say (a skipped row, raised epochs, a built
+    /// vocabulary): see [`crate::training_run::RunNotice`].
+    fn notice(&mut self, _notice: &crate::training_run::RunNotice) {}
 }
 
 /// A [`TrainObserver`] that ignores everything.
@@ -543,7 +514,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 path,
                 &self.model,
                 &self.model_config,
-                Some(&self.run.run_config),
+                self.run.run_config.as_ref(),
                 vocabulary,
                 &extra,
             )

@@ -27,7 +27,8 @@ fn micro_checkpoint(dir: &Path) -> PathBuf {
         text: vocab.to_text(),
         origin: "test".into(),
     };
-    let run_config = serde_json::json!({"dataset": {"size": 0, "channel_order": "bgr"}});
+    // `dataset.size = 0` (the model's) and BGR, as the reference.
+    let run_config = medclipseg_pipeline::RunConfig::demo();
     let path = dir.join("micro.safetensors");
     save_checkpoint(
         &path,

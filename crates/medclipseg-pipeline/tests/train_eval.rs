@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use burn::backend::{Autodiff, Flex};
-use med_datasets::{PreprocessConfig, SynthConfig};
+use med_datasets::SynthConfig;
 use medclipseg_model::MedClipSegConfig;
 use medclipseg_pipeline::{
-    PipelineError, Prompts, RunFolder, Silent, TrainData, TrainSettings, Trainer, Vocabulary,
-    init_model,
+    PipelineError, Prompts, RunConfig, RunFolder, RunRecords, Silent, TrainData, TrainSettings,
+    Trainer, Vocabulary, init_model,
 };
 
 #[allow(dead_code)]
@@ -39,7 +39,17 @@ fn the_example_trains_evaluates_and_writes_the_run() {
     let data = tmp.path().join("data");
     synthetic(&data);
     let out = tmp.path().join("out");
-    let outcome = example::run(&data, "Synthetic", &out, 2).unwrap();
+    let overrides = [
+        "model.preset=micro",
+        "train.epochs=2",
+        "train.min_steps=0",
+        "train.batch_size=4",
+        "train.seed=1",
+        "test.num_samples=4",
+    ]
+    .map(String::from);
+    let config = example::demo_config(&data, "Synthetic", &overrides).unwrap();
+    let outcome = example::run(&config, &out).unwrap();
 
     let train = &outcome.train;
     assert_eq!(
@@ -93,11 +103,13 @@ fn a_run_resumes_where_it_stopped_and_is_never_clobbered() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
     synthetic(&root);
-    let preprocess = PreprocessConfig {
-        size: 32,
-        ..PreprocessConfig::default()
-    };
-    let data = TrainData::from_dataset(&root, "Synthetic", &preprocess, 4, 1).unwrap();
+    let mut run_config = RunConfig::demo();
+    run_config.dataset.root = root.clone();
+    run_config.train.batch_size = 4;
+    run_config.train.seed = 1;
+    let preprocess = run_config.preprocess(32);
+    let records = RunRecords::read(&run_config).unwrap();
+    let data = TrainData::for_run(&run_config, records, &preprocess).unwrap();
     let vocabulary = Vocabulary::read(&root.join("Synthetic").join("vocab.txt")).unwrap();
     let config = MedClipSegConfig::micro();
     let prompts = Prompts::with_vocabulary(&config.text, Some(&vocabulary)).unwrap();

@@ -8,10 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use med_datasets::PromptStyle;
 use seg_metrics::Protocol;
 
-use crate::settings::RunConfig;
 use crate::{
     bench_cmd, demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd, volume_eval, volume_predict,
 };
+use medclipseg_pipeline::RunConfig;
 
 #[derive(Parser)]
 #[command(

@@ -12,9 +12,9 @@ use seg_viz::{BarChart, Report, Table};
 use serde::Serialize;
 
 use crate::eval_cmd::{self, EvalRequest, EvalSummary};
-use crate::settings::RunConfig;
 use crate::store;
 use crate::train_cmd::{self, TrainRequest, TrainSummary};
+use medclipseg_pipeline::RunConfig;
 
 /// What `demo` needs.
 #[derive(Debug, Clone)]

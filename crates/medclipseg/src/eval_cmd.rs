@@ -3,19 +3,22 @@
 //! rounded to 4 decimals, dataset mean), plus calibration numbers, uncertainty pictures and raw
 //! float maps.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use med_datasets::{Problem, PromptStyle};
-use medclipseg_pipeline::{EvalObserver, EvalPlan, EvalSettings, Evaluator, ImageOutcome};
-use seg_metrics::{MetricsRequest, Protocol};
+use medclipseg_pipeline::run_config::preset_or_file;
+use medclipseg_pipeline::{
+    EvalObserver, EvalOverrides, EvalPlan, Evaluator, ImageOutcome, LoadedModel, RunConfig,
+    resolve_checkpoint,
+};
+use seg_metrics::Protocol;
 
 use crate::backend::{self, Inner};
-use crate::settings::RunConfig;
 use crate::store::{self, Provenance};
 use crate::text::Prompts;
-use crate::train_cmd::{preprocess_config, progress_bar};
+use crate::train_cmd::progress_bar;
 
 pub use medclipseg_pipeline::{EvalSummary, StyleResult};
 
@@ -54,49 +57,26 @@ pub struct EvalRequest {
     pub quiet: bool,
 }
 
-/// A run folder stands for its `latest.safetensors`, or `best.safetensors` when the run's
-/// `test.use_latest` is false (the reference's `TEST.USE_LATEST`); a file is used as given.
-pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
-    if !path.is_dir() {
-        return Ok(path.to_path_buf());
-    }
-    let config_path = path.join("config.toml");
-    let use_latest = if config_path.is_file() {
-        RunConfig::from_file(&config_path)?.test.use_latest
-    } else {
-        RunConfig::paper().test.use_latest
-    };
-    let file = path.join(if use_latest {
-        "latest.safetensors"
-    } else {
-        "best.safetensors"
-    });
-    if !file.is_file() {
-        bail!(
-            "{}: the run folder has no {} (test.use_latest = {use_latest})",
-            path.display(),
-            file.file_name().and_then(|n| n.to_str()).unwrap_or("")
-        );
-    }
-    Ok(file)
-}
-
 /// Runs the evaluation and writes its files under `request.out`.
 pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
     let device = backend::device(&request.device)?;
     let checkpoint = resolve_checkpoint(&request.checkpoint)?;
     let model_config = match &request.model_config {
-        Some(spec) => Some(crate::settings::preset_or_file(spec)?),
+        Some(spec) => Some(preset_or_file(spec)?),
         None => None,
     };
-    let loaded = store::load_checkpoint::<Inner>(&checkpoint, model_config, &device)?;
+    let loaded = LoadedModel::<Inner>::load_with_config(&checkpoint, model_config, &device)?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("{}: cannot create", request.out.display()))?;
-    let vocab = store::resolve_vocab(request.tokenizer.clone(), &loaded.vocab_text, &request.out)?;
+    let vocab = store::resolve_vocab(
+        request.tokenizer.clone(),
+        loaded.vocabulary.as_ref(),
+        &request.out,
+    )?;
     let prompts = Prompts::for_tower(&loaded.config.text, vocab.as_deref())?;
+    let preprocess = loaded.inference_preprocess();
     let run_config = loaded.run_config.clone().unwrap_or_else(RunConfig::paper);
-    let preprocess = preprocess_config(&run_config, loaded.config.image_size());
-    let settings = eval_settings(request, &run_config)?;
+    let settings = run_config.eval_settings(eval_overrides(request))?;
     let samples = settings.samples;
     let model_config_json = serde_json::to_value(&loaded.config)?;
     let evaluator = Evaluator::new(loaded.model, prompts, preprocess, settings, device)?;
@@ -116,25 +96,18 @@ pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
     Ok(summary)
 }
 
-/// The library's protocol settings: the request's, else the run config's `test` section.
-fn eval_settings(request: &EvalRequest, run_config: &RunConfig) -> Result<EvalSettings> {
-    let samples = request.samples.unwrap_or(run_config.test.num_samples);
-    if samples == 0 {
-        bail!("Monte-Carlo samples must be at least 1");
-    }
-    let mut metrics = MetricsRequest::new(request.protocol);
-    metrics.tolerances = vec![request.tolerance.unwrap_or(run_config.test.nsd_tolerance)];
-    Ok(EvalSettings {
-        samples,
-        discard_first_pass: run_config.test.discard_first_pass,
-        max_batch: run_config.test.max_batch,
-        metrics,
-        rounded: run_config.test.round_scores,
+/// The request's evaluation overrides of the run config's `test` section.
+fn eval_overrides(request: &EvalRequest) -> EvalOverrides {
+    EvalOverrides {
+        samples: request.samples,
+        tolerance: request.tolerance,
+        protocol: request.protocol,
         batch_size: request.batch_size,
         seed: request.seed,
         panels: request.panels,
         noise: backend::pipeline_noise_source(),
-    })
+        default_max_batch: backend::DEFAULT_MC_BATCH,
+    }
 }
 
 /// A progress bar per dataset and style, skipped sheet rows as warnings, one log line per
@@ -192,8 +165,6 @@ impl EvalObserver for EvalProgress {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn protocol_names_round_trip() {
         use clap::ValueEnum;
@@ -204,28 +175,5 @@ mod tests {
                 name.get_name()
             );
         }
-    }
-
-    #[test]
-    fn a_run_folder_resolves_by_use_latest() {
-        let dir = std::env::temp_dir().join(format!("medclipseg-resolve-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("latest.safetensors"), b"x").unwrap();
-        std::fs::write(dir.join("best.safetensors"), b"x").unwrap();
-        assert_eq!(
-            resolve_checkpoint(&dir).unwrap(),
-            dir.join("latest.safetensors")
-        );
-        let mut config = RunConfig::demo();
-        config.test.use_latest = false;
-        std::fs::write(dir.join("config.toml"), toml::to_string(&config).unwrap()).unwrap();
-        assert_eq!(
-            resolve_checkpoint(&dir).unwrap(),
-            dir.join("best.safetensors")
-        );
-        std::fs::remove_file(dir.join("best.safetensors")).unwrap();
-        let err = resolve_checkpoint(&dir).unwrap_err().to_string();
-        assert!(err.contains("best.safetensors"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

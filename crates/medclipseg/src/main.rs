@@ -8,7 +8,6 @@ mod demo_cmd;
 mod eval_cmd;
 mod logging;
 mod predict_cmd;
-mod settings;
 mod store;
 mod text;
 mod tools_cmd;

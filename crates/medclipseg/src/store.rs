@@ -5,11 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use medclipseg_model::{MedClipSeg, MedClipSegConfig};
+use medclipseg_pipeline::Vocabulary;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-use crate::settings::RunConfig;
 
 /// Files are written through [`atomic_io`]: a temporary sibling, fsync and a rename, so readers
 /// never see a half-written file and a failed write leaves the old file intact (and no temporary).
@@ -79,37 +77,6 @@ impl Provenance {
     }
 }
 
-/// A model read from one of our portable checkpoints, with what came along.
-pub struct LoadedCheckpoint<B: burn::prelude::Backend> {
-    /// The model.
-    pub model: MedClipSeg<B>,
-    /// Its config.
-    pub config: MedClipSegConfig,
-    /// The run config it was trained with, when stored.
-    pub run_config: Option<RunConfig>,
-    /// The vocabulary written next to the checkpoint's output, when stored.
-    pub vocab_text: Option<(String, String)>,
-}
-
-/// Reads a model checkpoint: ours (config stored inside) or a reference state dict with
-/// `model_config` given. The error names the file.
-pub fn load_checkpoint<B: burn::prelude::Backend>(
-    path: &Path,
-    model_config: Option<MedClipSegConfig>,
-    device: &B::Device,
-) -> Result<LoadedCheckpoint<B>> {
-    let loaded = medclipseg_pipeline::LoadedModel::load_with_config(path, model_config, device)?;
-    let run_config = loaded
-        .run_config
-        .and_then(|value| serde_json::from_value(value).ok());
-    Ok(LoadedCheckpoint {
-        model: loaded.model,
-        config: loaded.config,
-        run_config,
-        vocab_text: loaded.vocabulary.map(|v| (v.file_name, v.text)),
-    })
-}
-
 /// Writes tensors as safetensors (atomically), creating the folder first.
 pub fn save_safetensors(path: &Path, sd: &torch_checkpoint::StateDict) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -124,16 +91,16 @@ pub fn save_safetensors(path: &Path, sd: &torch_checkpoint::StateDict) -> Result
 /// into `out` so the run's outputs carry it).
 pub fn resolve_vocab(
     given: Option<PathBuf>,
-    stored: &Option<(String, String)>,
+    stored: Option<&Vocabulary>,
     out: &Path,
 ) -> Result<Option<PathBuf>> {
     if given.is_some() {
         return Ok(given);
     }
     match stored {
-        Some((name, text)) => {
-            let path = out.join(name);
-            write_atomic(&path, text.as_bytes())?;
+        Some(vocabulary) => {
+            let path = out.join(&vocabulary.file_name);
+            write_atomic(&path, vocabulary.text.as_bytes())?;
             Ok(Some(path))
         }
         None => Ok(None),

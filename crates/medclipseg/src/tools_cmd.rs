@@ -13,7 +13,7 @@ use seg_metrics::{ImageReport, Mask3d, MetricsRequest};
 use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::backend::{self, Inner};
-use crate::settings::preset_or_file;
+use medclipseg_pipeline::run_config::preset_or_file;
 
 /// `medclipseg metrics`.
 #[derive(Args)]

@@ -1,15 +1,98 @@
-//! Run configuration: TOML or JSON files with the sections of the reference's YAML configs
-//! (`dataset`, `train`, `test`, `model`), the official YAML configs themselves, built-in named
-//! configs (`paper`, `demo`), and `--set KEY=VALUE` overrides.
+//! The run configuration: what a `train`/`eval` run is. TOML or JSON files with the sections of
+//! the reference's YAML configs (`dataset`, `train`, `test`, `model`), the official YAML configs
+//! themselves (feature `reference-yaml`), the built-in presets ([`RunConfig::paper`],
+//! [`RunConfig::paper_for`], [`RunConfig::demo`]) and `--set KEY=VALUE` overrides; plus every
+//! setting derived from it (model and loss configs, preprocessing, training and evaluation
+//! settings, planned epochs), declared here once for the command, the examples and the
+//! checkpoints.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use clip_encoders::TextConfig;
+use med_datasets::{Augmentation, ChannelOrder, PreprocessConfig};
 use medclipseg_model::MedClipSegConfig;
 use pvl_adapters::Interaction;
 use seg_losses::{DiceMode, SegLossConfig, SoftConConfig, SoftConPooling, SoftConTargets};
 use serde::{Deserialize, Serialize};
+
+/// Why a run configuration could not be read, changed or used. Each variant names the file,
+/// the key or the value concerned; a cause is either in the message or in `source()`, never
+/// in both.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A config file could not be read.
+    #[error("{path}: cannot read the config file")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A config file could not be parsed.
+    #[error("{path}: invalid config: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A config file with an extension we do not read.
+    #[error("{path}: unknown config format {extension:?} (use .toml, .json{yaml})", yaml = if cfg!(feature = "reference-yaml") { " or the reference .yaml" } else { "" })]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Its extension.
+        extension: String,
+    },
+    /// A `--set` item is not `SECTION.KEY=VALUE`.
+    #[error("--set {item:?}: {problem}")]
+    Override {
+        /// The item as given.
+        item: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The overrides made a config that does not deserialize (a wrong type, say).
+    #[error("--set produced an invalid config: {0}")]
+    Overridden(String),
+    /// A value is out of its range or not one of its names.
+    #[error("{0}")]
+    Invalid(String),
+    /// The model section gives a model that does not fit together.
+    #[error("model config: {0}")]
+    Model(String),
+    /// A model config file could not be read or parsed.
+    #[error("{path}: {problem}")]
+    ModelFile {
+        /// The file (or the preset name that was not one).
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The dataset registry could not be read.
+    #[error("the dataset registry: {0}")]
+    Registry(String),
+    /// Frozen towers without pretrained weights.
+    #[error(
+        "the towers are frozen (model preset {preset:?}) but model.backbone_checkpoint is not \
+         set: they would stay random and every score would collapse. Pass \
+         --set model.backbone_checkpoint=FILE (e.g. UniMedCLIP ViT-B/16), train the \
+         towers too (--set model.freeze_encoders=false), or accept random frozen towers \
+         with --set model.allow_random_towers=true"
+    )]
+    RandomTowers {
+        /// The model preset.
+        preset: String,
+    },
+}
+
+/// The result type of this module.
+pub type ConfigResult<T> = std::result::Result<T, ConfigError>;
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(message.into())
+}
 
 /// Everything a `train`/`eval` run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,8 +183,9 @@ pub struct TestSection {
     pub use_latest: bool,
     /// Run and discard one extra pass first, as the reference does.
     pub discard_first_pass: bool,
-    /// Largest batch of images × samples per network call.
-    pub max_batch: usize,
+    /// Largest batch of images × samples per network call; `null` = the backend's default
+    /// (the command's: 32 on a GPU, 8 on a CPU).
+    pub max_batch: Option<usize>,
     /// NSD tolerance in pixels (reference 2); `eval --tolerance` overrides it.
     pub nsd_tolerance: f64,
     /// Round each image's DSC and NSD to 4 decimals before the dataset mean, as the
@@ -198,7 +282,7 @@ impl Default for TestSection {
             num_samples: 30,
             use_latest: true,
             discard_first_pass: false,
-            max_batch: crate::backend::DEFAULT_MC_BATCH,
+            max_batch: None,
             nsd_tolerance: 2.0,
             round_scores: true,
         }
@@ -251,7 +335,7 @@ impl RunConfig {
     /// official `configs/<dataset>.yaml` (EUS trains 10 epochs, Covid19 starts the gates at
     /// -0.02), taken from the dataset registry. A dataset the registry does not list gets the
     /// common values.
-    pub fn paper_for(dataset: &str) -> Result<Self> {
+    pub fn paper_for(dataset: &str) -> ConfigResult<Self> {
         let mut c = Self::paper();
         c.dataset.name = dataset.to_string();
         c.apply_official_departures()?;
@@ -259,8 +343,9 @@ impl RunConfig {
     }
 
     /// Applies the registry's departures of `dataset.name`'s official config (see [`Self::paper_for`]).
-    fn apply_official_departures(&mut self) -> Result<()> {
-        let registry = med_datasets::registry()?;
+    fn apply_official_departures(&mut self) -> ConfigResult<()> {
+        let registry =
+            med_datasets::registry().map_err(|e| ConfigError::Registry(e.to_string()))?;
         if let Some(info) = registry.get(&self.dataset.name) {
             let departures = info.paper_config;
             if let Some(epochs) = departures.epochs {
@@ -292,7 +377,7 @@ impl RunConfig {
     }
 
     /// `paper`, `demo`, or a `.toml`/`.json`/`.yaml` file.
-    pub fn load(spec: &str) -> Result<Self> {
+    pub fn load(spec: &str) -> ConfigResult<Self> {
         match spec {
             "paper" => Ok(Self::paper()),
             "demo" => Ok(Self::demo()),
@@ -301,122 +386,102 @@ impl RunConfig {
     }
 
     /// Reads a config file by extension: TOML, JSON, or the reference's YAML.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read the config file", path.display()))?;
+    pub fn from_file(path: &Path) -> ConfigResult<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let parsed = match ext {
-            "toml" => toml::from_str(&text).map_err(anyhow::Error::from),
-            "json" => serde_json::from_str(&text).map_err(anyhow::Error::from),
+            "toml" => toml::from_str(&text).map_err(|e| e.to_string()),
+            "json" => serde_json::from_str(&text).map_err(|e| e.to_string()),
+            #[cfg(feature = "reference-yaml")]
             "yaml" | "yml" => reference_yaml(&text),
-            other => bail!(
-                "{}: unknown config format {other:?} (use .toml, .json or the reference .yaml)",
-                path.display()
-            ),
+            other => {
+                return Err(ConfigError::Format {
+                    path: path.to_path_buf(),
+                    extension: other.to_string(),
+                });
+            }
         };
-        parsed.with_context(|| format!("{}: invalid config", path.display()))
+        parsed.map_err(|reason| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: reason.trim_end().to_string(),
+        })
     }
 
     /// Applies `KEY=VALUE` overrides; keys are `section.key`, case-insensitive, so the
     /// reference's `TRAIN.BATCH_SIZE=8` works as well as `train.batch_size=8`.
-    pub fn apply_overrides(self, overrides: &[String]) -> Result<Self> {
-        let mut value = serde_json::to_value(&self)?;
+    pub fn apply_overrides(self, overrides: &[String]) -> ConfigResult<Self> {
+        let mut value =
+            serde_json::to_value(&self).map_err(|e| ConfigError::Overridden(e.to_string()))?;
         for item in overrides {
+            let problem = |problem: String| ConfigError::Override {
+                item: item.clone(),
+                problem,
+            };
             let (key, raw) = item
                 .split_once('=')
-                .with_context(|| format!("--set {item:?}: expected KEY=VALUE"))?;
+                .ok_or_else(|| problem("expected KEY=VALUE".into()))?;
             let (section, field) = key
                 .to_ascii_lowercase()
                 .split_once('.')
                 .map(|(s, f)| (s.to_string(), f.to_string()))
-                .with_context(|| format!("--set {item:?}: the key must be SECTION.KEY"))?;
+                .ok_or_else(|| problem("the key must be SECTION.KEY".into()))?;
             let field = reference_key_alias(&section, &field)
                 .unwrap_or(&field)
                 .to_string();
             let slot = value
                 .get_mut(&section)
                 .and_then(|s| s.get_mut(&field))
-                .with_context(|| format!("--set {item:?}: no such key {section}.{field}"))?;
+                .ok_or_else(|| problem(format!("no such key {section}.{field}")))?;
             *slot = parse_value(raw);
         }
-        serde_json::from_value(value).context("--set produced an invalid config")
+        serde_json::from_value(value).map_err(|e| ConfigError::Overridden(e.to_string()))
     }
 
     /// The model config: the preset (or file) with this section's overrides applied.
-    pub fn model_config(&self) -> Result<MedClipSegConfig> {
-        let m = &self.model;
-        let mut c = preset_or_file(&m.preset)?;
-        if let Some(v) = m.adapter_dim {
-            c.adapter_dim = v;
-        }
-        if let Some(v) = m.num_upscale {
-            c.num_upscale = v;
-        }
-        if let Some(v) = &m.layers {
-            c.adapter_layers = v.clone();
-        }
-        if let Some(v) = m.freeze_encoders {
-            c.freeze_encoders = v;
-        }
-        if let Some(v) = m.use_adapters {
-            c.use_adapters = v;
-        }
-        if let Some(v) = m.adapt_vision {
-            c.adapt_vision = v;
-        }
-        if let Some(v) = m.adapt_text {
-            c.adapt_text = v;
-        }
-        let a = &mut c.attention;
-        if let Some(v) = m.beta {
-            a.beta = v;
-        }
-        if let Some(v) = m.gate_init {
-            a.gate_init = v;
-        }
-        if let Some(v) = m.gating {
-            a.gating = v;
-        }
-        if let Some(v) = m.probabilistic {
-            a.probabilistic = v;
-        }
-        if let Some(v) = m.sample_values {
-            a.sample_values = v;
-        }
-        if let Some(v) = &m.interaction {
-            c.interaction = match v.as_str() {
-                "two-way" => Interaction::TwoWay,
-                "parallel" => Interaction::Parallel,
-                "unimodal" => Interaction::Unimodal,
-                other => bail!("model.interaction {other:?}: use two-way, parallel or unimodal"),
-            };
-        }
+    pub fn model_config(&self) -> ConfigResult<MedClipSegConfig> {
+        let mut c = preset_or_file(&self.model.preset)?;
+        self.model.apply_to(&mut c)?;
         if let (Some(p), TextConfig::Bert(bert)) = (self.train.text_dropout, &mut c.text) {
             bert.hidden_dropout_prob = p;
             bert.attention_probs_dropout_prob = p;
         }
         c.validate()
-            .map_err(|e| anyhow::anyhow!("model config: {e}"))?;
+            .map_err(|e| ConfigError::Model(e.to_string()))?;
         Ok(c)
     }
 
     /// The training loss.
-    pub fn loss_config(&self) -> Result<SegLossConfig> {
+    pub fn loss_config(&self) -> ConfigResult<SegLossConfig> {
         let t = &self.train;
         let dice_mode = match t.dice.as_str() {
             "reference" => DiceMode::Reference,
             "per-image" => DiceMode::PerImage,
-            other => bail!("train.dice {other:?}: use reference or per-image"),
+            other => {
+                return Err(invalid(format!(
+                    "train.dice {other:?}: use reference or per-image"
+                )));
+            }
         };
         let targets = match t.softcon_targets.as_str() {
             "soft" => SoftConTargets::Soft,
             "hard" => SoftConTargets::Hard,
-            other => bail!("train.softcon_targets {other:?}: use soft or hard"),
+            other => {
+                return Err(invalid(format!(
+                    "train.softcon_targets {other:?}: use soft or hard"
+                )));
+            }
         };
         let pooling = match t.softcon_pooling.as_str() {
             "mean" => SoftConPooling::Mean,
             "attention" => SoftConPooling::Attention,
-            other => bail!("train.softcon_pooling {other:?}: use mean or attention"),
+            other => {
+                return Err(invalid(format!(
+                    "train.softcon_pooling {other:?}: use mean or attention"
+                )));
+            }
         };
         let softcon = SoftConConfig::new()
             .with_temperature(self.model.temperature.unwrap_or(0.2))
@@ -432,7 +497,7 @@ impl RunConfig {
 
     /// The validation loss: the training loss without SoftCon, as the reference's
     /// `calc_loss` (Dice + BCE), unless `train.val_softcon` is set.
-    pub fn validation_loss_config(&self) -> Result<SegLossConfig> {
+    pub fn validation_loss_config(&self) -> ConfigResult<SegLossConfig> {
         let mut loss = self.loss_config()?;
         if !self.train.val_softcon {
             loss.softcon_weight = 0.0;
@@ -443,61 +508,260 @@ impl RunConfig {
     /// Frozen towers need pretrained weights: without `model.backbone_checkpoint` they keep
     /// their random initialisation and every score collapses. `model.allow_random_towers`
     /// accepts that explicitly (smoke tests).
-    pub fn check_backbone(&self, model: &MedClipSegConfig) -> Result<()> {
+    pub fn check_backbone(&self, model: &MedClipSegConfig) -> ConfigResult<()> {
         if model.freeze_encoders
             && self.model.backbone_checkpoint.is_none()
             && !self.model.allow_random_towers
         {
-            bail!(
-                "the towers are frozen (model preset {:?}) but model.backbone_checkpoint is not \
-                 set: they would stay random and every score would collapse. Pass \
-                 --set model.backbone_checkpoint=FILE (e.g. UniMedCLIP ViT-B/16), train the \
-                 towers too (--set model.freeze_encoders=false), or accept random frozen towers \
-                 with --set model.allow_random_towers=true",
-                self.model.preset
-            );
+            return Err(ConfigError::RandomTowers {
+                preset: self.model.preset.clone(),
+            });
         }
         Ok(())
     }
 
     /// Checks the values a run depends on.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> ConfigResult<()> {
         if self.dataset.name.is_empty() {
-            bail!("dataset.name is empty: pass --dataset NAME");
+            return Err(invalid("dataset.name is empty: pass --dataset NAME"));
         }
-        if ![10, 25, 50, 100].contains(&self.dataset.percent) {
-            bail!(
-                "dataset.percent {}: use 10, 25, 50 or 100",
-                self.dataset.percent
-            );
-        }
+        self.percent()?;
         if self.train.batch_size == 0 {
-            bail!("train.batch_size must be at least 1");
+            return Err(invalid("train.batch_size must be at least 1"));
         }
         if !(self.train.learning_rate > 0.0 && self.train.learning_rate.is_finite()) {
-            bail!("train.learning_rate must be a positive number");
+            return Err(invalid("train.learning_rate must be a positive number"));
         }
         if self.test.num_samples == 0 {
-            bail!("test.num_samples must be at least 1");
+            return Err(invalid("test.num_samples must be at least 1"));
         }
-        if self.test.max_batch == 0 {
-            bail!("test.max_batch must be at least 1");
+        if self.test.max_batch == Some(0) {
+            return Err(invalid("test.max_batch must be at least 1"));
         }
         if !(self.test.nsd_tolerance >= 0.0 && self.test.nsd_tolerance.is_finite()) {
-            bail!(
+            return Err(invalid(format!(
                 "test.nsd_tolerance {}: must be a finite number of pixels, at least 0",
                 self.test.nsd_tolerance
-            );
+            )));
         }
-        if !["bgr", "rgb"].contains(&self.dataset.channel_order.as_str()) {
-            bail!(
-                "dataset.channel_order {:?}: use bgr or rgb",
-                self.dataset.channel_order
-            );
-        }
+        self.channel_order()?;
         self.loss_config()?;
         self.model_config()?;
         Ok(())
+    }
+
+    /// `dataset.percent` as the datasets' type.
+    pub fn percent(&self) -> ConfigResult<med_datasets::Percent> {
+        med_datasets::Percent::try_from(self.dataset.percent).map_err(|_| {
+            invalid(format!(
+                "dataset.percent {}: use 10, 25, 50 or 100",
+                self.dataset.percent
+            ))
+        })
+    }
+
+    /// `dataset.channel_order` as the datasets' type.
+    pub fn channel_order(&self) -> ConfigResult<ChannelOrder> {
+        match self.dataset.channel_order.as_str() {
+            "bgr" => Ok(ChannelOrder::Bgr),
+            "rgb" => Ok(ChannelOrder::Rgb),
+            other => Err(invalid(format!(
+                "dataset.channel_order {other:?}: use bgr or rgb"
+            ))),
+        }
+    }
+
+    /// The input side length: `dataset.size`, or the model's image size when it is 0.
+    pub fn input_size(&self, image_size: usize) -> usize {
+        if self.dataset.size == 0 {
+            image_size
+        } else {
+            self.dataset.size
+        }
+    }
+
+    /// The training preprocessing for a model of `image_size` pixels: the reference pipeline
+    /// (rotation) unless `dataset.rotate` is off, flips when `dataset.flips` is on.
+    pub fn preprocess(&self, image_size: usize) -> PreprocessConfig {
+        let mut augmentation = if self.dataset.rotate {
+            Augmentation::default()
+        } else {
+            Augmentation::none()
+        };
+        if self.dataset.flips {
+            augmentation.hflip_prob = 0.5;
+            augmentation.vflip_prob = 0.5;
+        }
+        PreprocessConfig {
+            augmentation,
+            ..self.inference_preprocess(image_size)
+        }
+    }
+
+    /// The preprocessing at evaluation and prediction: [`Self::preprocess`] without
+    /// augmentation. An unknown channel order (refused by [`Self::validate`]) reads as BGR.
+    pub fn inference_preprocess(&self, image_size: usize) -> PreprocessConfig {
+        PreprocessConfig {
+            size: self.input_size(image_size),
+            channel_order: self.channel_order().unwrap_or(ChannelOrder::Bgr),
+            augmentation: Augmentation::none(),
+            ..PreprocessConfig::default()
+        }
+    }
+
+    /// Optimizer steps per epoch for `n_train` training images: the whole split (the loader
+    /// keeps the last, short batch), or `train.max_steps_per_epoch`.
+    pub fn steps_per_epoch(&self, n_train: usize) -> usize {
+        let batches = n_train.div_ceil(self.train.batch_size.max(1));
+        self.train
+            .max_steps_per_epoch
+            .map_or(batches, |m| m.min(batches))
+    }
+
+    /// The epochs to run: `train.epochs`, raised until the run makes `train.min_steps` steps.
+    pub fn planned_epochs(&self, n_train: usize) -> usize {
+        let steps = self.steps_per_epoch(n_train).max(1);
+        self.train.epochs.max(self.train.min_steps.div_ceil(steps))
+    }
+
+    /// This config with `train.epochs` set to [`Self::planned_epochs`].
+    pub fn with_planned_epochs(&self, n_train: usize) -> Self {
+        let mut planned = self.clone();
+        planned.train.epochs = self.planned_epochs(n_train);
+        planned
+    }
+
+    /// The library's training recipe; `noise` says where the adapters' noise is drawn.
+    pub fn train_settings(&self, noise: crate::NoiseSource) -> ConfigResult<crate::TrainSettings> {
+        Ok(crate::TrainSettings {
+            epochs: self.train.epochs,
+            learning_rate: self.train.learning_rate,
+            min_lr: self.train.min_lr,
+            seed: self.train.seed,
+            max_steps_per_epoch: self.train.max_steps_per_epoch,
+            loss: self.loss_config()?,
+            validation_loss: self.validation_loss_config()?,
+            noise,
+        })
+    }
+
+    /// The data loaders' settings: training (shuffled with `train.seed`) and validation.
+    pub fn loader_configs(&self) -> (med_datasets::LoaderConfig, med_datasets::LoaderConfig) {
+        let threads = (self.train.loader_threads > 0).then_some(self.train.loader_threads);
+        let train = med_datasets::LoaderConfig {
+            num_threads: threads,
+            ..med_datasets::LoaderConfig::train(self.train.batch_size, self.train.seed)
+        };
+        let validation = med_datasets::LoaderConfig {
+            num_threads: threads,
+            ..med_datasets::LoaderConfig::eval(self.train.batch_size)
+        };
+        (train, validation)
+    }
+
+    /// The options the prompt sheets are read with (`dataset.keep_duplicates`).
+    pub fn read_options(&self) -> med_datasets::ReadOptions {
+        med_datasets::ReadOptions {
+            keep_duplicates: self.dataset.keep_duplicates,
+            ..med_datasets::ReadOptions::default()
+        }
+    }
+
+    /// The tokenizer vocabulary of a run: `model.tokenizer`, else the dataset's `vocab.txt`
+    /// when there is one.
+    pub fn vocab_path(&self) -> Option<PathBuf> {
+        self.model.tokenizer.clone().or_else(|| {
+            let candidate = self.dataset_dir().join("vocab.txt");
+            candidate.is_file().then_some(candidate)
+        })
+    }
+
+    /// `<dataset.root>/<dataset.name>`.
+    pub fn dataset_dir(&self) -> PathBuf {
+        self.dataset.root.join(&self.dataset.name)
+    }
+
+    /// The evaluation protocol's settings from the `test` section, with the caller's
+    /// `samples` and `tolerance` when given; `default_max_batch` stands for an unset
+    /// `test.max_batch`.
+    pub fn eval_settings(&self, overrides: EvalOverrides) -> crate::Result<crate::EvalSettings> {
+        let samples = overrides.samples.unwrap_or(self.test.num_samples);
+        if samples == 0 {
+            return Err(crate::PipelineError::NoSamples);
+        }
+        let mut metrics = seg_metrics::MetricsRequest::new(overrides.protocol);
+        metrics.tolerances = vec![overrides.tolerance.unwrap_or(self.test.nsd_tolerance)];
+        Ok(crate::EvalSettings {
+            samples,
+            discard_first_pass: self.test.discard_first_pass,
+            max_batch: self.test.max_batch.unwrap_or(overrides.default_max_batch),
+            metrics,
+            rounded: self.test.round_scores,
+            batch_size: overrides.batch_size,
+            seed: overrides.seed,
+            panels: overrides.panels,
+            noise: overrides.noise,
+        })
+    }
+}
+
+/// What an evaluation takes besides the run config's `test` section.
+#[derive(Debug, Clone)]
+pub struct EvalOverrides {
+    /// Monte-Carlo samples (`None`: `test.num_samples`).
+    pub samples: Option<usize>,
+    /// NSD tolerance in pixels (`None`: `test.nsd_tolerance`).
+    pub tolerance: Option<f64>,
+    /// The NSD protocol.
+    pub protocol: seg_metrics::Protocol,
+    /// Images per network call group.
+    pub batch_size: usize,
+    /// Seed of the Monte-Carlo noise.
+    pub seed: u64,
+    /// Panels written per dataset and style.
+    pub panels: usize,
+    /// Where the adapters' noise is drawn.
+    pub noise: crate::NoiseSource,
+    /// `test.max_batch` when the config leaves it unset (the backend's default).
+    pub default_max_batch: usize,
+}
+
+impl ModelSection {
+    /// Writes the set values of this section into `c`.
+    fn apply_to(&self, c: &mut MedClipSegConfig) -> ConfigResult<()> {
+        set(&mut c.adapter_dim, self.adapter_dim);
+        set(&mut c.num_upscale, self.num_upscale);
+        set(&mut c.adapter_layers, self.layers.clone());
+        set(&mut c.freeze_encoders, self.freeze_encoders);
+        set(&mut c.use_adapters, self.use_adapters);
+        set(&mut c.adapt_vision, self.adapt_vision);
+        set(&mut c.adapt_text, self.adapt_text);
+        let a = &mut c.attention;
+        set(&mut a.beta, self.beta);
+        set(&mut a.gate_init, self.gate_init);
+        set(&mut a.gating, self.gating);
+        set(&mut a.probabilistic, self.probabilistic);
+        set(&mut a.sample_values, self.sample_values);
+        if let Some(v) = &self.interaction {
+            c.interaction = match v.as_str() {
+                "two-way" => Interaction::TwoWay,
+                "parallel" => Interaction::Parallel,
+                "unimodal" => Interaction::Unimodal,
+                other => {
+                    return Err(invalid(format!(
+                        "model.interaction {other:?}: use two-way, parallel or unimodal"
+                    )));
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Overwrites `slot` with `value` when it is set.
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
     }
 }
 
@@ -515,7 +779,7 @@ fn parse_value(raw: &str) -> serde_json::Value {
 }
 
 /// A model config named by a preset (`tiny`, `unimedclip-vit-b16`, ...) or a JSON/TOML file.
-pub fn preset_or_file(spec: &str) -> Result<MedClipSegConfig> {
+pub fn preset_or_file(spec: &str) -> ConfigResult<MedClipSegConfig> {
     match MedClipSegConfig::preset(spec) {
         Some(c) => Ok(c),
         None => load_model_config(Path::new(spec)),
@@ -523,30 +787,32 @@ pub fn preset_or_file(spec: &str) -> Result<MedClipSegConfig> {
 }
 
 /// A model config from a JSON or TOML file.
-pub fn load_model_config(path: &Path) -> Result<MedClipSegConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "{}: not a preset ({}) and not a readable model-config file",
-            path.display(),
-            medclipseg_model::PRESETS.join(", ")
-        )
-    })?;
-    let config: MedClipSegConfig = if path.extension().is_some_and(|e| e == "toml") {
-        toml::from_str(&text)
-            .with_context(|| format!("{}: invalid model config", path.display()))?
-    } else {
-        serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid model config", path.display()))?
+pub fn load_model_config(path: &Path) -> ConfigResult<MedClipSegConfig> {
+    let problem = |problem: String| ConfigError::ModelFile {
+        path: path.to_path_buf(),
+        problem,
     };
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        problem(format!(
+            "not a preset ({}) and not a readable model-config file ({e})",
+            medclipseg_model::PRESETS.join(", ")
+        ))
+    })?;
+    let parsed: Result<MedClipSegConfig, String> = if path.extension().is_some_and(|e| e == "toml")
+    {
+        toml::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    };
+    let config = parsed.map_err(|e| problem(format!("invalid model config: {}", e.trim_end())))?;
+    config.validate().map_err(|e| problem(e.to_string()))?;
     Ok(config)
 }
 
 /// Reads the reference's YAML config (`configs/*.yaml`), mapping its upper-case keys.
-fn reference_yaml(text: &str) -> Result<RunConfig> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
+#[cfg(feature = "reference-yaml")]
+fn reference_yaml(text: &str) -> Result<RunConfig, String> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let mut c = RunConfig::paper();
     let get = |section: &str, key: &str| doc.get(section).and_then(|s| s.get(key));
     let as_u = |v: &serde_yaml::Value| v.as_u64().map(|x| x as usize);
@@ -602,15 +868,12 @@ fn reference_yaml(text: &str) -> Result<RunConfig> {
     let clip = get("MODEL", "CLIP_MODEL")
         .and_then(|v| v.as_str())
         .unwrap_or("unimedclip");
-    let backbone = get("MODEL", "BACKBONE")
-        .and_then(|v| v.as_str())
-        .unwrap_or("ViT-B/16");
-    c.model.preset = match (clip, backbone) {
-        ("unimedclip", _) => "unimedclip-vit-b16",
-        ("clip", _) => "clip-vit-b16",
-        ("biomedclip", _) => "biomedclip-vit-b16",
-        ("pubmedclip", _) => "pubmedclip-vit-b32",
-        (other, _) => bail!("MODEL.CLIP_MODEL {other:?} is not supported"),
+    c.model.preset = match clip {
+        "unimedclip" => "unimedclip-vit-b16",
+        "clip" => "clip-vit-b16",
+        "biomedclip" => "biomedclip-vit-b16",
+        "pubmedclip" => "pubmedclip-vit-b32",
+        other => return Err(format!("MODEL.CLIP_MODEL {other:?} is not supported")),
     }
     .to_string();
     Ok(c)
@@ -621,6 +884,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "reference-yaml")]
     fn reference_yaml_maps_every_key() {
         let yaml = "DATASET:\n  NAME: BUSI\n  TRAIN_PATH: ./data/BUSI/Train_Folder/\n  SIZE: 224\n\
 TRAIN:\n  BATCH_SIZE: 24\n  NUM_EPOCHS: 100\n  LEARNING_RATE: 0.0003\n  DICE_WEIGHT: 0.5\n  CE_WEIGHT: 0.5\n  CLIP_WEIGHT: 0.1\n\
@@ -732,6 +996,7 @@ MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: ViT-B/16\n  ADAPTER_DIM: 256\n  NU
     }
 
     #[test]
+    #[cfg(feature = "reference-yaml")]
     fn paper_for_equals_the_official_yaml_file() {
         let yaml = |name: &str, epochs: &str, gate: &str| {
             format!(
@@ -806,5 +1071,85 @@ MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: \"ViT-B/16\"\n  ADAPTER_DIM: 256\n
         // Towers that train need no pretrained weights.
         let demo = RunConfig::demo();
         demo.check_backbone(&demo.model_config().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn min_steps_raises_the_epochs_of_small_datasets_only() {
+        let mut config = RunConfig::demo();
+        config.train.batch_size = 16;
+        config.train.epochs = 12;
+        config.train.min_steps = 300;
+        // 11 slices: one step per epoch.
+        assert_eq!(config.planned_epochs(11), 300);
+        // 19 slices: two steps per epoch (the last batch is short, not dropped).
+        assert_eq!(config.steps_per_epoch(19), 2);
+        assert_eq!(config.planned_epochs(19), 150);
+        // The synthetic demo data (600 images, 38 steps) already makes 456 steps.
+        assert_eq!(config.planned_epochs(600), 12);
+        config.train.max_steps_per_epoch = Some(1);
+        assert_eq!(config.planned_epochs(600), 300);
+        assert_eq!(config.with_planned_epochs(600).train.epochs, 300);
+        config.train.min_steps = 0;
+        assert_eq!(config.planned_epochs(11), 12);
+    }
+
+    #[test]
+    fn the_paper_keeps_the_official_epochs() {
+        let config = RunConfig::paper();
+        assert_eq!(config.train.min_steps, 0);
+        assert_eq!(config.planned_epochs(5), config.train.epochs);
+    }
+
+    #[test]
+    fn steps_per_epoch_agree_with_the_train_settings() {
+        let mut config = RunConfig::demo();
+        config.train.max_steps_per_epoch = Some(3);
+        let settings = config.train_settings(crate::NoiseSource::Host).unwrap();
+        for n_train in [1usize, 16, 17, 47, 48, 49, 600] {
+            let batches = n_train.div_ceil(config.train.batch_size);
+            assert_eq!(
+                config.steps_per_epoch(n_train),
+                settings.steps_per_epoch(batches),
+                "{n_train}"
+            );
+        }
+    }
+
+    #[test]
+    fn training_and_inference_preprocessing_differ_only_in_augmentation() {
+        let mut config = RunConfig::demo();
+        let train = config.preprocess(64);
+        assert_eq!(train.size, 64);
+        assert_eq!(train.channel_order, ChannelOrder::Bgr);
+        assert!(train.augmentation == Augmentation::default());
+        let infer = config.inference_preprocess(64);
+        assert!(infer.augmentation == Augmentation::none());
+        assert_eq!(
+            (infer.size, infer.channel_order),
+            (train.size, train.channel_order)
+        );
+        config.dataset.size = 48;
+        config.dataset.channel_order = "rgb".into();
+        config.dataset.rotate = false;
+        config.dataset.flips = true;
+        let train = config.preprocess(64);
+        assert_eq!((train.size, train.channel_order), (48, ChannelOrder::Rgb));
+        assert_eq!(train.augmentation.rotate_prob, 0.0);
+        assert_eq!(train.augmentation.hflip_prob, 0.5);
+    }
+
+    #[test]
+    fn unknown_names_and_keys_are_typed_errors_naming_the_key() {
+        let mut c = RunConfig::demo();
+        c.dataset.channel_order = "bgra".into();
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid(m)) if m.contains("channel_order"))
+        );
+        let err = RunConfig::demo()
+            .apply_overrides(&["train".into()])
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Override { .. }), "{err}");
+        let err = RunConfig::load("run.ini").unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     }
 }
