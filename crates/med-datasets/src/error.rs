@@ -91,6 +91,14 @@ pub enum Error {
     /// The embedded dataset registry is malformed.
     #[error("med-datasets registry.toml: {0}")]
     Registry(String),
+    /// A dataset has no domain-generalisation targets to evaluate.
+    #[error("{dataset} {reason}")]
+    NoDgGroup {
+        /// The source dataset.
+        dataset: String,
+        /// Why it has none.
+        reason: &'static str,
+    },
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),

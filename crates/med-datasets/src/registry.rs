@@ -219,6 +219,26 @@ impl Registry {
         Ok(Registry { datasets })
     }
 
+    /// The registered domain-generalisation targets of `source`'s group (the datasets a model
+    /// trained on `source` is tested on in the paper) that exist as folders under `root`.
+    pub fn dg_targets(&self, source: &str, root: &std::path::Path) -> Result<Vec<String>> {
+        let info = self.get(source).ok_or_else(|| Error::NoDgGroup {
+            dataset: source.to_string(),
+            reason: "is not a registered dataset, so it has no DG group",
+        })?;
+        let group = info.dg_group.ok_or_else(|| Error::NoDgGroup {
+            dataset: source.to_string(),
+            reason: "belongs to no domain-generalisation group",
+        })?;
+        Ok(self
+            .datasets
+            .iter()
+            .filter(|d| d.name != source && d.dg_group == Some(group))
+            .filter(|d| root.join(&d.name).is_dir())
+            .map(|d| d.name.clone())
+            .collect())
+    }
+
     /// Looks a dataset up by name (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&DatasetInfo> {
         self.datasets
@@ -348,6 +368,22 @@ impl RawDataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dg_targets_are_the_group_members_present_under_the_root() {
+        let registry = registry().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        for name in ["BUSI", "BUSUC", "UDIAT", "Kvasir"] {
+            std::fs::create_dir_all(tmp.path().join(name)).unwrap();
+        }
+        let targets = registry.dg_targets("BUSI", tmp.path()).unwrap();
+        assert_eq!(targets, ["BUSUC", "UDIAT"]);
+        let err = registry.dg_targets("MyScans", tmp.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "MyScans is not a registered dataset, so it has no DG group"
+        );
+    }
 
     #[test]
     fn embedded_registry_has_the_16_datasets() {

@@ -165,15 +165,6 @@ pub struct EvalSummary {
     pub rounded_per_image: bool,
 }
 
-/// The `--protocol` name of a protocol (recorded in the summary).
-pub fn protocol_name(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::MedClipSeg => "medclipseg",
-        Protocol::DeepMind => "deepmind",
-        Protocol::Monai => "monai",
-    }
-}
-
 /// A per-image score as it enters the mean: rounded to 4 decimals like the reference's
 /// `round(·, 4)` when `rounded`, and never a negative zero (it would print as `-0.0000`).
 pub fn image_score(value: f64, rounded: bool) -> f64 {
@@ -453,7 +444,7 @@ fn summarize(results: Vec<StyleResult>, settings: &EvalSettings) -> Result<EvalS
             .collect(),
         results,
         samples: settings.samples,
-        nsd_protocol: protocol_name(settings.metrics.protocol).to_string(),
+        nsd_protocol: settings.metrics.protocol.name().to_string(),
         nsd_tolerance: settings.metrics.tolerances[0],
         rounded_per_image: settings.rounded,
     })

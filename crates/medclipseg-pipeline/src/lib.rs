@@ -61,7 +61,7 @@ pub use trainer::{
 };
 pub use training_run::{RunNotice, TrainRequest, TrainingRun};
 pub use validation::{Validation, batch_dice, to_tensors, validate};
-pub use volume::{VolumePrediction, slice_to_bgr};
+pub use volume::{VolumePrediction, VolumeScore, slice_to_bgr, volume_metrics};
 
 /// Reads an image file as the BGR 8-bit image the model takes (16-bit images are stretched to
 /// their real range); the error names the file.

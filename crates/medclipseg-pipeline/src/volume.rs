@@ -103,6 +103,63 @@ pub fn slice_to_bgr(slice: &Slice2d, lo: f64, hi: f64) -> Image8 {
     }
 }
 
+/// The 3-D scores of a predicted label volume against its ground truth.
+#[derive(Debug, Clone)]
+pub struct VolumeScore {
+    /// DSC, NSD, HD95 and ASSD in the ground truth's voxel sizes.
+    pub report: seg_metrics::ImageReport,
+    /// The prediction's voxel sizes when they differ from the ground truth's (the ground
+    /// truth's are used): `(prediction, ground truth)`, each `[x, y, z]`.
+    pub spacing_mismatch: Option<([f64; 3], [f64; 3])>,
+}
+
+/// 3-D DSC / NSD / HD95 / ASSD of two NIfTI label volumes on the same grid, with the ground
+/// truth's header spacing. `label` picks the structure in the ground truth (and in a
+/// multi-label prediction); `None` takes any non-zero voxel.
+pub fn volume_metrics(
+    pred: &std::path::Path,
+    gt: &std::path::Path,
+    label: Option<i64>,
+    request: &seg_metrics::MetricsRequest,
+) -> Result<VolumeScore> {
+    for path in [pred, gt] {
+        if !med_volumes::is_nifti_path(path) {
+            return Err(crate::PipelineError::BadInput(format!(
+                "{}: --pred and --gt must both be NIfTI volumes (.nii / .nii.gz) when one is",
+                path.display()
+            )));
+        }
+    }
+    let select = label.map_or(
+        med_volumes::LabelSelect::AnyNonZero,
+        med_volumes::LabelSelect::Label,
+    );
+    let (p, g) = med_volumes::read_label_pair(pred, gt, select)?;
+    let to_mask = |v: med_volumes::LabelVolume| {
+        // NIfTI stores i fastest: that is (depth, rows, cols) = (k, j, i) in seg-metrics' order.
+        let [nx, ny, nz] = v.dims;
+        seg_metrics::Mask3d::new(nz, ny, nx, v.mask)
+    };
+    let [sx, sy, sz] = g.spacing;
+    let differs = p
+        .spacing
+        .iter()
+        .zip(g.spacing)
+        .any(|(a, b)| (a - b).abs() > 1e-4 * b);
+    let spacing_mismatch = differs.then_some((p.spacing, g.spacing));
+    let report = seg_metrics::evaluate_masks_3d(
+        &to_mask(g)?,
+        &to_mask(p)?,
+        request.protocol,
+        [sz, sy, sx],
+        &request.tolerances,
+    )?;
+    Ok(VolumeScore {
+        report,
+        spacing_mismatch,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

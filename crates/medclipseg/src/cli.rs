@@ -556,7 +556,8 @@ fn eval(a: EvalArgs, quiet: bool) -> Result<()> {
     };
     let mut datasets = vec![dataset.clone()];
     if a.dg {
-        datasets.extend(tools_cmd::dg_targets(&dataset, &data_root)?);
+        let targets = med_datasets::registry()?.dg_targets(&dataset, &data_root);
+        datasets.extend(targets.map_err(|e| anyhow::Error::new(e).context("--dg"))?);
         if datasets.len() == 1 {
             bail!(
                 "--dg: no target dataset of {}'s group was found under {}",

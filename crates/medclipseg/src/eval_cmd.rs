@@ -170,10 +170,7 @@ mod tests {
         use clap::ValueEnum;
         for arg in crate::cli::ProtocolArg::value_variants() {
             let name = arg.to_possible_value().expect("not hidden");
-            assert_eq!(
-                medclipseg_pipeline::evaluator::protocol_name((*arg).into()),
-                name.get_name()
-            );
+            assert_eq!(seg_metrics::Protocol::from(*arg).name(), name.get_name());
         }
     }
 }

@@ -14,6 +14,7 @@ mod tools_cmd;
 mod train_cmd;
 mod volume_eval;
 mod volume_predict;
+mod volume_score;
 
 fn main() -> std::process::ExitCode {
     match cli::run() {

@@ -1,15 +1,15 @@
 //! The smaller commands: `metrics`, `forward`, `import`, `datasets`, `data`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use clap::{Args, Subcommand};
 use med_datasets::{PromptSource, SourceFormat, SynthConfig, registry};
-use med_volumes::{LabelSelect, is_nifti_path};
+use med_volumes::is_nifti_path;
 use medclipseg_model::{LoadScope, Noise, checkpoint};
-use seg_metrics::{ImageReport, Mask3d, MetricsRequest};
+use seg_metrics::MetricsRequest;
 use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::backend::{self, Inner};
@@ -188,7 +188,7 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         if a.spacing.is_some() {
             bail!("--spacing is for PNG masks: a volume's spacing comes from its header");
         }
-        let report = volume_metrics(&a.pred, &a.gt, a.label, &request)?;
+        let report = crate::volume_score::volume_metrics(&a.pred, &a.gt, a.label, &request)?;
         println!("{}", seg_metrics::render_json(&report));
         return Ok(());
     }
@@ -213,52 +213,6 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         println!("{}", seg_metrics::render_json(&report));
     }
     Ok(())
-}
-
-/// 3-D DSC / NSD / HD95 / ASSD of two label volumes on the same grid, with the header spacing.
-pub fn volume_metrics(
-    pred: &Path,
-    gt: &Path,
-    label: Option<i64>,
-    request: &MetricsRequest,
-) -> Result<ImageReport> {
-    for path in [pred, gt] {
-        if !is_nifti_path(path) {
-            bail!(
-                "{}: --pred and --gt must both be NIfTI volumes (.nii / .nii.gz) when one is",
-                path.display()
-            );
-        }
-    }
-    let select = label.map_or(LabelSelect::AnyNonZero, LabelSelect::Label);
-    // The label picks the structure in the ground truth (and in a multi-label prediction).
-    let (p, g) = med_volumes::read_label_pair(pred, gt, select)?;
-    let to_mask = |v: med_volumes::LabelVolume| {
-        // NIfTI stores i fastest: that is (depth, rows, cols) = (k, j, i) in seg-metrics' order.
-        let [nx, ny, nz] = v.dims;
-        Mask3d::new(nz, ny, nx, v.mask)
-    };
-    let [sx, sy, sz] = g.spacing;
-    if p.spacing
-        .iter()
-        .zip(g.spacing)
-        .any(|(a, b)| (a - b).abs() > 1e-4 * b)
-    {
-        tracing::warn!(
-            "voxel sizes differ ({:?} in {}, {:?} in {}); using the ground truth's",
-            p.spacing,
-            pred.display(),
-            g.spacing,
-            gt.display()
-        );
-    }
-    Ok(seg_metrics::evaluate_masks_3d(
-        &to_mask(g)?,
-        &to_mask(p)?,
-        request.protocol,
-        [sz, sy, sx],
-        &request.tolerances,
-    )?)
 }
 
 /// Runs `forward`.
@@ -385,24 +339,6 @@ pub fn datasets(a: DatasetsArgs) -> Result<()> {
         print!("{}", registry.render_table());
     }
     Ok(())
-}
-
-/// The registered DG targets of `source`'s group that exist under `root`.
-pub fn dg_targets(source: &str, root: &Path) -> Result<Vec<String>> {
-    let registry = registry()?;
-    let Some(info) = registry.get(source) else {
-        bail!("--dg: {source} is not a registered dataset, so it has no DG group");
-    };
-    let Some(group) = info.dg_group else {
-        bail!("--dg: {source} belongs to no domain-generalisation group");
-    };
-    Ok(registry
-        .datasets
-        .iter()
-        .filter(|d| d.name != source && d.dg_group == Some(group))
-        .filter(|d| root.join(&d.name).is_dir())
-        .map(|d| d.name.clone())
-        .collect())
 }
 
 /// Runs `data ...`.

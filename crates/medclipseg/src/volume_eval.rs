@@ -169,7 +169,7 @@ fn score_volume(
     };
     volume_predict::run(&predict, &request.options)?;
     let mask = predict.out.join(format!("{name}.nii.gz"));
-    let report = crate::tools_cmd::volume_metrics(&mask, &label, request.label, metrics)?;
+    let report = crate::volume_score::volume_metrics(&mask, &label, request.label, metrics)?;
     tracing::info!(
         "{name}: DSC {:.4} NSD {:.4} HD95 {:.2}",
         report.dsc,

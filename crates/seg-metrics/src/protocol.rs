@@ -27,6 +27,26 @@ pub enum Protocol {
     MedClipSeg,
 }
 
+impl Protocol {
+    /// Every protocol, the paper's first.
+    pub const ALL: [Protocol; 3] = [Protocol::MedClipSeg, Protocol::DeepMind, Protocol::Monai];
+
+    /// The protocol's name on command lines and in summaries (`medclipseg`, `deepmind`,
+    /// `monai`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::MedClipSeg => "medclipseg",
+            Protocol::DeepMind => "deepmind",
+            Protocol::Monai => "monai",
+        }
+    }
+
+    /// The protocol called `name` (see [`Protocol::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
 /// Surface model of the MedCLIPSeg protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum MedClipSegSurface {
@@ -300,6 +320,14 @@ pub fn assd_2d(gt: &Mask2d, pred: &Mask2d, protocol: Protocol, spacing: [f64; 2]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocol_names_round_trip() {
+        for protocol in Protocol::ALL {
+            assert_eq!(Protocol::from_name(protocol.name()), Some(protocol));
+        }
+        assert_eq!(Protocol::from_name("MONAI"), None);
+    }
     use crate::round4;
 
     fn square_at(rows: usize, cols: usize, r0: usize, c0: usize, side: usize) -> Mask2d {
