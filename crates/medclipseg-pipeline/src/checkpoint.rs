@@ -84,9 +84,9 @@ impl<B: Backend> LoadedModel<B> {
         device: &B::Device,
     ) -> Result<Self> {
         let path = path.as_ref();
-        let failed = |source: CheckpointError| PipelineError::Checkpoint {
+        let failed = |cause: CheckpointError| PipelineError::Checkpoint {
             path: path.to_path_buf(),
-            source: Box::new(source),
+            cause: Box::new(cause),
         };
         let sd = model_checkpoint::read(path).map_err(failed)?;
         let config = match model_config {
@@ -189,9 +189,9 @@ pub fn save_checkpoint<B: Backend>(
             source,
         })?;
     }
-    model_checkpoint::save(model, config, &meta, path).map_err(|source| PipelineError::Checkpoint {
+    model_checkpoint::save(model, config, &meta, path).map_err(|cause| PipelineError::Checkpoint {
         path: path.to_path_buf(),
-        source: Box::new(source),
+        cause: Box::new(cause),
     })
 }
 

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 /// What can go wrong between a checkpoint, an image and a prediction.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The checkpoint could not be read or does not fit its model config.
-    #[error("{path}: cannot load the checkpoint: {source}")]
+    /// The checkpoint could not be read or does not fit its model config. The cause is in the
+    /// message (without the file name it repeats), not in `source()`.
+    #[error("{}: cannot load the checkpoint: {}", path.display(), after_path(path, cause))]
     Checkpoint {
         /// The checkpoint file.
         path: PathBuf,
         /// Why (boxed: it is large and errors travel by value).
-        #[source]
-        source: Box<medclipseg_model::checkpoint::CheckpointError>,
+        cause: Box<medclipseg_model::checkpoint::CheckpointError>,
     },
     /// The run configuration could not be read, changed or used.
     #[error(transparent)]
@@ -217,6 +217,15 @@ pub enum PipelineError {
     /// An evaluation was asked for with no dataset or prompt style.
     #[error("nothing was evaluated")]
     NothingEvaluated,
+}
+
+/// `error`'s message without the leading `path: ` that the caller's message already says.
+fn after_path(path: &std::path::Path, error: &dyn std::fmt::Display) -> String {
+    let message = error.to_string();
+    let prefix = format!("{}: ", path.display());
+    message
+        .strip_prefix(&prefix)
+        .map_or_else(|| message.clone(), str::to_string)
 }
 
 /// The pipeline's result type.

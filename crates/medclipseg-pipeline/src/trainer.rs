@@ -204,9 +204,9 @@ pub fn load_backbone<B: Backend>(
     device: &B::Device,
 ) -> Result<MedClipSeg<B>> {
     use medclipseg_model::checkpoint::{self as model_checkpoint, CheckpointError};
-    let failed = |source: CheckpointError| PipelineError::Checkpoint {
+    let failed = |cause: CheckpointError| PipelineError::Checkpoint {
         path: path.to_path_buf(),
-        source: Box::new(source),
+        cause: Box::new(cause),
     };
     let sd = model_checkpoint::read(path).map_err(failed)?;
     let weights = model_checkpoint::weight_map(&sd).map_err(failed)?;

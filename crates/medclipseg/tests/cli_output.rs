@@ -176,3 +176,59 @@ fn rust_log_overrides_the_flags_and_a_bad_one_is_said() {
     let bad = run("medclipseg=loud");
     assert!(bad.contains("RUST_LOG") && !bad.contains("DEBUG"), "{bad}");
 }
+
+/// The error line of a failed `predict` of a grey 8 x 8 PNG with `checkpoint`.
+fn predict_error(dir: &Path, checkpoint: &Path) -> String {
+    let input = dir.join("scan.png");
+    image::GrayImage::from_pixel(8, 8, image::Luma([128]))
+        .save(&input)
+        .unwrap();
+    let out = common::medclipseg(&[
+        "predict",
+        "--checkpoint",
+        s(checkpoint),
+        "--input",
+        s(&input),
+        "--prompt",
+        "a lesion",
+        "--out",
+        s(&dir.join("out")),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"))
+        .to_string()
+}
+
+#[test]
+fn checkpoint_errors_say_each_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nonexistent.safetensors");
+    let line = predict_error(tmp.path(), &missing);
+    let expected = format!(
+        "error: {}: cannot load the checkpoint: No such file or directory (os error 2)",
+        missing.display()
+    );
+    assert_eq!(line, expected);
+
+    let legacy = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/legacy/run_config_v1.safetensors");
+    let truncated = tmp.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &std::fs::read(legacy).unwrap()[..100]).unwrap();
+    let line = predict_error(tmp.path(), &truncated);
+    assert_eq!(
+        line.matches(&*truncated.display().to_string()).count(),
+        1,
+        "{line}"
+    );
+    assert_eq!(line.matches("truncated").count(), 2, "{line}");
+    assert!(
+        line.ends_with(
+            "cannot load the checkpoint: file is truncated: safetensors invalid header length"
+        ),
+        "{line}"
+    );
+}

@@ -10,13 +10,14 @@ use crate::tensor::TensorError;
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be read or written.
-    #[error("{}: {source}", .path.display())]
+    // The I/O error is in the message, so it is not also `source()` (a chain printer would
+    // say it twice).
+    #[error("{}: {error}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file ends early (an interrupted download or copy).
     #[error("{}: file is truncated: {detail}", .path.display())]
@@ -230,9 +231,9 @@ impl Error {
     }
 
     pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-        move |source| Error::Io {
+        move |error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

@@ -176,7 +176,7 @@ pub fn save_safetensors(path: impl AsRef<Path>, sd: &StateDict) -> Result<()> {
     let bytes = to_safetensors_bytes(sd)?;
     atomic_io::write_atomic(path, &bytes).map_err(|e| Error::Io {
         path: e.path,
-        source: e.source,
+        error: e.source,
     })?;
     Ok(())
 }
