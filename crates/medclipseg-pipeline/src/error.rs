@@ -51,6 +51,11 @@ pub enum PipelineError {
         /// The run's `test.use_latest`.
         use_latest: bool,
     },
+    /// A prompt is empty or blank.
+    #[error(
+        "the prompt is empty: describe the target in words (e.g. \"one small round tumor at the center\")"
+    )]
+    EmptyPrompt,
     /// The BERT text tower has no vocabulary: none stored in the checkpoint, none given.
     #[error(
         "the BERT text tower needs a vocabulary and none was given or stored in the checkpoint: \

@@ -50,7 +50,7 @@ pub use med_datasets::imaging::Image8;
 pub use predictor::{
     NoiseSource, Prediction, Predictor, STREAM_PREDICT, derive_seed, noise, write_mask_png,
 };
-pub use prompts::{EncodedPrompts, Prompts};
+pub use prompts::{EncodedPrompts, Prompts, check_prompt};
 pub use resize::resize_map;
 pub use run_config::{ConfigError, EvalOverrides, RunConfig};
 pub use run_data::RunRecords;

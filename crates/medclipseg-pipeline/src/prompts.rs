@@ -74,12 +74,16 @@ impl Prompts {
         Ok(Self { tokenizer })
     }
 
-    /// Tokenises prompts into tensors on `device`.
+    /// Tokenises prompts into tensors on `device`; an empty prompt is an error
+    /// ([`check_prompt`]).
     pub fn encode<B: Backend>(
         &self,
         prompts: &[String],
         device: &B::Device,
     ) -> Result<EncodedPrompts<B>> {
+        for prompt in prompts {
+            check_prompt(prompt)?;
+        }
         let texts: Vec<&str> = prompts.iter().map(String::as_str).collect();
         let batch = self.tokenizer.encode_batch(&texts)?;
         let shape = [batch.batch, batch.len];
@@ -87,5 +91,28 @@ impl Prompts {
             ids: Tensor::from_data(TensorData::new(batch.ids, shape), device),
             attention_mask: Tensor::from_data(TensorData::new(batch.attention_mask, shape), device),
         })
+    }
+}
+/// A prompt the model can use: not empty and not only blanks (the tokenizer would turn it into
+/// `[CLS] [SEP]`, and the model would segment whatever it likes).
+pub fn check_prompt(prompt: &str) -> Result<()> {
+    if prompt.trim().is_empty() {
+        return Err(PipelineError::EmptyPrompt);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_blank_prompts_are_refused() {
+        assert!(matches!(check_prompt(""), Err(PipelineError::EmptyPrompt)));
+        assert!(matches!(
+            check_prompt(" \t\n"),
+            Err(PipelineError::EmptyPrompt)
+        ));
+        check_prompt("a tumour").unwrap();
     }
 }

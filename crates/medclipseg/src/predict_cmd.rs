@@ -233,17 +233,26 @@ fn jobs(request: &PredictRequest) -> Result<Vec<Job>> {
         bail!("{}: no such file or folder", request.input.display());
     };
     let prompts: Vec<Result<String, String>> = match (&request.prompt, &request.prompts_csv) {
-        (Some(p), _) => images.iter().map(|_| Ok(p.clone())).collect(),
+        (Some(p), _) => images
+            .iter()
+            .map(|image| {
+                medclipseg_pipeline::check_prompt(p)
+                    .map(|()| p.clone())
+                    .map_err(|e| format!("{}: --prompt: {e}", image.display()))
+            })
+            .collect(),
         (None, Some(csv)) => {
             let table = read_prompt_csv(csv)?;
             images
                 .iter()
                 .map(|i| {
                     let name = i.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                    table
+                    let (line, prompt) = table
                         .get(name)
-                        .cloned()
-                        .ok_or_else(|| format!("{}: no prompt for image {name}", csv.display()))
+                        .ok_or_else(|| format!("{}: no prompt for image {name}", csv.display()))?;
+                    medclipseg_pipeline::check_prompt(prompt)
+                        .map(|()| prompt.clone())
+                        .map_err(|e| format!("{} line {line} (image {name}): {e}", csv.display()))
                 })
                 .collect()
         }
@@ -294,7 +303,8 @@ fn output_names(paths: &[PathBuf]) -> Vec<String> {
 }
 
 /// `Image,Description` rows of a CSV (RFC 4180 quoting, Excel's byte-order mark tolerated).
-fn read_prompt_csv(path: &Path) -> Result<BTreeMap<String, String>> {
+/// The table maps an image name to its line in the file and its prompt.
+fn read_prompt_csv(path: &Path) -> Result<BTreeMap<String, (usize, String)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     let rows = med_datasets::csv_text::parse(&text)
@@ -317,7 +327,7 @@ fn read_prompt_csv(path: &Path) -> Result<BTreeMap<String, String>> {
     for (line, row) in rows.iter().skip(1) {
         match (row.get(image), row.get(description)) {
             (Some(img), Some(desc)) => {
-                table.insert(img.trim().to_string(), desc.clone());
+                table.insert(img.trim().to_string(), (*line, desc.clone()));
             }
             _ if row.iter().all(|c| c.trim().is_empty()) => {}
             _ => bail!("{}: line {line} has too few columns", path.display()),
@@ -377,7 +387,10 @@ mod tests {
         let text = "\u{feff}Image,Description\r\na.png,\"one, small \"\"round\"\" lesion\"\r\n";
         std::fs::write(&path, text).unwrap();
         let table = read_prompt_csv(&path).unwrap();
-        assert_eq!(table["a.png"], "one, small \"round\" lesion");
+        assert_eq!(
+            table["a.png"],
+            (2, "one, small \"round\" lesion".to_string())
+        );
     }
 
     #[test]

@@ -137,3 +137,47 @@ fn continue_skips_a_volume_already_predicted() {
     assert!(stderr.contains("already predicted"), "{stderr}");
     assert_eq!(modified(&mask), written);
 }
+
+#[test]
+fn an_empty_prompt_is_an_error_naming_the_image_or_the_csv_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(tmp.path());
+    let input = scans(tmp.path());
+    let b = input.join("b.bmp");
+    let out = common::medclipseg(&common::predict_args(
+        &checkpoint,
+        &b,
+        &tmp.path().join("o1"),
+        " ",
+        &[],
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: --prompt: the prompt is empty", b.display())),
+        "{stderr}"
+    );
+
+    let csv = tmp.path().join("prompts.csv");
+    std::fs::write(&csv, format!("Image,Description\na.png,{PROMPT}\nb.bmp,\n")).unwrap();
+    let out = common::medclipseg(&[
+        "predict",
+        "--checkpoint",
+        common::s(&checkpoint),
+        "--input",
+        common::s(&b),
+        "--prompts",
+        common::s(&csv),
+        "--out",
+        common::s(&tmp.path().join("o2")),
+        "--samples",
+        "2",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "{} line 3 (image b.bmp): the prompt is empty",
+        csv.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
