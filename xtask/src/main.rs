@@ -9,6 +9,7 @@
 mod ablation;
 mod gpu;
 mod speed;
+mod vendor;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,7 +27,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Speed benchmarks and the paper's ablations.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
+    /// Compares `vendor/*` with the pristine crates.io sources; fails on a change PATCH.md
+    /// does not name.
+    CheckVendor,
 }
 
 /// Options of `cargo xtask bench`.
@@ -85,6 +89,7 @@ pub struct BenchArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Task::Bench(args) => bench(&args),
+        Task::CheckVendor => vendor::check(&workspace_root()),
     }
 }
 

@@ -557,11 +557,6 @@ fn collapse_for_copy(shape: &[usize], strides: &[isize]) -> CollapsedLayout {
     out
 }
 
-/// Tiled 2D copy from a strided source into a contiguous destination.
-/// The loop nesting is chosen so the innermost read walks whichever
-/// source stride is smaller, which keeps the hot loop in cache even
-/// for transpose-like layouts.
-#[inline]
 /// medclipseg-rs patch: copies a positive-stride layout of rank >= 3 into `dst` (row-major),
 /// one `[rows, cols]` block of the last two dims per index of the outer dims: rows with a unit
 /// column stride as slices, other blocks through `copy_2d_tiled`.
@@ -600,6 +595,11 @@ fn copy_nd_blocks<E: Copy>(
     }
 }
 
+/// Tiled 2D copy from a strided source into a contiguous destination.
+/// The loop nesting is chosen so the innermost read walks whichever
+/// source stride is smaller, which keeps the hot loop in cache even
+/// for transpose-like layouts.
+#[inline]
 fn copy_2d_tiled<E: Copy>(
     dst: &mut [E],
     src: &[E],
@@ -653,6 +653,16 @@ fn copy_2d_tiled<E: Copy>(
     }
 }
 
+/// `count` zeroed elements of `width` bytes, allocated as a vector of a type of that width.
+fn zeroed_bytes(count: usize, width: usize) -> Bytes {
+    match width {
+        8 => Bytes::from_elems(alloc::vec![0u64; count]),
+        4 => Bytes::from_elems(alloc::vec![0u32; count]),
+        2 => Bytes::from_elems(alloc::vec![0u16; count]),
+        _ => Bytes::from_bytes_vec(alloc::vec![0u8; count * width]),
+    }
+}
+
 /// Get the size in bytes for a dtype element.
 ///
 /// Matches `burn_std::DType::size()` semantics: Bool(Native) and Bool(U8) are
@@ -668,16 +678,6 @@ fn copy_2d_tiled<E: Copy>(
 /// empty allocations in `FlexTensor::empty`, truncated buffers in `into_data`,
 /// and zero-byte memcpys in `repeat_dim`. The panic turns all three into a
 /// loud, actionable failure at the dispatch boundary.
-/// `count` zeroed elements of `width` bytes, allocated as a vector of a type of that width.
-fn zeroed_bytes(count: usize, width: usize) -> Bytes {
-    match width {
-        8 => Bytes::from_elems(alloc::vec![0u64; count]),
-        4 => Bytes::from_elems(alloc::vec![0u32; count]),
-        2 => Bytes::from_elems(alloc::vec![0u16; count]),
-        _ => Bytes::from_bytes_vec(alloc::vec![0u8; count * width]),
-    }
-}
-
 pub(crate) fn dtype_size(dtype: DType) -> usize {
     // Delegate to burn-std's canonical size to stay in sync.
     let size = dtype.size();
