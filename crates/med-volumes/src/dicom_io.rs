@@ -32,6 +32,7 @@ use dicom_object::{
 use dicom_pixeldata::PixelDecoder;
 
 use crate::error::{Result, VolumeError};
+use crate::intensity::IntensityMap;
 use crate::volume::{Affine, Volume};
 
 /// The first VOI window of a file (WindowCenter / WindowWidth), in modality units.
@@ -80,10 +81,97 @@ pub struct DicomVolume {
     pub frame_of_reference_uid: String,
     /// Source of each slice, `k` order.
     pub frames: Vec<FrameSource>,
+    /// Patient and study attributes present in the first file (tag, VR, text), copied into
+    /// derived objects such as a DICOM SEG.
+    pub patient_study: Vec<(Tag, dicom_core::VR, String)>,
 }
+
+/// Patient and study module attributes a derived object carries over.
+const PATIENT_STUDY: [(Tag, dicom_core::VR); 9] = [
+    (tags::PATIENT_NAME, dicom_core::VR::PN),
+    (tags::PATIENT_ID, dicom_core::VR::LO),
+    (tags::PATIENT_BIRTH_DATE, dicom_core::VR::DA),
+    (tags::PATIENT_SEX, dicom_core::VR::CS),
+    (tags::STUDY_DATE, dicom_core::VR::DA),
+    (tags::STUDY_TIME, dicom_core::VR::TM),
+    (tags::STUDY_ID, dicom_core::VR::SH),
+    (tags::ACCESSION_NUMBER, dicom_core::VR::SH),
+    (tags::REFERRING_PHYSICIAN_NAME, dicom_core::VR::PN),
+];
 
 /// Explicit VR big endian (retired from the standard, still in archives).
 const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+
+/// Which intensity mapping an input gets, and why (recorded in the outputs' provenance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntensitySource {
+    /// `--window` (or another mapping) was given.
+    Given,
+    /// The file's first WindowCenter / WindowWidth.
+    FileWindow,
+    /// Neither: the percentile default.
+    Default,
+    /// Colour images go to the model as their 8-bit RGB, unmapped.
+    Colour,
+}
+
+impl std::fmt::Display for IntensitySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IntensitySource::Given => "given (--window)",
+            IntensitySource::FileWindow => "the file's first WindowCenter/WindowWidth",
+            IntensitySource::Default => "the percentile default (no window given or in the file)",
+            IntensitySource::Colour => "none: colour, its 8-bit RGB as stored",
+        })
+    }
+}
+
+impl DicomVolume {
+    /// The mapping to 8 bits: `given` when there is one, else the file's VOI window, else the
+    /// percentile default.
+    pub fn intensity(&self, given: Option<IntensityMap>) -> (IntensityMap, IntensitySource) {
+        match (given, self.window, self.rgb.is_some()) {
+            (_, _, true) => (IntensityMap::MinMax, IntensitySource::Colour),
+            (Some(map), _, _) => (map, IntensitySource::Given),
+            (None, Some(w), _) => (
+                IntensityMap::Window {
+                    center: w.center,
+                    width: w.width,
+                },
+                IntensitySource::FileWindow,
+            ),
+            (None, None, _) => (IntensityMap::default(), IntensitySource::Default),
+        }
+    }
+
+    /// Slice `k` (along the last axis) as 8-bit RGB, row-major, 3 bytes a pixel: colour as
+    /// stored, grey through `bounds` (from [`IntensityMap::bounds`] over the whole volume).
+    pub fn rgb8_slice(&self, k: usize, bounds: (f64, f64)) -> Result<Vec<u8>> {
+        let [nx, ny, nz] = self.volume.dims();
+        if k >= nz {
+            return Err(VolumeError::Reassembly {
+                reason: format!("slice {k} does not exist ({nz} slices)"),
+            });
+        }
+        let plane = nx * ny;
+        Ok(match &self.rgb {
+            Some(rgb) => rgb[k * plane * 3..(k + 1) * plane * 3].to_vec(),
+            None => self.volume.data()[k * plane..(k + 1) * plane]
+                .iter()
+                .flat_map(|&v| [crate::intensity::scale_to_u8(v, bounds.0, bounds.1); 3])
+                .collect(),
+        })
+    }
+}
+
+/// NumberOfFrames of a DICOM file (1 when absent), read without decoding the pixels.
+pub fn dicom_frame_count(path: &Path) -> Result<u32> {
+    let object = open_object(path)?;
+    Ok(match floats(path, &object, tags::NUMBER_OF_FRAMES)? {
+        Some(v) => v.first().map_or(1, |&n| n.max(1.0) as u32),
+        None => 1,
+    })
+}
 
 /// One file opened, with the attributes the geometry needs.
 struct DicomFile {
@@ -569,6 +657,10 @@ fn stack(source: &Path, files: Vec<DicomFile>) -> Result<DicomVolume> {
         study_uid: text(tags::STUDY_INSTANCE_UID),
         frame_of_reference_uid: text(tags::FRAME_OF_REFERENCE_UID),
         frames,
+        patient_study: PATIENT_STUDY
+            .iter()
+            .filter_map(|&(tag, vr)| element_text(&first.object, tag).map(|t| (tag, vr, t)))
+            .collect(),
     })
 }
 
@@ -1045,6 +1137,38 @@ mod tests {
         std::fs::write(&broken, bytes).unwrap();
         let err = read_dicom_series(dir.path()).unwrap_err();
         assert!(err.to_string().contains("broken.dcm"), "{err}");
+    }
+
+    #[test]
+    fn intensity_is_given_then_the_file_window_then_percentiles() {
+        let dir = tempfile::tempdir().unwrap();
+        write_ct_series(dir.path(), 2, 2, 1).unwrap();
+        let mut dicom = read_dicom(dir.path(), None).unwrap();
+        assert_eq!(dicom.intensity(None).1, IntensitySource::Default);
+        dicom.window = Some(VoiWindow {
+            center: 40.0,
+            width: 400.0,
+        });
+        let (map, source) = dicom.intensity(None);
+        assert_eq!(source, IntensitySource::FileWindow);
+        assert_eq!(
+            map,
+            IntensityMap::Window {
+                center: 40.0,
+                width: 400.0
+            }
+        );
+        let (map, source) = dicom.intensity(Some(IntensityMap::MinMax));
+        assert_eq!(
+            (map, source),
+            (IntensityMap::MinMax, IntensitySource::Given)
+        );
+        // Stored 1000 + 10 r + c, intercept -1024: -24, -23, -14, -13 HU.
+        let rgb = dicom.rgb8_slice(0, (-24.0, -13.0)).unwrap();
+        assert_eq!(rgb.len(), 12);
+        assert_eq!(&rgb[..3], &[0, 0, 0]);
+        assert_eq!(&rgb[9..], &[255, 255, 255]);
+        assert!(dicom.rgb8_slice(1, (0.0, 1.0)).is_err());
     }
 
     #[test]

@@ -77,3 +77,93 @@ fn folder_has_dicom(dir: &Path) -> Result<bool> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .any(|p| p.is_file() && is_dicom_file(&p)))
 }
+
+/// What [`convert_to_nifti`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Converted {
+    /// The NIfTI files, one per volume (`<stem>_t000.nii.gz`, ... for `--volume-index all`).
+    pub outputs: Vec<PathBuf>,
+    /// Grid size of each.
+    pub dims: [usize; 3],
+    /// True when a MONOCHROME1 input was negated (as `predict` reads it).
+    pub monochrome1_inverted: bool,
+}
+
+/// Writes `input` (DICOM or NIfTI) as float32 NIfTI at `out` exactly as [`open_input`] reads
+/// it: modality values (rescale applied, before any window; MONOCHROME1 negated), with its
+/// affine. Colour images are refused (NIfTI outputs here are scalar).
+pub fn convert_to_nifti(input: &Path, out: &Path, options: &InputOptions) -> Result<Converted> {
+    let (volumes, inverted) = match open_input(input, options)? {
+        Input::Dicom(dicom) if dicom.rgb.is_some() => {
+            return Err(VolumeError::unsupported(
+                input,
+                format!(
+                    "{} colour image: convert writes scalar volumes only",
+                    dicom.photometric
+                ),
+            ));
+        }
+        Input::Dicom(dicom) => (vec![dicom.volume], dicom.monochrome1_inverted),
+        Input::Nifti(volumes) => (volumes, false),
+        Input::Image2d(_) => {
+            return Err(VolumeError::NotAVolume {
+                path: input.to_path_buf(),
+            });
+        }
+    };
+    let outputs: Vec<PathBuf> = if volumes.len() == 1 {
+        vec![out.to_path_buf()]
+    } else {
+        let stem = crate::nifti_io::nifti_stem(out);
+        (0..volumes.len())
+            .map(|t| out.with_file_name(format!("{stem}_t{t:03}.nii.gz")))
+            .collect()
+    };
+    for (volume, path) in volumes.iter().zip(&outputs) {
+        crate::nifti_io::write_nifti(path, volume, crate::nifti_io::OutputKind::Float)?;
+    }
+    Ok(Converted {
+        outputs,
+        dims: volumes[0].dims(),
+        monochrome1_inverted: inverted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_nifti;
+
+    #[test]
+    fn a_dicom_series_converts_to_the_volume_predict_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = dir.path().join("series");
+        std::fs::create_dir(&series).unwrap();
+        crate::testing::write_ct_series(&series, 3, 4, 5).unwrap();
+        let out = dir.path().join("ct.nii.gz");
+        let converted = convert_to_nifti(&series, &out, &InputOptions::default()).unwrap();
+        assert_eq!(converted.outputs, vec![out.clone()]);
+        let Input::Dicom(dicom) = open_input(&series, &InputOptions::default()).unwrap() else {
+            panic!("not DICOM");
+        };
+        let back = read_nifti(&out).unwrap();
+        assert_eq!(back.data(), dicom.volume.data());
+        assert_eq!(back.dims(), [4, 3, 5]);
+        for (a, b) in back
+            .affine()
+            .iter()
+            .flatten()
+            .zip(dicom.volume.affine().iter().flatten())
+        {
+            assert!((a - b).abs() < 1e-5);
+        }
+        // The NIfTI written converts to itself.
+        let again = dir.path().join("again.nii.gz");
+        convert_to_nifti(&out, &again, &InputOptions::default()).unwrap();
+        assert_eq!(read_nifti(&again).unwrap().data(), back.data());
+        // A PNG is not a volume.
+        let png = dir.path().join("x.png");
+        std::fs::write(&png, b"\x89PNG\r\n\x1a\n....").unwrap();
+        assert!(convert_to_nifti(&png, &again, &InputOptions::default()).is_err());
+    }
+}

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod dicom_io;
+mod dicom_seg;
 mod error;
 mod input;
 mod intensity;
@@ -40,10 +41,12 @@ mod volume;
 use std::path::Path;
 
 pub use dicom_io::{
-    DicomVolume, FrameSource, VoiWindow, is_dicom_file, read_dicom, read_dicom_series,
+    DicomVolume, FrameSource, IntensitySource, VoiWindow, dicom_frame_count, is_dicom_file,
+    read_dicom, read_dicom_series,
 };
+pub use dicom_seg::write_dicom_seg;
 pub use error::{Result, VolumeError};
-pub use input::{Input, InputOptions, is_volume_input, open_input};
+pub use input::{Converted, Input, InputOptions, convert_to_nifti, is_volume_input, open_input};
 pub use intensity::{IntensityMap, scale_to_u8};
 pub use labels::LabelSelect;
 pub use nifti_io::{

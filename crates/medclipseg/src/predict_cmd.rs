@@ -41,6 +41,8 @@ pub struct PredictRequest {
     pub resume: bool,
     /// No progress bar.
     pub quiet: bool,
+    /// `--window` for DICOM inputs (else a file's own window, else percentiles).
+    pub window: Option<med_volumes::IntensityMap>,
 }
 
 /// One line of `predictions.json`.
@@ -54,6 +56,9 @@ struct PredictionRecord {
     raw: String,
     foreground_fraction: f64,
     mean_uncertainty: f64,
+    /// How a DICOM image's values became 8-bit (none for image files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    intensity: Option<String>,
 }
 
 /// One image to predict.
@@ -138,7 +143,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
                 records.push(record.clone());
                 skipped += 1;
             }
-            _ => match predict_one(&predictor, job, index as u64, &outputs) {
+            _ => match predict_one(&predictor, job, index as u64, &outputs, request.window) {
                 Ok(record) => {
                     records.push(record);
                     unsaved += 1;
@@ -200,9 +205,16 @@ fn predict_one(
     job: &Job,
     key: u64,
     outputs: &OutputPaths,
+    window: Option<med_volumes::IntensityMap>,
 ) -> Result<PredictionRecord> {
     let prompt = job.prompt.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let image = read_bgr(&job.path)?;
+    // A DICOM file (found by content, whatever its name) is read as the PNG of it would be.
+    let (image, intensity) = if med_volumes::is_dicom_file(&job.path) {
+        let (image, note) = crate::volume_predict::dicom_image(&job.path, window)?;
+        (image, Some(note))
+    } else {
+        (read_bgr(&job.path)?, None)
+    };
     let prediction = predictor.predict_image_keyed(&image, prompt, key)?;
     write_outputs(outputs, &image, &prediction)?;
     Ok(PredictionRecord {
@@ -214,6 +226,7 @@ fn predict_one(
         raw: outputs.raw.display().to_string(),
         foreground_fraction: prediction.foreground_fraction(),
         mean_uncertainty: prediction.mean_entropy(),
+        intensity,
     })
 }
 
