@@ -347,6 +347,11 @@ struct PredictArgs {
     /// DICOM Segmentation over the source images; a single 2-D DICOM file gives a one-frame SEG).
     #[arg(long, value_parser = ["nifti", "dicom-seg"], default_value = "nifti")]
     output_format: String,
+    /// Folders of images: take part K of N (1 <= K <= N), so N processes (a Slurm array, an
+    /// indexed Kubernetes Job) share one folder and one output folder; with `--continue` a
+    /// re-run shard skips what it finished. Records: `predictions.shard-K-of-N.json`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
 }
 
 /// `predict`: a volume (`.nii`, `.nii.gz`, a DICOM series folder) or 2-D images.
@@ -363,6 +368,7 @@ fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
         resume: a.resume,
         quiet,
         window: None,
+        shard: a.shard.as_deref().map(str::parse).transpose()?,
     };
     let window = a
         .window
@@ -374,6 +380,12 @@ fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
     if volume_predict::is_volume_input(&request.input, &med_datasets::imaging::IMAGE_EXTENSIONS)
         || (dicom_seg && dicom_file)
     {
+        if request.shard.is_some() {
+            bail!(
+                "{}: --shard splits folders of images, not one volume",
+                request.input.display()
+            );
+        }
         let options = volume_predict::VolumeOptions {
             dicom_seg,
             axis: a.axis.as_deref().map(str::parse).transpose()?,

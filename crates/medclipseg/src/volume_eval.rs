@@ -167,6 +167,7 @@ fn score_volume(
         resume: false,
         quiet: request.quiet,
         window: None,
+        shard: None,
     };
     volume_predict::run(&predict, &request.options)?;
     let mask = predict.out.join(format!("{name}.nii.gz"));

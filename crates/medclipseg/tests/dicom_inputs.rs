@@ -3,9 +3,13 @@
 //! (colour as colour), multi-frame files, series folders and 4-D NIfTI give NIfTI outputs on
 //! their grid.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::backend::Flex;
 use med_volumes::{InputOptions, VolumeIndex};
+use medclipseg_model::MedClipSegConfig;
+use medclipseg_pipeline::{Vocabulary, save_checkpoint};
 
 mod common;
 use common::{json, medclipseg, ok, predict_args};
@@ -18,32 +22,28 @@ fn testdata(path: &str) -> PathBuf {
         .join(path)
 }
 
-/// A micro model trained for one epoch on a few synthetic images (seconds in a debug build).
+/// A micro model with random weights written by the library (the outputs' values do not
+/// matter here, their shapes, grids and references do).
 fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let root = dir.join("data");
-    let run = dir.join("run");
-    common::synth(&root, [4, 2, 2], Some(3));
-    ok(&[
-        "train",
-        "--config",
-        "demo",
-        "--data-root",
-        common::s(&root),
-        "--dataset",
-        "Synthetic",
-        "--out",
-        common::s(&run),
-        "--quiet",
-        "--set",
-        "model.preset=micro",
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "train.batch_size=4",
-        "--set",
-        "train.seed=11",
-    ]);
-    run.join("latest.safetensors")
+    let device = Default::default();
+    let config = MedClipSegConfig::micro();
+    let model = config.init::<Flex>(&device);
+    let vocabulary = Vocabulary {
+        file_name: "vocab.txt".into(),
+        text: med_datasets::prompt_vocabulary([PROMPT], 512).to_text(),
+        origin: "test".into(),
+    };
+    let path = dir.join("micro.safetensors");
+    save_checkpoint(
+        &path,
+        &model,
+        &config,
+        None,
+        Some(&vocabulary),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    path
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
