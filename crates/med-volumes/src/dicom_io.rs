@@ -55,6 +55,9 @@ pub struct FrameSource {
     pub sop_class_uid: String,
     /// SOPInstanceUID of the file.
     pub sop_instance_uid: String,
+    /// ImagePositionPatient of this frame (patient LPS, mm), when the file gives it. Slices of
+    /// a series need not be evenly spaced: the volume's affine uses the mean step.
+    pub position: Option<[f64; 3]>,
 }
 
 /// A DICOM file or series as a volume, with what the caller needs beyond the voxels.
@@ -638,6 +641,7 @@ fn stack(source: &Path, files: Vec<DicomFile>) -> Result<DicomVolume> {
                 sop_class_uid: element_text(&file.object, tags::SOP_CLASS_UID).unwrap_or_default(),
                 sop_instance_uid: element_text(&file.object, tags::SOP_INSTANCE_UID)
                     .unwrap_or_default(),
+                position: r.position,
             }
         })
         .collect();

@@ -152,8 +152,11 @@ fn seg_object(
     let (_, row_dir, col_dir) = slice_geometry(&source.volume, 0);
     let per_frame: Vec<InMemDicomObject> = (0..nz)
         .map(|k| {
-            let (position, _, _) = slice_geometry(&source.volume, k);
             let frame = &source.frames[k];
+            // The source slice's own position: a series need not be evenly spaced.
+            let position = frame
+                .position
+                .unwrap_or_else(|| slice_geometry(&source.volume, k).0);
             let mut reference = vec![
                 text(
                     tags::REFERENCED_SOP_CLASS_UID,
