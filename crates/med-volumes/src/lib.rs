@@ -27,9 +27,12 @@
 #![warn(missing_docs)]
 
 mod dicom_io;
+mod dicom_seg;
 mod error;
+mod input;
 mod intensity;
 mod labels;
+mod nifti2;
 mod nifti_io;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -37,24 +40,36 @@ mod volume;
 
 use std::path::Path;
 
-pub use dicom_io::read_dicom_series;
+pub use dicom_io::{
+    DicomVolume, FrameSource, IntensitySource, VoiWindow, dicom_frame_count, is_dicom_file,
+    read_dicom, read_dicom_series,
+};
+pub use dicom_seg::write_dicom_seg;
 pub use error::{Result, VolumeError};
+pub use input::{Converted, Input, InputOptions, convert_to_nifti, is_volume_input, open_input};
 pub use intensity::{IntensityMap, scale_to_u8};
 pub use labels::LabelSelect;
-pub use nifti_io::{OutputKind, is_nifti_path, nifti_stem, read_nifti, write_nifti};
+pub use nifti_io::{
+    OutputKind, VolumeIndex, is_nifti_path, nifti_stem, read_nifti, read_nifti_volumes, write_nifti,
+};
+pub use nifti2::nifti_header_size;
 pub use volume::{Affine, Slice2d, Volume, diagonal_affine};
 
-/// True for the inputs [`read_volume`] accepts: a `.nii`/`.nii.gz` path or a folder.
+/// True for the inputs [`read_volume`] accepts: a `.nii`/`.nii.gz` path, a NIfTI or DICOM file
+/// by content, or a folder.
 pub fn is_volume_path(path: &Path) -> bool {
-    is_nifti_path(path) || path.is_dir()
+    is_nifti_path(path) || path.is_dir() || is_volume_input(path)
 }
 
-/// Reads a `.nii`/`.nii.gz` file, or a folder holding one DICOM series.
+/// Reads a 3-D NIfTI-1/-2 file, a DICOM file (single or multi-frame), or a folder holding one
+/// DICOM series.
 pub fn read_volume(path: &Path) -> Result<Volume> {
-    if is_nifti_path(path) {
+    if is_nifti_path(path) || nifti_header_size(path).is_some() {
         read_nifti(path)
     } else if path.is_dir() {
         read_dicom_series(path)
+    } else if is_dicom_file(path) {
+        Ok(read_dicom(path, None)?.volume)
     } else {
         Err(VolumeError::NotAVolume {
             path: path.to_path_buf(),

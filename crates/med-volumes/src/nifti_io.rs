@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array3, ShapeBuilder};
 use nifti::writer::WriterOptions;
-use nifti::{IntoNdArray, NiftiHeader, NiftiObject, ReaderOptions};
+use nifti::{InMemNiftiObject, IntoNdArray, NiftiHeader, NiftiObject, ReaderOptions};
 
 use crate::error::{Result, VolumeError};
+use crate::nifti2::{NIFTI2_HEADER, nifti_header_size, read_bytes, read_nifti2};
 use crate::volume::{Affine, Volume, diagonal_affine};
 
 /// NIfTI `xyzt_units` for millimetres (space) and seconds (time).
@@ -40,30 +41,73 @@ pub fn nifti_stem(path: &Path) -> String {
     name
 }
 
-/// Reads a 3-D NIfTI-1 volume (2-D images are read as one slice; trailing singleton dimensions
-/// are dropped). `scl_slope`/`scl_inter` are applied. The affine is the sform when its code is
-/// set, else the qform, else the voxel sizes on the diagonal, as nibabel does.
+/// Which volume of a 4-D NIfTI (fMRI, DCE, multi-echo) to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolumeIndex {
+    /// One volume, from 0.
+    One(usize),
+    /// Every volume, in order.
+    All,
+}
+
+impl std::str::FromStr for VolumeIndex {
+    type Err = VolumeError;
+
+    /// `N` (from 0) or `all`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "all" => Ok(VolumeIndex::All),
+            n => n
+                .parse()
+                .map(VolumeIndex::One)
+                .map_err(|_| VolumeError::Intensity {
+                    reason: format!("volume index {s:?}: expected a number from 0 or `all`"),
+                }),
+        }
+    }
+}
+
+/// Reads a 3-D NIfTI-1 or NIfTI-2 volume (2-D images are read as one slice; trailing singleton
+/// dimensions are dropped). `scl_slope`/`scl_inter` are applied. The affine is the sform when
+/// its code is set, else the qform, else the voxel sizes on the diagonal, as nibabel does.
+/// A 4-D file with more than one volume is refused: see [`read_nifti_volumes`].
 pub fn read_nifti(path: &Path) -> Result<Volume> {
-    let nifti_err = |source| VolumeError::Nifti {
-        path: path.to_path_buf(),
-        source,
-    };
+    let mut volumes = read_nifti_volumes(path, None)?;
+    Ok(volumes.remove(0))
+}
+
+/// Reads the volumes `index` picks from a 3-D or 4-D NIfTI-1 or NIfTI-2 file. Without an index
+/// a 4-D file with several volumes is an error saying how many it has.
+pub fn read_nifti_volumes(path: &Path, index: Option<VolumeIndex>) -> Result<Vec<Volume>> {
     if !path.is_file() {
         let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         return Err(VolumeError::io(path, source));
     }
-    let object = ReaderOptions::new().read_file(path).map_err(nifti_err)?;
-    let header = object.header().clone();
-    let dims = grid_dims(path, &header)?;
-    let array = object
-        .into_volume()
-        .into_ndarray::<f32>()
-        .map_err(nifti_err)?;
-    // ndarray indexes (i, j, k); reversing the axes and walking in logical order puts i fastest.
-    let data: Vec<f32> = array.reversed_axes().iter().copied().collect();
-    let ndim = header.dim[0] as usize;
+    let (header, sizes, data) = load_nifti(path)?;
+    let (dims, count) = grid_dims(path, &sizes)?;
+    let picked: Vec<usize> = match (index, count) {
+        (None, 1) | (Some(VolumeIndex::All), _) => (0..count).collect(),
+        (Some(VolumeIndex::One(t)), _) if t < count => vec![t],
+        (Some(VolumeIndex::One(t)), _) => {
+            return Err(VolumeError::unsupported(
+                path,
+                format!(
+                    "volume index {t} does not exist: the file has {count} volumes (0..{})",
+                    count - 1
+                ),
+            ));
+        }
+        (None, _) => {
+            return Err(VolumeError::unsupported(
+                path,
+                format!(
+                    "a 4-D volume of size {sizes:?} ({count} volumes): pick one with --volume-index N (from 0) or all of them with --volume-index all"
+                ),
+            ));
+        }
+    };
     let mut spacing = [1.0f64; 3];
-    for (d, s) in spacing.iter_mut().enumerate().take(ndim.min(3)) {
+    for (d, s) in spacing.iter_mut().enumerate().take(sizes.len().min(3)) {
         let v = f64::from(header.pixdim[d + 1]).abs();
         if !v.is_finite() || v == 0.0 {
             return Err(VolumeError::unsupported(
@@ -77,11 +121,38 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
         *s = v;
     }
     let affine = header_affine(&header, spacing);
-    Volume::with_header(dims, data, spacing, affine, header)
+    let mut header3 = header.clone();
+    header3.dim = [3, 1, 1, 1, 1, 1, 1, 1];
+    for (d, &n) in dims.iter().enumerate() {
+        header3.dim[d + 1] = n as u16;
+    }
+    let n = dims.iter().product::<usize>();
+    picked
+        .into_iter()
+        .map(|t| {
+            let part = data[t * n..(t + 1) * n].to_vec();
+            Volume::with_header(dims, part, spacing, affine, header3.clone())
+        })
+        .collect()
 }
 
-/// `(nx, ny, nz)` of a header whose data is at most 3-D (extra dimensions must be 1).
-fn grid_dims(path: &Path, header: &NiftiHeader) -> Result<[usize; 3]> {
+/// Header, sizes (`dim[1..=dim[0]]`) and scaled voxels (`i` fastest) of a NIfTI-1 or -2 file.
+fn load_nifti(path: &Path) -> Result<(NiftiHeader, Vec<usize>, Vec<f32>)> {
+    if nifti_header_size(path) == Some(NIFTI2_HEADER) {
+        let file = read_nifti2(path)?;
+        return Ok((file.header, file.dims, file.data));
+    }
+    let nifti_err = |source| VolumeError::Nifti {
+        path: path.to_path_buf(),
+        source,
+    };
+    let object = if is_nifti_path(path) {
+        ReaderOptions::new().read_file(path).map_err(nifti_err)?
+    } else {
+        // No .nii / .nii.gz name to tell the reader about gzip: decompress by content.
+        InMemNiftiObject::from_reader(&read_bytes(path)?[..]).map_err(nifti_err)?
+    };
+    let header = object.header().clone();
     let ndim = header.dim[0] as usize;
     if !(1..=7).contains(&ndim) {
         return Err(VolumeError::unsupported(
@@ -89,12 +160,24 @@ fn grid_dims(path: &Path, header: &NiftiHeader) -> Result<[usize; 3]> {
             format!("dim[0] = {ndim} is not a dimension count (1..7)"),
         ));
     }
-    let sizes = &header.dim[1..=ndim];
-    if sizes.iter().skip(3).any(|&n| n != 1) {
+    let sizes: Vec<usize> = header.dim[1..=ndim].iter().map(|&n| n as usize).collect();
+    let array = object
+        .into_volume()
+        .into_ndarray::<f32>()
+        .map_err(nifti_err)?;
+    // ndarray indexes (i, j, k, t); reversing the axes and walking in logical order puts i fastest.
+    let data: Vec<f32> = array.reversed_axes().iter().copied().collect();
+    Ok((header, sizes, data))
+}
+
+/// `(nx, ny, nz)` and the number of volumes (the 4th axis; beyond it sizes must be 1).
+fn grid_dims(path: &Path, sizes: &[usize]) -> Result<([usize; 3], usize)> {
+    if sizes.iter().skip(4).any(|&n| n != 1) {
         return Err(VolumeError::unsupported(
             path,
             format!(
-                "a {ndim}-D volume of size {sizes:?}: only 3-D volumes are supported (split 4-D series first)"
+                "a {}-D volume of size {sizes:?}: only 3-D and 4-D volumes are supported",
+                sizes.len()
             ),
         ));
     }
@@ -106,9 +189,13 @@ fn grid_dims(path: &Path, header: &NiftiHeader) -> Result<[usize; 3]> {
                 format!("axis {d} has size 0"),
             ));
         }
-        dims[d] = n as usize;
+        dims[d] = n;
     }
-    Ok(dims)
+    let count = sizes.get(3).copied().unwrap_or(1);
+    if count == 0 {
+        return Err(VolumeError::unsupported(path, "axis 3 has size 0"));
+    }
+    Ok((dims, count))
 }
 
 /// The voxel-to-world matrix a reader should use: sform, then qform, then the plain voxel sizes.
@@ -422,6 +509,12 @@ mod tests {
         let err = read_nifti(&series).unwrap_err();
         assert!(err.to_string().contains("fmri.nii"), "{err}");
         assert!(err.to_string().contains("4-D"), "{err}");
+        assert!(err.to_string().contains("--volume-index"), "{err}");
+        let all = read_nifti_volumes(&series, Some(VolumeIndex::All)).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[2].dims(), [2, 2, 2]);
+        let err = read_nifti_volumes(&series, Some(VolumeIndex::One(3))).unwrap_err();
+        assert!(err.to_string().contains("3 volumes"), "{err}");
         let single = dir.path().join("single.nii");
         let data = ndarray::Array4::<f32>::from_elem((2, 3, 1, 1), 7.0);
         WriterOptions::new(&single).write_nifti(&data).unwrap();

@@ -45,13 +45,34 @@ impl<B: Backend> Predictor<B> {
         axis: usize,
         intensity: &IntensityMap,
     ) -> Result<VolumePrediction> {
-        let slices = volume.slices(axis)?;
         let (lo, hi) = intensity.bounds(volume.data())?;
+        let mut prediction = self.predict_slices(volume, prompt, axis, &|_, slice| {
+            slice_to_bgr(slice, lo, hi)
+        })?;
+        prediction.intensity_bounds = [lo, hi];
+        Ok(prediction)
+    }
+
+    /// Predicts every slice of `volume` along `axis`, each turned into the model's BGR image by
+    /// `image(index, slice)` (colour volumes bring their own pixels). `intensity_bounds` of the
+    /// result is `[0, 255]`.
+    pub fn predict_slices(
+        &self,
+        volume: &Volume,
+        prompt: &str,
+        axis: usize,
+        image: &dyn Fn(usize, &Slice2d) -> Image8,
+    ) -> Result<VolumePrediction> {
+        let slices = volume.slices(axis)?;
         let mut predictions = Vec::with_capacity(slices.len());
         for (chunk_index, chunk) in slices.chunks(SLICE_BATCH).enumerate() {
-            let images: Vec<Image8> = chunk.iter().map(|s| slice_to_bgr(s, lo, hi)).collect();
-            let first = (chunk_index * SLICE_BATCH) as u64;
-            let keys: Vec<u64> = (first..first + chunk.len() as u64).collect();
+            let first = chunk_index * SLICE_BATCH;
+            let images: Vec<Image8> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, s)| image(first + i, s))
+                .collect();
+            let keys: Vec<u64> = (first as u64..(first + chunk.len()) as u64).collect();
             let stream = NoiseStream {
                 variant: 1,
                 batch: chunk_index as u64,
@@ -83,7 +104,7 @@ impl<B: Backend> Predictor<B> {
             epistemic: assemble(&|p| p.epistemic.clone())?,
             axis,
             slices: slices.len(),
-            intensity_bounds: [lo, hi],
+            intensity_bounds: [0.0, 255.0],
         })
     }
 }
@@ -123,9 +144,9 @@ pub fn volume_metrics(
     request: &seg_metrics::MetricsRequest,
 ) -> Result<VolumeScore> {
     for path in [pred, gt] {
-        if !med_volumes::is_nifti_path(path) {
+        if !med_volumes::is_nifti_path(path) && !med_volumes::is_volume_input(path) {
             return Err(crate::PipelineError::BadInput(format!(
-                "{}: --pred and --gt must both be NIfTI volumes (.nii / .nii.gz) when one is",
+                "{}: --pred and --gt must both be volumes (NIfTI, DICOM) when one is",
                 path.display()
             )));
         }

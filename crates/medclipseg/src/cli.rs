@@ -116,6 +116,14 @@ enum Command {
         --inputs in.safetensors --noise zero --out out.safetensors"
     )]
     Forward(tools_cmd::ForwardArgs),
+    /// Write a DICOM file, series folder or NIfTI as NIfTI, exactly as `predict` reads it.
+    #[command(
+        after_help = "Examples:\n  medclipseg convert --input series/ --out ct.nii.gz\n  \
+        medclipseg convert --input fmri.nii.gz --volume-index all --out fmri.nii.gz\n\n\
+        Values are the modality values (RescaleSlope/Intercept applied, no window; MONOCHROME1 \
+        negated), on the input's grid and affine."
+    )]
+    Convert(tools_cmd::ConvertArgs),
     /// Convert a PyTorch .pt/.pth or safetensors checkpoint to the project's safetensors format.
     #[command(
         after_help = "Example:\n  medclipseg import MedCLIPSeg_unimedclip_ViT-B-16_latest.pth busi.safetensors --model-config unimedclip-vit-b16"
@@ -329,6 +337,21 @@ struct PredictArgs {
     /// Skip inputs whose outputs already exist (a run that stopped, or a folder that grew).
     #[arg(long = "continue")]
     resume: bool,
+    /// DICOM folders holding several series: the SeriesInstanceUID to read.
+    #[arg(long, value_name = "UID")]
+    series: Option<String>,
+    /// 4-D NIfTI: the volume to segment (from 0), or `all` (one output per volume).
+    #[arg(long, value_name = "N|all")]
+    volume_index: Option<String>,
+    /// Volume masks as `nifti` (default) or, for DICOM input, `dicom-seg` (`<name>.seg.dcm`, a
+    /// DICOM Segmentation over the source images; a single 2-D DICOM file gives a one-frame SEG).
+    #[arg(long, value_parser = ["nifti", "dicom-seg"], default_value = "nifti")]
+    output_format: String,
+    /// Folders of images: take part K of N (1 <= K <= N), so N processes (a Slurm array, an
+    /// indexed Kubernetes Job) share one folder and one output folder; with `--continue` a
+    /// re-run shard skips what it finished. Records: `predictions.shard-K-of-N.json`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
 }
 
 /// `predict`: a volume (`.nii`, `.nii.gz`, a DICOM series folder) or 2-D images.
@@ -344,21 +367,54 @@ fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
         device: a.device,
         resume: a.resume,
         quiet,
+        window: None,
+        shard: a.shard.as_deref().map(str::parse).transpose()?,
     };
-    if volume_predict::is_volume_input(&request.input, &med_datasets::imaging::IMAGE_EXTENSIONS) {
-        let intensity = intensity_map(a.window.as_deref())?;
+    let window = a
+        .window
+        .as_deref()
+        .map(|w| intensity_map(Some(w)))
+        .transpose()?;
+    let dicom_seg = a.output_format == "dicom-seg";
+    let dicom_file = request.input.is_file() && med_volumes::is_dicom_file(&request.input);
+    if volume_predict::is_volume_input(&request.input, &med_datasets::imaging::IMAGE_EXTENSIONS)
+        || (dicom_seg && dicom_file)
+    {
+        if request.shard.is_some() {
+            bail!(
+                "{}: --shard splits folders of images, not one volume",
+                request.input.display()
+            );
+        }
         let options = volume_predict::VolumeOptions {
+            dicom_seg,
             axis: a.axis.as_deref().map(str::parse).transpose()?,
-            intensity,
+            intensity: window.unwrap_or_default(),
+            window_given: window.is_some(),
+            series: a.series,
+            volume_index: a
+                .volume_index
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--volume-index: {e}"))?,
         };
         return volume_predict::run(&request, &options);
     }
-    if a.axis.is_some() || a.window.is_some() {
+    // A single DICOM file (by content) takes --window like a volume.
+    if dicom_seg {
         bail!(
-            "{}: --axis and --window apply to volumes (.nii, .nii.gz, a DICOM series folder)",
+            "{}: --output-format dicom-seg needs DICOM input",
             request.input.display()
         );
     }
+    if a.axis.is_some() || a.volume_index.is_some() || (a.window.is_some() && !dicom_file) {
+        bail!(
+            "{}: --axis, --volume-index and --window apply to volumes (.nii, .nii.gz, DICOM)",
+            request.input.display()
+        );
+    }
+    let request = predict_cmd::PredictRequest { window, ..request };
     predict_cmd::run(&request)
 }
 
@@ -389,6 +445,8 @@ fn eval_volumes(
     let options = volume_predict::VolumeOptions {
         axis: axis.as_deref().map(str::parse).transpose()?,
         intensity: intensity_map(window.as_deref())?,
+        window_given: window.is_some(),
+        ..Default::default()
     };
     let summary = volume_eval::run(&volume_eval::VolumeEvalRequest {
         checkpoint: common.checkpoint,
@@ -450,6 +508,7 @@ pub fn run() -> Result<()> {
         Command::Metrics(a) => tools_cmd::metrics(a),
         Command::Forward(a) => tools_cmd::forward(a),
         Command::Import(a) => tools_cmd::import(a),
+        Command::Convert(a) => tools_cmd::convert(a),
         Command::Datasets(a) => tools_cmd::datasets(a),
         Command::Data(c) => tools_cmd::data(c),
         Command::Bench(a) => bench_cmd::run(&bench_cmd::BenchRequest {

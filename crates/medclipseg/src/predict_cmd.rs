@@ -41,6 +41,50 @@ pub struct PredictRequest {
     pub resume: bool,
     /// No progress bar.
     pub quiet: bool,
+    /// `--window` for DICOM inputs (else a file's own window, else percentiles).
+    pub window: Option<med_volumes::IntensityMap>,
+    /// `--shard K/N`: this process takes the images of shard K of N.
+    pub shard: Option<Shard>,
+}
+
+/// Part `index` (from 1) of `count`: a folder's images split by a hash of their output name,
+/// so every process agrees without talking, and an image keeps its shard when the folder grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This part, 1..=count.
+    pub index: u32,
+    /// Number of parts.
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = anyhow::Error;
+
+    /// `K/N` with 1 <= K <= N.
+    fn from_str(s: &str) -> Result<Self> {
+        let parsed = s
+            .split_once('/')
+            .and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if index >= 1 && index <= count => Ok(Shard { index, count }),
+            _ => bail!("--shard {s:?}: expected K/N with 1 <= K <= N (e.g. 2/8)"),
+        }
+    }
+}
+
+impl Shard {
+    /// True when the image with output name `name` belongs to this shard (FNV-1a of the name).
+    pub fn takes(&self, name: &str) -> bool {
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        hash % u64::from(self.count) == u64::from(self.index - 1)
+    }
+
+    /// `<stem>.shard-K-of-N.json`: each shard's records and provenance, side by side.
+    fn file_name(&self, stem: &str) -> String {
+        format!("{stem}.shard-{}-of-{}.json", self.index, self.count)
+    }
 }
 
 /// One line of `predictions.json`.
@@ -54,6 +98,9 @@ struct PredictionRecord {
     raw: String,
     foreground_fraction: f64,
     mean_uncertainty: f64,
+    /// How a DICOM image's values became 8-bit (none for image files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    intensity: Option<String>,
 }
 
 /// One image to predict.
@@ -116,12 +163,31 @@ pub fn load_predictor(request: &PredictRequest, device: &Device) -> Result<Predi
 pub fn run(request: &PredictRequest) -> Result<()> {
     let device = backend::device(&request.device)?;
     // Bad input is reported before the (possibly large) model is read.
-    let jobs = jobs(request)?;
+    let mut jobs: Vec<(usize, Job)> = jobs(request)?.into_iter().enumerate().collect();
     if jobs.is_empty() {
         bail!("{}: no images found", request.input.display());
     }
+    if let Some(shard) = request.shard {
+        // The index stays the one in the whole folder: an image gets the same noise either way.
+        jobs.retain(|(_, job)| shard.takes(&job.name));
+        tracing::info!(
+            "shard {}/{}: {} images",
+            shard.index,
+            shard.count,
+            jobs.len()
+        );
+    }
+    if jobs.is_empty() {
+        tracing::info!("nothing in this shard");
+        return Ok(());
+    }
     let predictor = load_predictor(request, &device)?;
-    let records_path = request.out.join("predictions.json");
+    let json_name = |stem: &str| {
+        request
+            .shard
+            .map_or(format!("{stem}.json"), |shard| shard.file_name(stem))
+    };
+    let records_path = request.out.join(json_name("predictions"));
     let previous = if request.resume {
         previous_records(&records_path)
     } else {
@@ -130,7 +196,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     let progress = crate::train_cmd::progress_bar(jobs.len() as u64, request.quiet);
     progress.set_message("predict");
     let (mut records, mut failures, mut skipped, mut unsaved) = (Vec::new(), Vec::new(), 0, 0);
-    for (index, job) in jobs.iter().enumerate() {
+    for (index, job) in &jobs {
         let outputs = OutputPaths::new(&request.out, &job.name);
         let key = job.path.display().to_string();
         match previous.get(&key) {
@@ -138,7 +204,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
                 records.push(record.clone());
                 skipped += 1;
             }
-            _ => match predict_one(&predictor, job, index as u64, &outputs) {
+            _ => match predict_one(&predictor, job, *index as u64, &outputs, request.window) {
                 Ok(record) => {
                     records.push(record);
                     unsaved += 1;
@@ -163,7 +229,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     provenance.samples = Some(request.samples);
     provenance.prompt = request.prompt.clone();
     provenance.model_config = Some(serde_json::to_value(predictor.config())?);
-    provenance.write(&request.out)?;
+    store::write_json(&request.out.join(json_name("provenance")), &provenance)?;
     let done_before = if skipped > 0 {
         format!(" ({skipped} done before, skipped)")
     } else {
@@ -200,9 +266,16 @@ fn predict_one(
     job: &Job,
     key: u64,
     outputs: &OutputPaths,
+    window: Option<med_volumes::IntensityMap>,
 ) -> Result<PredictionRecord> {
     let prompt = job.prompt.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let image = read_bgr(&job.path)?;
+    // A DICOM file (found by content, whatever its name) is read as the PNG of it would be.
+    let (image, intensity) = if med_volumes::is_dicom_file(&job.path) {
+        let (image, note) = crate::volume_predict::dicom_image(&job.path, window)?;
+        (image, Some(note))
+    } else {
+        (read_bgr(&job.path)?, None)
+    };
     let prediction = predictor.predict_image_keyed(&image, prompt, key)?;
     write_outputs(outputs, &image, &prediction)?;
     Ok(PredictionRecord {
@@ -214,6 +287,7 @@ fn predict_one(
         raw: outputs.raw.display().to_string(),
         foreground_fraction: prediction.foreground_fraction(),
         mean_uncertainty: prediction.mean_entropy(),
+        intensity,
     })
 }
 
@@ -391,6 +465,22 @@ mod tests {
             table["a.png"],
             (2, "one, small \"round\" lesion".to_string())
         );
+    }
+
+    #[test]
+    fn shards_split_names_between_them_once() {
+        assert!("0/3".parse::<Shard>().is_err());
+        assert!("4/3".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+        let shards: Vec<Shard> = (1..=3).map(|k| format!("{k}/3").parse().unwrap()).collect();
+        let names: Vec<String> = (0..200).map(|i| format!("case_{i}")).collect();
+        let mut sizes = [0usize; 3];
+        for name in &names {
+            let owners: Vec<usize> = (0..3).filter(|&s| shards[s].takes(name)).collect();
+            assert_eq!(owners.len(), 1, "{name}");
+            sizes[owners[0]] += 1;
+        }
+        assert!(sizes.iter().all(|&n| n > 40), "{sizes:?}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The smaller commands: `metrics`, `forward`, `import`, `datasets`, `data`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -84,6 +84,44 @@ pub struct ImportArgs {
     /// Check the tensors against this model config (preset or file) and store it in the file.
     #[arg(long)]
     model_config: Option<String>,
+}
+
+/// `medclipseg convert`.
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// A DICOM file, a DICOM series folder, or a NIfTI-1/-2 file (read by content).
+    #[arg(long)]
+    input: PathBuf,
+    /// The NIfTI to write (`.nii` or `.nii.gz`).
+    #[arg(long)]
+    out: PathBuf,
+    /// DICOM folders holding several series: the SeriesInstanceUID to read.
+    #[arg(long, value_name = "UID")]
+    series: Option<String>,
+    /// 4-D NIfTI: the volume to write (from 0), or `all` (`<out>_t000.nii.gz`, ...).
+    #[arg(long, value_name = "N|all")]
+    volume_index: Option<String>,
+}
+
+/// `medclipseg convert`: a DICOM or NIfTI input as NIfTI, as `predict` reads it.
+pub fn convert(a: ConvertArgs) -> Result<()> {
+    let options = med_volumes::InputOptions {
+        series: a.series,
+        volume_index: a
+            .volume_index
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--volume-index: {e}"))?,
+    };
+    let converted = med_volumes::convert_to_nifti(&a.input, &a.out, &options)?;
+    if converted.monochrome1_inverted {
+        tracing::info!("MONOCHROME1: values negated (high values dark), as predict reads them");
+    }
+    for path in &converted.outputs {
+        tracing::info!("wrote {} ({:?})", path.display(), converted.dims);
+    }
+    Ok(())
 }
 
 /// `medclipseg datasets`.
@@ -184,7 +222,9 @@ pub fn metrics(a: MetricsArgs) -> Result<()> {
         };
         request.spacing = Some([row, col]);
     }
-    if is_nifti_path(&a.pred) || is_nifti_path(&a.gt) {
+    // Volumes by name or content (NIfTI-1/-2, DICOM files); folders of PNG masks are not.
+    let volume = |p: &Path| is_nifti_path(p) || (p.is_file() && med_volumes::is_volume_input(p));
+    if volume(&a.pred) || volume(&a.gt) {
         if a.spacing.is_some() {
             bail!("--spacing is for PNG masks: a volume's spacing comes from its header");
         }

@@ -121,7 +121,7 @@ fn volume_inputs(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot read the volume folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_nifti_path(p) || p.is_dir())
+        .filter(|p| is_nifti_path(p) || p.is_dir() || med_volumes::is_volume_input(p))
         .collect();
     inputs.sort();
     if inputs.is_empty() {
@@ -166,6 +166,8 @@ fn score_volume(
         device: request.device.clone(),
         resume: false,
         quiet: request.quiet,
+        window: None,
+        shard: None,
     };
     volume_predict::run(&predict, &request.options)?;
     let mask = predict.out.join(format!("{name}.nii.gz"));

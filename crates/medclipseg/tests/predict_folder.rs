@@ -181,3 +181,78 @@ fn an_empty_prompt_is_an_error_naming_the_image_or_the_csv_row() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
 }
+
+#[test]
+fn three_shards_write_the_same_outputs_as_one_run_without_collisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let input = dir.path().join("many");
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..9u32 {
+        let img = image::RgbImage::from_fn(24, 16, |x, y| {
+            image::Rgb([(x * 9 + i * 20) as u8, (y * 13) as u8, (i * 25) as u8])
+        });
+        img.save(input.join(format!("case_{i}.png"))).unwrap();
+    }
+    let whole = dir.path().join("whole");
+    let out = predict(&checkpoint, &input, &whole, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sharded = dir.path().join("sharded");
+    let mut counts = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let out = predict(&checkpoint, &input, &sharded, &["--shard", &shard]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let records: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(sharded.join(format!("predictions.shard-{k}-of-3.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        counts.push(records.len());
+    }
+    assert_eq!(counts.iter().sum::<usize>(), 9, "{counts:?}");
+    assert!(!sharded.join("predictions.json").exists());
+    for kind in ["masks", "uncertainty", "overlays"] {
+        let listing = |root: &Path| {
+            let mut names: Vec<String> = std::fs::read_dir(root.join(kind))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(listing(&sharded), listing(&whole), "{kind}");
+        for name in listing(&whole) {
+            let a = std::fs::read(whole.join(kind).join(&name)).unwrap();
+            let b = std::fs::read(sharded.join(kind).join(&name)).unwrap();
+            assert!(
+                a == b,
+                "{kind}/{name} differs between the shards and one run"
+            );
+        }
+    }
+    // A re-run shard with --continue redoes nothing.
+    let mask = sharded.join("masks").join("case_0.png");
+    let before = modified(&mask);
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let out = predict(
+            &checkpoint,
+            &input,
+            &sharded,
+            &["--shard", &shard, "--continue"],
+        );
+        assert!(out.status.success());
+    }
+    assert_eq!(modified(&mask), before);
+    let bad = predict(&checkpoint, &input, &sharded, &["--shard", "4/3"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--shard"));
+}
