@@ -113,13 +113,19 @@ pub fn load_predictor(request: &PredictRequest, device: &Device) -> Result<Predi
 }
 
 /// Runs `predict` on an image or a folder of images.
-pub fn run(request: &PredictRequest) -> Result<()> {
+/// With a calibration file, masks are thresholded at its value (`p ≥ threshold` instead of
+/// `p > 0.5`) and the provenance records what the threshold promises.
+pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>) -> Result<()> {
     let device = backend::device(&request.device)?;
     // Bad input is reported before the (possibly large) model is read.
     let jobs = jobs(request)?;
     if jobs.is_empty() {
         bail!("{}: no images found", request.input.display());
     }
+    let calibration = calibration
+        .map(|path| crate::calibrate_cmd::read_for(path, &request.checkpoint))
+        .transpose()?;
+    let threshold = calibration.as_ref().map(|c| c.threshold);
     let predictor = load_predictor(request, &device)?;
     let records_path = request.out.join("predictions.json");
     let previous = if request.resume {
@@ -138,7 +144,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
                 records.push(record.clone());
                 skipped += 1;
             }
-            _ => match predict_one(&predictor, job, index as u64, &outputs) {
+            _ => match predict_one(&predictor, job, index as u64, &outputs, threshold) {
                 Ok(record) => {
                     records.push(record);
                     unsaved += 1;
@@ -163,6 +169,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     provenance.samples = Some(request.samples);
     provenance.prompt = request.prompt.clone();
     provenance.model_config = Some(serde_json::to_value(predictor.config())?);
+    provenance.calibration = calibration.map(|c| calibration_note(&c));
     provenance.write(&request.out)?;
     let done_before = if skipped > 0 {
         format!(" ({skipped} done before, skipped)")
@@ -185,6 +192,19 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     Ok(())
 }
 
+/// What the provenance says about a calibrated threshold.
+fn calibration_note(file: &seg_metrics::conformal::CalibrationFile) -> serde_json::Value {
+    serde_json::json!({
+        "risk": file.risk,
+        "alpha": file.alpha,
+        "threshold": file.threshold,
+        "n": file.n,
+        "prompt_style": file.prompt_style,
+        "calibration_sha256": file.calibration_sha256,
+        "statement": file.statement,
+    })
+}
+
 /// Records of an earlier run, by image path; none when the file is missing or unreadable.
 fn previous_records(path: &Path) -> BTreeMap<String, PredictionRecord> {
     let records: Vec<PredictionRecord> = std::fs::read(path)
@@ -200,10 +220,14 @@ fn predict_one(
     job: &Job,
     key: u64,
     outputs: &OutputPaths,
+    threshold: Option<f32>,
 ) -> Result<PredictionRecord> {
     let prompt = job.prompt.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
     let image = read_bgr(&job.path)?;
-    let prediction = predictor.predict_image_keyed(&image, prompt, key)?;
+    let mut prediction = predictor.predict_image_keyed(&image, prompt, key)?;
+    if let Some(threshold) = threshold {
+        prediction.apply_threshold(threshold)?;
+    }
     write_outputs(outputs, &image, &prediction)?;
     Ok(PredictionRecord {
         image: job.path.display().to_string(),
