@@ -257,15 +257,14 @@ mod tests {
         let expected = sigmoid(single.seg_logits).into_data();
         for prediction in [whole, chunked] {
             assert_eq!(prediction.mean_prob.dims(), [2, 64, 64]);
+            // Identical samples vote alike: the vote is the mask of the mean, 0 or 1.
+            let mask = prediction.mask().float().into_data();
             prediction
                 .mean_prob
                 .into_data()
                 .assert_approx_eq::<f32>(&expected, Tolerance::default());
-            // Identical samples vote alike: the vote is the mask of the mean, 0 or 1.
-            let mask = prediction.mask().float().into_data();
             prediction
                 .vote_fraction
-                .clone()
                 .into_data()
                 .assert_approx_eq::<f32>(&mask, Tolerance::default());
             // Identical samples carry no epistemic uncertainty.

@@ -564,10 +564,12 @@ mod tests {
     #[test]
     fn bad_input_is_refused_with_a_reason() {
         let empty_truth = ThresholdCounts::new(&[0.2, 0.9], &[false, false]).unwrap();
-        let err = calibrate_threshold(&[empty_truth.clone()], Risk::Fnr, 0.1).unwrap_err();
+        let err =
+            calibrate_threshold(std::slice::from_ref(&empty_truth), Risk::Fnr, 0.1).unwrap_err();
         assert!(err.to_string().contains("no lesion pixel"), "{err}");
         for alpha in [0.0, 1.0, -0.1, 1.5, f64::NAN] {
-            let err = calibrate_threshold(&[empty_truth.clone()], Risk::Fnr, alpha).unwrap_err();
+            let err = calibrate_threshold(std::slice::from_ref(&empty_truth), Risk::Fnr, alpha)
+                .unwrap_err();
             assert!(
                 err.to_string().contains("strictly between 0 and 1"),
                 "{err}"
