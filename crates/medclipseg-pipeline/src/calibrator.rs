@@ -228,10 +228,7 @@ pub fn write_risk_curve_png(result: &CrcResult, path: &Path) -> Result<()> {
     let t_hat = f64::from(result.threshold.min(1.0));
     let label = result.risk.label();
     let plot = LinePlot::new(
-        format!(
-            "{label} vs threshold: n = {}, alpha = {}, threshold = {:.3}",
-            result.n, result.alpha, result.threshold
-        ),
+        format!("{label} vs threshold ({} calibration images)", result.n),
         "threshold (mask: probability >= threshold)",
         label,
     )
