@@ -180,7 +180,11 @@ pub fn rank<B: Backend>(
     let csv = options.out.join("queue.csv");
     let settings_path = options.out.join("rank.json");
     let mut rows = if options.resume {
-        previous_rows(&csv, &settings_path, options.by)?
+        // Images no longer in the input leave the queue.
+        let names: BTreeSet<String> = inputs.iter().map(|i| file_name(&i.path)).collect();
+        let mut rows = previous_rows(&csv, &settings_path, options.by)?;
+        rows.retain(|r| names.contains(&r.file));
+        rows
     } else {
         Vec::new()
     };
