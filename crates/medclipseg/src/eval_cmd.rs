@@ -180,7 +180,7 @@ impl RiskTally {
             "risk": self.results.first().map(mean),
             "alpha": self.file.alpha,
             "kind": self.file.risk,
-            "threshold": self.file.threshold,
+            "threshold": seg_metrics::conformal::threshold_value(self.file.threshold),
             "calibration_n": self.file.n,
             "statement": self.file.statement,
             "results": self.results.iter().map(|r| serde_json::json!({

@@ -197,7 +197,7 @@ fn calibration_note(file: &seg_metrics::conformal::CalibrationFile) -> serde_jso
     serde_json::json!({
         "risk": file.risk,
         "alpha": file.alpha,
-        "threshold": file.threshold,
+        "threshold": seg_metrics::conformal::threshold_value(file.threshold),
         "n": file.n,
         "prompt_style": file.prompt_style,
         "calibration_sha256": file.calibration_sha256,

@@ -301,3 +301,86 @@ fn calibrate_then_predict_eval_and_rank() {
     ok(&rank_args(&checkpoint, &pool, &staged, &["--continue"]));
     assert_eq!(queue(&staged), rows);
 }
+
+/// On the demo model, an image under a contradictory prompt ("… lesion detected …, but the
+/// tissue appears completely normal") is more uncertain (mutual information) than the same image
+/// under its original prompt, and comes first in the queue. The micro models the other tests
+/// train in seconds barely read the prompt, so this needs `medclipseg demo --out DIR` (about
+/// 4 minutes with a release build):
+/// `MEDCLIPSEG_DEMO_DIR=DIR MEDCLIPSEG_BIN=target/release/medclipseg cargo test -p medclipseg
+/// --test calibrate_rank -- --ignored`.
+#[test]
+#[ignore = "needs a trained demo model: MEDCLIPSEG_DEMO_DIR (see the comment)"]
+fn demo_model_ranks_contradictory_prompts_first() {
+    use med_datasets::{PromptStyle, ReadOptions, SheetKind, read_records};
+    let demo = PathBuf::from(std::env::var_os("MEDCLIPSEG_DEMO_DIR").expect("MEDCLIPSEG_DEMO_DIR"));
+    let root = demo.join("data");
+    let sheet = |style| {
+        read_records(
+            &root,
+            "Synthetic",
+            SheetKind::Test(style),
+            ReadOptions::default(),
+        )
+        .unwrap()
+        .records
+    };
+    let (original, contradictory) = (
+        sheet(PromptStyle::Original),
+        sheet(PromptStyle::Contradictory),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = tmp.path().join("pool");
+    std::fs::create_dir_all(&pool).unwrap();
+    let csv_path = tmp.path().join("prompts.csv");
+    let mut csv = csv::Writer::from_path(&csv_path).unwrap();
+    csv.write_record(["Image", "Description"]).unwrap();
+    let pairs = 20;
+    for (o, c) in original.iter().zip(&contradictory).take(pairs) {
+        assert_eq!(o.name, c.name);
+        for (tag, record) in [("orig", o), ("contra", c)] {
+            let name = format!("{tag}_{}", record.name);
+            std::fs::copy(&record.image_path, pool.join(&name)).unwrap();
+            csv.write_record([name.as_str(), record.prompt.trim()])
+                .unwrap();
+        }
+    }
+    csv.flush().unwrap();
+    let out = tmp.path().join("queue");
+    ok(&[
+        "rank",
+        "--checkpoint",
+        s(&demo.join("run/latest.safetensors")),
+        "--input",
+        s(&pool),
+        "--prompts",
+        s(&csv_path),
+        "--by",
+        "mutual-information",
+        "--out",
+        s(&out),
+        "--quiet",
+    ]);
+    let rows = queue(&out);
+    assert_eq!(rows.len(), 2 * pairs);
+    let score = |name: &str| rows.iter().find(|r| r.0 == name).unwrap().1;
+    let more_uncertain = original
+        .iter()
+        .take(pairs)
+        .filter(|r| score(&format!("contra_{}", r.name)) > score(&format!("orig_{}", r.name)))
+        .count();
+    // Measured 19 of 20 on the demo model (docs/uncertainty.md).
+    assert!(
+        more_uncertain >= 15,
+        "only {more_uncertain} of {pairs}: {rows:?}"
+    );
+    let mean_rank = |tag: &str| {
+        let ranks: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.0.starts_with(tag))
+            .map(|r| r.2 as f64)
+            .collect();
+        ranks.iter().sum::<f64>() / ranks.len() as f64
+    };
+    assert!(mean_rank("contra_") < mean_rank("orig_"), "{rows:?}");
+}

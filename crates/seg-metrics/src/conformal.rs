@@ -141,6 +141,15 @@ pub fn thresholds() -> Vec<f32> {
         .collect()
 }
 
+/// A threshold as the shortest decimal that reads back as the same `f32` (`0.424`, not the
+/// `0.42399999499320984` a plain widening to `f64` prints in JSON).
+pub fn threshold_value(threshold: f32) -> f64 {
+    threshold
+        .to_string()
+        .parse()
+        .unwrap_or(f64::from(threshold))
+}
+
 /// `p ≥ threshold`, the mask rule of a calibrated threshold.
 pub fn threshold_mask(probability: &[f32], threshold: f32) -> Vec<bool> {
     probability.iter().map(|&p| p >= threshold).collect()
@@ -600,6 +609,7 @@ mod tests {
             },
         );
         assert!(file.statement.starts_with("FNR <= 0.2 in expectation"));
+        assert_eq!(threshold_value(0.424), 0.424);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cal.json");
         file.write(&path).unwrap();
