@@ -44,6 +44,9 @@ pub struct McPrediction<B: Backend> {
     pub expected_entropy: Tensor<B, 3>,
     /// `predictive − expected` (epistemic part), floored at 0.
     pub mutual_information: Tensor<B, 3>,
+    /// Fraction of the samples whose probability is above 0.5 (their masks' vote): the
+    /// samples' pairwise disagreement is `2 v (1 − v) N / (N − 1)`.
+    pub vote_fraction: Tensor<B, 3>,
     /// Number of samples averaged.
     pub samples: usize,
 }
@@ -75,6 +78,7 @@ pub fn min_max_normalize<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
 struct Accumulator<B: Backend> {
     prob_sum: Option<Tensor<B, 3>>,
     entropy_sum: Option<Tensor<B, 3>>,
+    vote_sum: Option<Tensor<B, 3>>,
     count: usize,
 }
 
@@ -83,6 +87,7 @@ impl<B: Backend> Accumulator<B> {
         Self {
             prob_sum: None,
             entropy_sum: None,
+            vote_sum: None,
             count: 0,
         }
     }
@@ -93,7 +98,17 @@ impl<B: Backend> Accumulator<B> {
         let batch = n / samples;
         let probs = sigmoid(logits).reshape([samples, batch, h, w]);
         let prob_sum = probs.clone().sum_dim(0).reshape([batch, h, w]);
+        let vote_sum = probs
+            .clone()
+            .greater_elem(0.5)
+            .float()
+            .sum_dim(0)
+            .reshape([batch, h, w]);
         let entropy_sum = binary_entropy(probs).sum_dim(0).reshape([batch, h, w]);
+        self.vote_sum = Some(match self.vote_sum.take() {
+            Some(acc) => acc + vote_sum,
+            None => vote_sum,
+        });
         self.prob_sum = Some(match self.prob_sum.take() {
             Some(acc) => acc + prob_sum,
             None => prob_sum,
@@ -109,6 +124,7 @@ impl<B: Backend> Accumulator<B> {
         let count = self.count as f64;
         let mean_prob = self.prob_sum? / count;
         let expected_entropy = self.entropy_sum? / count;
+        let vote_fraction = self.vote_sum? / count;
         let predictive_entropy = binary_entropy(mean_prob.clone());
         let mutual_information =
             (predictive_entropy.clone() - expected_entropy.clone()).clamp_min(0.0);
@@ -117,6 +133,7 @@ impl<B: Backend> Accumulator<B> {
             predictive_entropy,
             expected_entropy,
             mutual_information,
+            vote_fraction,
             samples: self.count,
         })
     }
@@ -240,10 +257,16 @@ mod tests {
         let expected = sigmoid(single.seg_logits).into_data();
         for prediction in [whole, chunked] {
             assert_eq!(prediction.mean_prob.dims(), [2, 64, 64]);
+            // Identical samples vote alike: the vote is the mask of the mean, 0 or 1.
+            let mask = prediction.mask().float().into_data();
             prediction
                 .mean_prob
                 .into_data()
                 .assert_approx_eq::<f32>(&expected, Tolerance::default());
+            prediction
+                .vote_fraction
+                .into_data()
+                .assert_approx_eq::<f32>(&mask, Tolerance::default());
             // Identical samples carry no epistemic uncertainty.
             let mi = prediction.mutual_information.max().into_scalar();
             assert!(mi < 1e-5, "mutual information {mi}");

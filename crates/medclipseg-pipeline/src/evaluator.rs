@@ -103,6 +103,8 @@ pub struct ImageOutcome<'a> {
     pub entropy: &'a [f32],
     /// The predicted mask at the ground truth's size.
     pub mask: &'a Mask2d,
+    /// The ground truth, at its own size.
+    pub truth: &'a Mask2d,
 }
 
 /// Progress and log callbacks of the [`Evaluator`]; every method does nothing by default.
@@ -310,6 +312,7 @@ impl<B: Backend> Evaluator<B> {
                     mean_prob: maps.image(&maps.mean_prob, i),
                     entropy: maps.image(&maps.entropy, i),
                     mask: &scored.mask,
+                    truth: &scored.truth,
                 });
                 images.push(scored.score);
             }
@@ -413,6 +416,7 @@ impl<B: Backend> Evaluator<B> {
                 nsd: image_score(report.first_nsd(), rounded),
             },
             mask: pred,
+            truth: gt,
         })
     }
 
@@ -454,6 +458,7 @@ fn summarize(results: Vec<StyleResult>, settings: &EvalSettings) -> Result<EvalS
 struct ScoredCase {
     score: ImageScore,
     mask: Mask2d,
+    truth: Mask2d,
 }
 
 /// The output folder of one dataset and the `Prompt-<style>` tag of its subfolders.

@@ -24,6 +24,7 @@
 //! whose `predict`, `train` and `eval` are shells over [`Predictor`], [`Trainer`] and
 //! [`Evaluator`].
 
+pub mod calibrator;
 pub mod checkpoint;
 pub mod error;
 pub mod evaluator;
@@ -31,6 +32,7 @@ pub mod evaluator;
 pub mod parallel;
 pub mod predictor;
 pub mod prompts;
+pub mod rank;
 pub mod resize;
 pub mod run_config;
 pub mod run_data;
@@ -40,6 +42,7 @@ pub mod training_run;
 pub mod validation;
 pub mod volume;
 
+pub use calibrator::{CalibrationItem, CalibrationSet, Calibrator};
 pub use checkpoint::{LoadedModel, Vocabulary, save_checkpoint};
 pub use error::{PipelineError, Result};
 pub use evaluator::{

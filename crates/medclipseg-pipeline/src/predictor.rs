@@ -84,6 +84,10 @@ pub struct Prediction {
     pub aleatoric: Vec<f32>,
     /// Mutual information, entropy − aleatoric (epistemic part).
     pub epistemic: Vec<f32>,
+    /// Fraction of the Monte-Carlo samples voting foreground (probability above 0.5).
+    pub vote_fraction: Vec<f32>,
+    /// Monte-Carlo samples behind the maps.
+    pub samples: usize,
 }
 
 impl Prediction {
@@ -96,6 +100,25 @@ impl Prediction {
     /// Mean predictive entropy.
     pub fn mean_entropy(&self) -> f64 {
         self.entropy.iter().map(|&e| f64::from(e)).sum::<f64>() / self.entropy.len().max(1) as f64
+    }
+
+    /// The mask at a calibrated threshold instead of 0.5: foreground where the probability is
+    /// `≥ threshold` (the rule of [`seg_metrics::conformal`]).
+    pub fn apply_threshold(&mut self, threshold: f32) -> Result<()> {
+        let mask = seg_metrics::conformal::threshold_mask(&self.probability, threshold);
+        self.mask = Mask2d::new(self.height, self.width, mask)?;
+        Ok(())
+    }
+
+    /// The maps the annotation-queue scores read ([`seg_metrics::ranking`]).
+    pub fn uncertainty_maps(&self) -> seg_metrics::ranking::UncertaintyMaps<'_> {
+        seg_metrics::ranking::UncertaintyMaps {
+            entropy: &self.entropy,
+            mutual_information: &self.epistemic,
+            mask: self.mask.data(),
+            vote_fraction: &self.vote_fraction,
+            samples: self.samples,
+        }
     }
 
     /// Writes the mask as a 0/255 8-bit PNG, atomically (a temporary sibling renamed).
@@ -280,6 +303,8 @@ impl<B: Backend> Predictor<B> {
         let entropy = host_f32(prediction.predictive_entropy.into_data())?;
         let aleatoric = host_f32(prediction.expected_entropy.into_data())?;
         let epistemic = host_f32(prediction.mutual_information.into_data())?;
+        let votes = host_f32(prediction.vote_fraction.into_data())?;
+        let samples = prediction.samples;
         images
             .iter()
             .enumerate()
@@ -295,7 +320,9 @@ impl<B: Backend> Predictor<B> {
                     mask,
                     entropy: resize_map(&entropy[plane.clone()], s, h, w),
                     aleatoric: resize_map(&aleatoric[plane.clone()], s, h, w),
-                    epistemic: resize_map(&epistemic[plane], s, h, w),
+                    epistemic: resize_map(&epistemic[plane.clone()], s, h, w),
+                    vote_fraction: resize_map(&votes[plane], s, h, w),
+                    samples,
                 })
             })
             .collect()

@@ -9,7 +9,8 @@ use med_datasets::PromptStyle;
 use seg_metrics::Protocol;
 
 use crate::{
-    bench_cmd, demo_cmd, eval_cmd, predict_cmd, tools_cmd, train_cmd, volume_eval, volume_predict,
+    bench_cmd, calibrate_cmd, demo_cmd, eval_cmd, predict_cmd, rank_cmd, tools_cmd, train_cmd,
+    volume_eval, volume_predict,
 };
 use medclipseg_pipeline::RunConfig;
 
@@ -140,6 +141,161 @@ enum Command {
     #[command(after_help = "Examples:\n  medclipseg bench --device cuda:0\n  \
         medclipseg bench --model-config micro --tokens 16 --samples 4 --runs 1 --json bench.json")]
     Bench(BenchArgs),
+    /// A conformal risk-controlled mask threshold from labelled calibration images.
+    #[command(
+        after_help = "Examples:\n  medclipseg calibrate --checkpoint C --data-root data --dataset BUSI --split val --risk fnr --alpha 0.1 --out cal.json\n  \
+        medclipseg calibrate --checkpoint C --images val/img --labels val/label --prompt \"a tumour\" --risk fnr --alpha 0.1 --out cal.json\n\n\
+        Then `predict --calibration cal.json` (and `eval --calibration cal.json`) threshold at the calibrated value: \
+        FNR <= alpha in expectation over images like the calibration set (docs/uncertainty.md). \
+        The figure cal.png (risk vs threshold) is written next to cal.json."
+    )]
+    Calibrate(CalibrateArgs),
+    /// Rank unlabelled images by the model's uncertainty: an annotation queue, most informative first.
+    #[command(
+        after_help = "Examples:\n  medclipseg rank --checkpoint C --input unlabelled/ --prompt \"a polyp\" --by mutual-information --out queue\n  \
+        medclipseg rank --checkpoint C --input unlabelled/ --prompts prompts.csv --budget 100 --out queue --continue\n\n\
+        Writes queue/queue.csv (file,score,area,rank), queue/queue.html (the top images with overlays) and \
+        queue/overlays/. Scores: entropy (mean predictive entropy), mutual-information (epistemic part), \
+        mask-entropy (entropy inside the predicted mask), disagreement (pairwise disagreement of the MC samples)."
+    )]
+    Rank(RankArgs),
+}
+
+#[derive(Args)]
+struct CalibrateArgs {
+    /// Checkpoint of ours.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Data root (with --dataset).
+    #[arg(long, requires = "dataset", conflicts_with = "images")]
+    data_root: Option<PathBuf>,
+    /// Dataset folder name.
+    #[arg(long, requires = "data_root")]
+    dataset: Option<String>,
+    /// Dataset split used for calibration: val, or test under --prompt-style.
+    #[arg(long, default_value = "val", value_parser = ["val", "test", "Val", "Test"])]
+    split: String,
+    /// Prompt style of the test sheet (with --split test).
+    #[arg(long, default_value = "original", value_parser = PossibleValuesParser::new(PromptStyle::ALL.map(|s| s.as_str())))]
+    prompt_style: String,
+    /// A folder of images instead of a dataset (with --labels and --prompt).
+    #[arg(long, requires_all = ["labels", "prompt"])]
+    images: Option<PathBuf>,
+    /// Masks with the images' file stems.
+    #[arg(long, requires = "images")]
+    labels: Option<PathBuf>,
+    /// Prompt of every image (with --images).
+    #[arg(long, requires = "images")]
+    prompt: Option<String>,
+    /// Risk to control: fnr (missed lesion fraction), fdr (false-discovery rate) or dice (1 - DSC).
+    #[arg(long, default_value = "fnr", value_parser = ["fnr", "fdr", "dice"])]
+    risk: String,
+    /// Target level, strictly between 0 and 1.
+    #[arg(long)]
+    alpha: f64,
+    /// Calibration file to write (the figure goes next to it as .png).
+    #[arg(long)]
+    out: PathBuf,
+    /// Monte-Carlo samples per image.
+    #[arg(long, default_value_t = 30, value_parser = at_least_one)]
+    samples: usize,
+    /// Seed of the Monte-Carlo noise.
+    #[arg(long, default_value_t = 666)]
+    seed: u64,
+    /// Device of the compiled-in backend.
+    #[arg(long, default_value = "default")]
+    device: String,
+}
+
+#[derive(Args)]
+struct RankArgs {
+    /// Checkpoint of ours.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// A folder of unlabelled images.
+    #[arg(long)]
+    input: PathBuf,
+    /// One prompt for every image.
+    #[arg(long, conflicts_with = "prompts")]
+    prompt: Option<String>,
+    /// A CSV with columns Image,Description.
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Score: entropy, mutual-information, mask-entropy or disagreement.
+    #[arg(long, default_value = "mutual-information", value_parser = ["entropy", "mutual-information", "mask-entropy", "disagreement"])]
+    by: String,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Score at most this many new images in this run (the rest wait for --continue).
+    #[arg(long)]
+    budget: Option<usize>,
+    /// Keep the queue already in --out and score only the images not in it.
+    #[arg(long = "continue")]
+    resume: bool,
+    /// Images shown on the HTML page.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Monte-Carlo samples per image.
+    #[arg(long, default_value_t = 30, value_parser = at_least_one)]
+    samples: usize,
+    /// Seed of the Monte-Carlo noise.
+    #[arg(long, default_value_t = 666)]
+    seed: u64,
+    /// Device of the compiled-in backend.
+    #[arg(long, default_value = "default")]
+    device: String,
+}
+
+/// `calibrate`: prints the calibration file.
+fn calibrate(a: CalibrateArgs, quiet: bool) -> Result<()> {
+    let source = match (a.images, a.data_root, a.dataset) {
+        (Some(images), _, _) => calibrate_cmd::CalibrationSource::Folders {
+            images,
+            labels: a.labels.unwrap_or_default(),
+            prompt: a.prompt.unwrap_or_default(),
+        },
+        (None, Some(root), Some(name)) => calibrate_cmd::CalibrationSource::Dataset {
+            root,
+            name,
+            split: a.split,
+            style: a.prompt_style.parse()?,
+        },
+        _ => bail!("calibrate needs --data-root and --dataset, or --images, --labels and --prompt"),
+    };
+    let file = calibrate_cmd::run(&calibrate_cmd::CalibrateRequest {
+        checkpoint: a.checkpoint,
+        source,
+        risk: a.risk.parse()?,
+        alpha: a.alpha,
+        out: a.out,
+        samples: a.samples,
+        seed: a.seed,
+        device: a.device,
+        quiet,
+    })?;
+    println!("{}", serde_json::to_string_pretty(&file)?);
+    Ok(())
+}
+
+/// `rank`: the queue goes to files; nothing on stdout.
+fn rank(a: RankArgs, quiet: bool) -> Result<()> {
+    rank_cmd::run(&rank_cmd::RankRequest {
+        checkpoint: a.checkpoint,
+        input: a.input,
+        prompt: a.prompt,
+        prompts_csv: a.prompts,
+        by: a.by.parse()?,
+        out: a.out,
+        budget: a.budget,
+        resume: a.resume,
+        top: a.top,
+        samples: a.samples,
+        seed: a.seed,
+        device: a.device,
+        quiet,
+    })
+    .map(|_| ())
 }
 
 #[derive(Args)]
@@ -299,6 +455,10 @@ struct EvalArgs {
     /// Panels (image | GT | prediction | uncertainty) written per dataset and style.
     #[arg(long, default_value_t = 8)]
     panels: usize,
+    /// Report the test risk at a calibrated threshold (`medclipseg calibrate`) beside its α
+    /// (summary.json `calibration`).
+    #[arg(long, conflicts_with = "volumes")]
+    calibration: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -352,6 +512,9 @@ struct PredictArgs {
     /// re-run shard skips what it finished. Records: `predictions.shard-K-of-N.json`.
     #[arg(long, value_name = "K/N")]
     shard: Option<String>,
+    /// Threshold masks at a calibrated value (`medclipseg calibrate`) instead of 0.5 (images).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
 }
 
 /// `predict`: a volume (`.nii`, `.nii.gz`, a DICOM series folder) or 2-D images.
@@ -415,7 +578,7 @@ fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
         );
     }
     let request = predict_cmd::PredictRequest { window, ..request };
-    predict_cmd::run(&request)
+    predict_cmd::run_with_calibration(&request, a.calibration.as_deref())
 }
 
 /// The options `eval --volumes` shares with dataset evaluation.
@@ -505,6 +668,8 @@ pub fn run() -> Result<()> {
         Command::Train(a) => train(a, quiet),
         Command::Eval(a) => eval(a, quiet),
         Command::Predict(a) => predict(a, quiet),
+        Command::Calibrate(a) => calibrate(a, quiet),
+        Command::Rank(a) => rank(a, quiet),
         Command::Metrics(a) => tools_cmd::metrics(a),
         Command::Forward(a) => tools_cmd::forward(a),
         Command::Import(a) => tools_cmd::import(a),
@@ -625,23 +790,26 @@ fn eval(a: EvalArgs, quiet: bool) -> Result<()> {
             );
         }
     }
-    let summary = eval_cmd::run(&eval_cmd::EvalRequest {
-        checkpoint: a.checkpoint,
-        model_config: a.model_config,
-        tokenizer: a.tokenizer,
-        data_root,
-        datasets,
-        styles,
-        samples: a.samples,
-        protocol: a.protocol.into(),
-        tolerance: a.tolerance,
-        batch_size: a.batch_size,
-        seed: a.seed,
-        out: a.out,
-        device: a.device,
-        panels: a.panels,
-        quiet,
-    })?;
+    let (_, summary) = eval_cmd::run_with_calibration(
+        &eval_cmd::EvalRequest {
+            checkpoint: a.checkpoint,
+            model_config: a.model_config,
+            tokenizer: a.tokenizer,
+            data_root,
+            datasets,
+            styles,
+            samples: a.samples,
+            protocol: a.protocol.into(),
+            tolerance: a.tolerance,
+            batch_size: a.batch_size,
+            seed: a.seed,
+            out: a.out,
+            device: a.device,
+            panels: a.panels,
+            quiet,
+        },
+        a.calibration.as_deref(),
+    )?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

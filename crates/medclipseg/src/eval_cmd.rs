@@ -3,7 +3,7 @@
 //! rounded to 4 decimals, dataset mean), plus calibration numbers, uncertainty pictures and raw
 //! float maps.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
@@ -59,12 +59,25 @@ pub struct EvalRequest {
 
 /// Runs the evaluation and writes its files under `request.out`.
 pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
+    run_with_calibration(request, None).map(|(summary, _)| summary)
+}
+
+/// [`run`], and with `--calibration FILE` the empirical risk of the test images at the
+/// calibrated threshold beside the target α, added to `summary.json` as `calibration`.
+/// Returns the summary and the JSON written.
+pub fn run_with_calibration(
+    request: &EvalRequest,
+    calibration: Option<&Path>,
+) -> Result<(EvalSummary, serde_json::Value)> {
     let device = backend::device(&request.device)?;
     let checkpoint = resolve_checkpoint(&request.checkpoint)?;
     let model_config = match &request.model_config {
         Some(spec) => Some(preset_or_file(spec)?),
         None => None,
     };
+    let calibration = calibration
+        .map(|path| crate::calibrate_cmd::read_for(path, &checkpoint))
+        .transpose()?;
     let loaded = LoadedModel::<Inner>::load_with_config(&checkpoint, model_config, &device)?;
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("{}: cannot create", request.out.display()))?;
@@ -86,14 +99,75 @@ pub fn run(request: &EvalRequest) -> Result<EvalSummary> {
         styles: request.styles.clone(),
         out: request.out.clone(),
     };
-    let summary = evaluator.evaluate(&plan, &mut EvalProgress::new(request.quiet))?;
-    store::write_json(&request.out.join("summary.json"), &summary)?;
+    let mut observer = EvalProgress::new(request.quiet);
+    observer.risk = calibration.map(RiskTally::new);
+    let summary = evaluator.evaluate(&plan, &mut observer)?;
+    let mut json = serde_json::to_value(&summary)?;
+    if let Some(tally) = &observer.risk {
+        json["calibration"] = tally.report();
+    }
+    store::write_json(&request.out.join("summary.json"), &json)?;
     let mut provenance = Provenance::new().with_checkpoint(&checkpoint)?;
     provenance.seed = Some(request.seed);
     provenance.samples = Some(samples);
     provenance.model_config = Some(model_config_json);
     provenance.write(&request.out)?;
-    Ok(summary)
+    Ok((summary, json))
+}
+
+/// The test risk at a calibrated threshold, per dataset and prompt style.
+struct RiskTally {
+    file: seg_metrics::conformal::CalibrationFile,
+    /// `(dataset, style, sum of per-image losses, images)`.
+    results: Vec<(String, String, f64, usize)>,
+}
+
+impl RiskTally {
+    fn new(file: seg_metrics::conformal::CalibrationFile) -> Self {
+        Self {
+            file,
+            results: Vec::new(),
+        }
+    }
+
+    /// The image's loss at the calibrated threshold, on its probability resized to the ground
+    /// truth (bilinear, as `predict` resizes to the image).
+    fn add(&mut self, image: &ImageOutcome) {
+        use seg_metrics::BinaryMask;
+        let (rows, cols) = (image.truth.rows(), image.truth.cols());
+        let prob = medclipseg_pipeline::resize_map(image.mean_prob, image.size, rows, cols);
+        let loss = seg_metrics::conformal::image_loss(
+            &prob,
+            image.truth.data(),
+            self.file.threshold,
+            self.file.risk,
+        )
+        .unwrap_or(f64::NAN);
+        let (dataset, style) = (image.dataset.to_string(), image.style.to_string());
+        match self.results.last_mut() {
+            Some(last) if last.0 == dataset && last.1 == style => {
+                last.2 += loss;
+                last.3 += 1;
+            }
+            _ => self.results.push((dataset, style, loss, 1)),
+        }
+    }
+
+    /// `calibration` of summary.json: `risk` is the first dataset and style's mean loss.
+    fn report(&self) -> serde_json::Value {
+        let mean = |r: &(String, String, f64, usize)| r.2 / r.3.max(1) as f64;
+        serde_json::json!({
+            "risk": self.results.first().map(mean),
+            "alpha": self.file.alpha,
+            "kind": self.file.risk,
+            "threshold": seg_metrics::conformal::threshold_value(self.file.threshold),
+            "calibration_n": self.file.n,
+            "statement": self.file.statement,
+            "results": self.results.iter().map(|r| serde_json::json!({
+                "dataset": r.0, "style": r.1, "risk": mean(r), "n_images": r.3,
+            })).collect::<Vec<_>>(),
+        })
+    }
 }
 
 /// The request's evaluation overrides of the run config's `test` section.
@@ -115,11 +189,16 @@ fn eval_overrides(request: &EvalRequest) -> EvalOverrides {
 struct EvalProgress {
     quiet: bool,
     bar: Option<ProgressBar>,
+    risk: Option<RiskTally>,
 }
 
 impl EvalProgress {
     fn new(quiet: bool) -> Self {
-        Self { quiet, bar: None }
+        Self {
+            quiet,
+            bar: None,
+            risk: None,
+        }
     }
 }
 
@@ -139,7 +218,10 @@ impl EvalObserver for EvalProgress {
         self.bar = Some(bar);
     }
 
-    fn image_scored(&mut self, _image: &ImageOutcome) {
+    fn image_scored(&mut self, image: &ImageOutcome) {
+        if let Some(tally) = &mut self.risk {
+            tally.add(image);
+        }
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }

@@ -3,11 +3,13 @@
 
 mod backend;
 mod bench_cmd;
+mod calibrate_cmd;
 mod cli;
 mod demo_cmd;
 mod eval_cmd;
 mod logging;
 mod predict_cmd;
+mod rank_cmd;
 mod store;
 mod text;
 mod tools_cmd;

@@ -160,13 +160,19 @@ pub fn load_predictor(request: &PredictRequest, device: &Device) -> Result<Predi
 }
 
 /// Runs `predict` on an image or a folder of images.
-pub fn run(request: &PredictRequest) -> Result<()> {
+/// With a calibration file, masks are thresholded at its value (`p ≥ threshold` instead of
+/// `p > 0.5`) and the provenance records what the threshold promises.
+pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>) -> Result<()> {
     let device = backend::device(&request.device)?;
     // Bad input is reported before the (possibly large) model is read.
     let mut jobs: Vec<(usize, Job)> = jobs(request)?.into_iter().enumerate().collect();
     if jobs.is_empty() {
         bail!("{}: no images found", request.input.display());
     }
+    let calibration = calibration
+        .map(|path| crate::calibrate_cmd::read_for(path, &request.checkpoint))
+        .transpose()?;
+    let threshold = calibration.as_ref().map(|c| c.threshold);
     if let Some(shard) = request.shard {
         // The index stays the one in the whole folder: an image gets the same noise either way.
         jobs.retain(|(_, job)| shard.takes(&job.name));
@@ -204,7 +210,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
                 records.push(record.clone());
                 skipped += 1;
             }
-            _ => match predict_one(&predictor, job, *index as u64, &outputs, request.window) {
+            _ => match predict_one(&predictor, job, *index as u64, &outputs, request.window, threshold) {
                 Ok(record) => {
                     records.push(record);
                     unsaved += 1;
@@ -229,6 +235,7 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     provenance.samples = Some(request.samples);
     provenance.prompt = request.prompt.clone();
     provenance.model_config = Some(serde_json::to_value(predictor.config())?);
+    provenance.calibration = calibration.map(|c| calibration_note(&c));
     store::write_json(&request.out.join(json_name("provenance")), &provenance)?;
     let done_before = if skipped > 0 {
         format!(" ({skipped} done before, skipped)")
@@ -251,6 +258,19 @@ pub fn run(request: &PredictRequest) -> Result<()> {
     Ok(())
 }
 
+/// What the provenance says about a calibrated threshold.
+fn calibration_note(file: &seg_metrics::conformal::CalibrationFile) -> serde_json::Value {
+    serde_json::json!({
+        "risk": file.risk,
+        "alpha": file.alpha,
+        "threshold": seg_metrics::conformal::threshold_value(file.threshold),
+        "n": file.n,
+        "prompt_style": file.prompt_style,
+        "calibration_sha256": file.calibration_sha256,
+        "statement": file.statement,
+    })
+}
+
 /// Records of an earlier run, by image path; none when the file is missing or unreadable.
 fn previous_records(path: &Path) -> BTreeMap<String, PredictionRecord> {
     let records: Vec<PredictionRecord> = std::fs::read(path)
@@ -267,6 +287,7 @@ fn predict_one(
     key: u64,
     outputs: &OutputPaths,
     window: Option<med_volumes::IntensityMap>,
+    threshold: Option<f32>,
 ) -> Result<PredictionRecord> {
     let prompt = job.prompt.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
     // A DICOM file (found by content, whatever its name) is read as the PNG of it would be.
@@ -276,7 +297,10 @@ fn predict_one(
     } else {
         (read_bgr(&job.path)?, None)
     };
-    let prediction = predictor.predict_image_keyed(&image, prompt, key)?;
+    let mut prediction = predictor.predict_image_keyed(&image, prompt, key)?;
+    if let Some(threshold) = threshold {
+        prediction.apply_threshold(threshold)?;
+    }
     write_outputs(outputs, &image, &prediction)?;
     Ok(PredictionRecord {
         image: job.path.display().to_string(),

@@ -47,6 +47,9 @@ pub struct Provenance {
     pub config: Option<serde_json::Value>,
     /// The model config.
     pub model_config: Option<serde_json::Value>,
+    /// A calibrated threshold used (`--calibration`): risk, α, threshold and the statement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<serde_json::Value>,
 }
 
 impl Provenance {
@@ -62,6 +65,7 @@ impl Provenance {
             prompt: None,
             config: None,
             model_config: None,
+            calibration: None,
         }
     }
 

@@ -61,6 +61,13 @@ pub enum MetricsError {
         /// What is wrong.
         reason: String,
     },
+    /// Conformal calibration or ranking input is unusable (α outside (0, 1), no lesion pixel,
+    /// too few images for α, a bad calibration file, an unknown risk or score).
+    #[error("{reason}")]
+    Conformal {
+        /// What is wrong.
+        reason: String,
+    },
     /// A file or folder could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

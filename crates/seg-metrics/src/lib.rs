@@ -60,6 +60,7 @@
 #![warn(missing_docs)]
 
 mod calibration;
+pub mod conformal;
 mod dice;
 mod edt;
 mod error;
@@ -68,6 +69,7 @@ mod io;
 mod lookup;
 mod mask;
 mod protocol;
+pub mod ranking;
 mod surface;
 
 #[cfg(test)]
