@@ -121,7 +121,7 @@ impl MedClipSegConfig {
                 TextConfig::Bert(BertConfig::biomedbert_base()),
             ),
             "clip-vit-b16" => Self::new(
-                VisionConfig::vit_b16(),
+                VisionConfig::vit_b16().with_value_features(Some(true)),
                 TextConfig::Clip(ClipTextConfig::openai_base()),
             ),
             "biomedclip-vit-b16" => Self::new(
@@ -129,7 +129,7 @@ impl MedClipSegConfig {
                 TextConfig::Bert(BertConfig::biomedbert_base()),
             ),
             "pubmedclip-vit-b32" => Self::new(
-                VisionConfig::vit_b32(),
+                VisionConfig::vit_b32().with_value_features(Some(true)),
                 TextConfig::Clip(ClipTextConfig::openai_base()),
             ),
             "tiny" => Self::tiny(),

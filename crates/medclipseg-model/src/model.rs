@@ -114,7 +114,8 @@ pub struct AdapterTrace<B: Backend> {
 pub struct ForwardTrace<B: Backend> {
     /// Image tokens after embedding and `ln_pre`.
     pub vision_embed: Option<Tensor<B, 3>>,
-    /// Output of each vision block.
+    /// Output of each vision block (for a value-feature tower, the last entry is the last
+    /// block's value path, what the head reads).
     pub vision_blocks: Vec<Tensor<B, 3>>,
     /// Text embeddings.
     pub text_embed: Option<Tensor<B, 3>>,
@@ -204,7 +205,7 @@ impl<B: Backend> MedClipSeg<B> {
             if let Some(k) = self.adapter_layers.iter().position(|&l| l == layer) {
                 state = self.adapt(k, state, noise, trace.as_deref_mut());
             }
-            state.image = self.vision_model.block(layer, state.image);
+            state.image = self.vision_model.block_features(layer, state.image);
             state.text.hidden =
                 self.text_model
                     .layer(layer, state.text.hidden, state.text.attention_bias.clone());
