@@ -42,6 +42,18 @@ CONTEXT = 16
 VOCAB = 256
 EMBED = 32
 SEEDS = {"weights": 1234, "perturbation": 1235, "inputs": 7}
+# Parameters whose value after the Adam step is recorded (as in the UniMedCLIP golden: every
+# trainable module kind; the gradients of all are recorded).
+ADAM_RECORDED = [
+    "mask_head.0.weight",
+    "mask_head.4.bias",
+    "pvl_adapters.0.two_way.cross_attn_img_to_txt.gate",
+    "pvl_adapters.0.two_way.cross_attn_img_to_txt.k_proj.weight",
+    "pvl_adapters.0.two_way.cross_attn_txt_to_img.norm_v.bias",
+    "pvl_adapters.1.proj_txt_up.weight",
+    "upscale.1.conv2.weight",
+    "upscale.1.norm.weight",
+]
 
 VARIANTS = {
     "clip": dict(
@@ -52,6 +64,7 @@ VARIANTS = {
         image=64,
         patch=16,
         width=64,
+        layers=LAYERS,
     ),
     "pubmedclip": dict(
         module="trainers.medclipseg_pubmedclip",
@@ -61,6 +74,7 @@ VARIANTS = {
         image=96,
         patch=32,
         width=64,
+        layers=LAYERS,
     ),
     "biomedclip": dict(
         module="trainers.medclipseg_biomedclip",
@@ -69,7 +83,11 @@ VARIANTS = {
         backbone="ViT-B/16",
         image=64,
         patch=16,
-        width=64,
+        # The builder hard-codes 12 vision blocks and 12 BERT layers (it copies the loaded
+        # towers' parameters into `Block(768, 12)` x 12 and `BertLayer()` x 12), so the tiny
+        # BiomedCLIP keeps 12 layers and narrows the width instead.
+        width=32,
+        layers=12,
     ),
 }
 
@@ -103,18 +121,18 @@ def openai_clip(variant):
     design = {"trainer": "MedCLIPSeg", "vision_depth": 0, "language_depth": 0,
               "vision_ctx": 0, "language_ctx": 0}
     width = variant["width"]
-    return CLIP(EMBED, variant["image"], LAYERS, width, variant["patch"], CONTEXT, VOCAB,
-                width, width // 64, LAYERS, design).eval()
+    return CLIP(EMBED, variant["image"], variant["layers"], width, variant["patch"], CONTEXT,
+                VOCAB, width, width // 64, variant["layers"], design).eval()
 
 
 def patch_clip_variant(mod, variant, patches):
     setattr(mod, variant["loader"], lambda cfg: openai_clip(variant))
     patches.append(f"{mod.__name__}.{variant['loader']} -> clip.model.CLIP(embed_dim={EMBED}, "
-                   f"image_resolution={variant['image']}, vision_layers={LAYERS}, "
+                   f"image_resolution={variant['image']}, vision_layers={variant['layers']}, "
                    f"vision_width={variant['width']}, vision_patch_size={variant['patch']}, "
                    f"context_length={CONTEXT}, vocab_size={VOCAB}, transformer_width="
                    f"{variant['width']}, transformer_heads={variant['width'] // 64}, "
-                   f"transformer_layers={LAYERS}, trainer 'MedCLIPSeg'), random init; no download")
+                   f"transformer_layers={variant['layers']}, trainer 'MedCLIPSeg'), random init; no download")
     mod.clip = types.SimpleNamespace(tokenize=lambda row: row.reshape(1, -1))
     patches.append(f"{mod.__name__}.clip.tokenize -> the row of token ids itself (`text` passed to "
                    "CustomCLIP.forward is the LongTensor of ids: SOT, words, EOT = the largest id)")
@@ -125,11 +143,12 @@ def patch_clip_variant(mod, variant, patches):
                    f"{variant['patch']} (the official __init__ hard-codes 768/512/512)")
 
 
-def bert_config():
+def bert_config(variant):
     from transformers import BertConfig
 
-    return BertConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=LAYERS,
-                      num_attention_heads=4, intermediate_size=128,
+    width = variant["width"]
+    return BertConfig(vocab_size=VOCAB, hidden_size=width, num_hidden_layers=variant["layers"],
+                      num_attention_heads=4, intermediate_size=2 * width,
                       max_position_embeddings=CONTEXT, type_vocab_size=2, layer_norm_eps=1e-12,
                       pad_token_id=0, hidden_act="gelu", hidden_dropout_prob=0.1,
                       attention_probs_dropout_prob=0.1)
@@ -148,15 +167,16 @@ def patch_biomedclip_variant(mod, variant, patches):
 
     width = variant["width"]
     heads = 4
-    tiny_timm = dict(img_size=variant["image"], embed_dim=width, depth=LAYERS, num_heads=heads,
+    tiny_timm = dict(img_size=variant["image"], embed_dim=width, depth=variant["layers"],
+                     num_heads=heads,
                      mlp_ratio=2.0)
     create_timm = timm.create_model
     timm_model.timm = types.SimpleNamespace(
         create_model=lambda name, **kw: create_timm(name, **{**kw, **tiny_timm}))
-    hf_model.AutoConfig = types.SimpleNamespace(from_pretrained=lambda name: bert_config())
+    hf_model.AutoConfig = types.SimpleNamespace(from_pretrained=lambda name: bert_config(variant))
     hf_model.AutoModel = types.SimpleNamespace(
         from_pretrained=lambda name, add_pooling_layer=False: BertModel(
-            bert_config(), add_pooling_layer=add_pooling_layer),
+            bert_config(variant), add_pooling_layer=add_pooling_layer),
         from_config=lambda config, add_pooling_layer=False: BertModel(
             config, add_pooling_layer=add_pooling_layer))
     model_cfg = {
@@ -178,7 +198,7 @@ def patch_biomedclip_variant(mod, variant, patches):
     patches.append(f"{mod.__name__}.create_model_from_pretrained('hf-hub:microsoft/BiomedCLIP-"
                    f"PubMedBERT_256-vit_base_patch16_224') -> open_clip.create_model of BiomedCLIP's "
                    f"published open_clip config {json.dumps(model_cfg)} with timm.create_model "
-                   f"given {tiny_timm} and the HF BERT built offline from {bert_config().to_dict()}"
+                   f"given {tiny_timm} and the HF BERT built offline from {bert_config(variant).to_dict()}"
                    " (random init)")
     mod.Block = lambda dim, num_heads: Block(width, heads, mlp_ratio=2.0)
     patches.append(f"{mod.__name__}.Block(768, 12) -> biomedclip.vision_modules.Block({width}, "
@@ -187,7 +207,7 @@ def patch_biomedclip_variant(mod, variant, patches):
     def tiny_bert_layer():
         # The vendored BertLayer hard-codes BiomedBERT-base sizes (768, 3072, 12 x 64): built
         # with nn.Linear/nn.LayerNorm sized down, heads set to the tiny ones; forward untouched.
-        sizes = {768: width, 3072: 128}
+        sizes = {768: width, 3072: 2 * width}
         real_nn = text_modules.nn
         text_modules.nn = types.SimpleNamespace(
             Module=real_nn.Module, Dropout=real_nn.Dropout, functional=real_nn.functional,
@@ -205,7 +225,7 @@ def patch_biomedclip_variant(mod, variant, patches):
 
     mod.BertLayer = tiny_bert_layer
     patches.append(f"{mod.__name__}.BertLayer() -> biomedclip.text_modules.BertLayer built with "
-                   f"its 768/3072 Linear and LayerNorm sizes replaced by {width}/128 and "
+                   f"its 768/3072 Linear and LayerNorm sizes replaced by {width}/{2 * width} and "
                    f"{heads} heads of {width // heads} (it hard-codes 12 x 64)")
     mod.get_tokenizer = lambda name: (lambda text: text)
     patches.append(f"{mod.__name__}.get_tokenizer -> passthrough: `text` passed to "
@@ -430,7 +450,8 @@ def generate(official, out_root, name):
         golden[f"grad.{n}"] = p.grad.detach().clone()
     optimizer.step()
     for n, p in trainable:
-        golden[f"adam1.{n}"] = p.detach().clone()
+        if n in ADAM_RECORDED:
+            golden[f"adam1.{n}"] = p.detach().clone()
     rec.on = False
     with torch.no_grad():
         seg_logits, clip_loss = model(image=image, text=ids)
@@ -456,7 +477,7 @@ def generate(official, out_root, name):
                      "numpy": np.__version__,
                      "transformers": importlib.import_module("transformers").__version__},
         "sizes": {"image": variant["image"], "patch": variant["patch"],
-                  "width": variant["width"], "layers": LAYERS, "embed_dim": EMBED,
+                  "width": variant["width"], "layers": variant["layers"], "embed_dim": EMBED,
                   "context": CONTEXT, "vocab": VOCAB, "adapter_dim": ADAPTER_DIM,
                   "adapter_layers": ADAPTER_LAYERS, "batch": BATCH},
         "seeds": SEEDS,

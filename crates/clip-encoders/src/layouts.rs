@@ -225,7 +225,10 @@ pub fn fold_aliases(map: WeightMap, prefixes: TowerPrefixes) -> Result<WeightMap
 /// bit for bit; `None` when they are identical.
 fn difference(a: &HostTensor, b: &HostTensor) -> Option<String> {
     if a.shape != b.shape {
-        return Some(format!("its shape is {:?}, the twin's {:?}", a.shape, b.shape));
+        return Some(format!(
+            "its shape is {:?}, the twin's {:?}",
+            a.shape, b.shape
+        ));
     }
     let (index, (x, y)) = a
         .data

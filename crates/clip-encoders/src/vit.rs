@@ -334,9 +334,8 @@ mod tests {
         let value = tower.head(reference_value_path(&tower.blocks[1], before_last.clone()));
         let block_output = tower.head(tower.block(1, before_last.clone()));
         let actual = tower.forward(images);
-        let gap = |a: Tensor<Flex, 3>, b: Tensor<Flex, 3>| -> f32 {
-            (a - b).abs().max().into_scalar()
-        };
+        let gap =
+            |a: Tensor<Flex, 3>, b: Tensor<Flex, 3>| -> f32 { (a - b).abs().max().into_scalar() };
         assert!(gap(actual.clone(), value) < 1e-5);
         // The block-output formulation (UniMedCLIP, BiomedCLIP) is far from it.
         assert!(gap(actual, block_output) > 1e-1);
@@ -347,13 +346,14 @@ mod tests {
             [0..1, 3..4, 0..16],
             Tensor::<Flex, 3>::ones([1, 1, 16], &device),
         );
-        let rows_changed = (tower.block_features(1, changed) - tower.block_features(1, before_last))
-            .abs()
-            .sum_dim(2)
-            .greater_elem(0.0)
-            .int()
-            .sum()
-            .into_scalar();
+        let rows_changed = (tower.block_features(1, changed)
+            - tower.block_features(1, before_last))
+        .abs()
+        .sum_dim(2)
+        .greater_elem(0.0)
+        .int()
+        .sum()
+        .into_scalar();
         assert_eq!(rows_changed, 1);
         // Without the switch the tower returns the block outputs.
         let plain = VisionConfig::new(32, 8, 16, 2, 2, 32, 8).init::<Flex>(&device);

@@ -588,7 +588,10 @@ fn custom_clip_state_dict() -> BTreeMap<String, HostTensor> {
         }
     }
     sd.insert("logit_scale".into(), HostTensor::new(vec![], vec![4.6]));
-    sd.insert("clip_model.logit_scale".into(), HostTensor::new(vec![], vec![4.6]));
+    sd.insert(
+        "clip_model.logit_scale".into(),
+        HostTensor::new(vec![], vec![4.6]),
+    );
     sd
 }
 
