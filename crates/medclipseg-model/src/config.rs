@@ -177,25 +177,23 @@ impl MedClipSegConfig {
     /// large, the PubMedCLIP ViT-B/32 one.
     fn demo_clip(grid_halvings: u32) -> Self {
         let patch = 32 >> grid_halvings;
-        Self::demo()
-            .with_vision(
-                VisionConfig::new(64, patch, 64, 4, 4, 128, 64).with_value_features(Some(true)),
-            )
-            .with_text(TextConfig::Clip(ClipTextConfig::new(
-                49408, 32, 64, 4, 4, 64,
-            )))
+        let mut demo = Self::demo();
+        demo.vision =
+            VisionConfig::new(64, patch, 64, 4, 4, 128, 64).with_value_features(Some(true));
+        demo.text = TextConfig::Clip(ClipTextConfig::new(49408, 32, 64, 4, 4, 64));
+        demo
     }
 
     /// [`Self::demo`] with BiomedCLIP's tower kinds: the timm ViT (patch bias, no pre-norm,
     /// eps 1e-6, erf GELU) and the demo BERT.
     fn demo_biomedclip() -> Self {
-        let demo = Self::demo();
-        let timm = VisionConfig::new(64, 8, 64, 4, 4, 128, 64)
+        let mut demo = Self::demo();
+        demo.vision = VisionConfig::new(64, 8, 64, 4, 4, 128, 64)
             .with_activation(clip_encoders::Activation::Gelu)
             .with_patch_bias(Some(true))
             .with_pre_norm(Some(false))
             .with_layer_norm_eps(Some(1e-6));
-        demo.with_vision(timm)
+        demo
     }
 
     /// The smallest useful model (32 px, two layers per tower): end-to-end tests and smoke runs.
