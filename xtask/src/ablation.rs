@@ -676,7 +676,7 @@ mod tests {
     #[test]
     fn backbone_rows_on_real_data_need_each_backbones_weights() {
         let clip = parse_backbone_weights("clip=/w/clip.pt").unwrap();
-        let err = backbone_rows(true, &[clip.clone()])
+        let err = backbone_rows(true, std::slice::from_ref(&clip))
             .unwrap_err()
             .to_string();
         assert!(err.contains("biomedclip=PATH"), "{err}");
