@@ -165,6 +165,12 @@ pub fn to_tower_names(
 /// Prefix under which the official CLIP/PubMedCLIP `CustomCLIP` saves its whole CLIP model.
 const CLIP_MODEL: &str = "clip_model.";
 
+/// The towers' name of a `clip_model.*` alias key (the tensor it repeats), or `None` for any
+/// other key.
+pub fn alias_twin(key: &str, p: TowerPrefixes) -> Option<String> {
+    clip_model_twin(key.strip_prefix(CLIP_MODEL)?, p)
+}
+
 /// The towers' name for a `clip_model.*` key (its rest after the prefix), or `None` when the
 /// rest is not a CLIP tensor.
 fn clip_model_twin(rest: &str, p: TowerPrefixes) -> Option<String> {
@@ -189,10 +195,7 @@ pub fn fold_aliases(map: WeightMap, prefixes: TowerPrefixes) -> Result<WeightMap
     let mut tensors = map.into_tensors();
     let aliases: Vec<(String, String)> = tensors
         .keys()
-        .filter_map(|k| {
-            let twin = clip_model_twin(k.strip_prefix(CLIP_MODEL)?, prefixes)?;
-            Some((k.clone(), twin))
-        })
+        .filter_map(|k| Some((k.clone(), alias_twin(k, prefixes)?)))
         .collect();
     for (alias, twin) in aliases {
         let Some(tensor) = tensors.remove(&alias) else {
