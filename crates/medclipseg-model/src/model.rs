@@ -84,11 +84,18 @@ pub struct EncoderState<B: Backend> {
 impl<B: Backend> EncoderState<B> {
     /// Each batch entry repeated `times` times, sample-major: `[x_0..x_B, x_0..x_B, ...]`.
     pub fn repeat(self, times: usize) -> Self {
+        // A mask shared by the batch (CLIP's causal `[1, 1, L, L]`) stays shared; a per-entry
+        // one (BERT's padding `[B, 1, 1, L]`) is repeated with its entries.
+        let attention_bias = if self.text.attention_bias.dims()[0] == 1 {
+            self.text.attention_bias
+        } else {
+            self.text.attention_bias.repeat_dim(0, times)
+        };
         Self {
             image: self.image.repeat_dim(0, times),
             text: TextState {
                 hidden: self.text.hidden.repeat_dim(0, times),
-                attention_bias: self.text.attention_bias.repeat_dim(0, times),
+                attention_bias,
                 ids: self.text.ids.repeat_dim(0, times),
             },
             next_layer: self.next_layer,
