@@ -23,9 +23,20 @@ fn report_only() -> bool {
     std::env::var("MEDCLIPSEG_GOLDEN_REPORT_ONLY").is_ok_and(|v| v == "1")
 }
 
+/// The golden files of a backbone variant (`testdata/golden/<variant>`: clip, pubmedclip,
+/// biomedclip), beside the tiny UniMedCLIP ones (also below `MEDCLIPSEG_GOLDEN_DIR/..`).
+pub fn variant_dir(variant: &str) -> PathBuf {
+    golden_dir().join("..").join(variant)
+}
+
 /// Every tensor of a golden safetensors file, as f32 (integer tensors converted).
 pub fn read(file: &str) -> BTreeMap<String, HostTensor> {
-    let path = golden_dir().join(file);
+    read_path(&golden_dir().join(file))
+}
+
+/// [`read`] for a file anywhere.
+pub fn read_path(path: &std::path::Path) -> BTreeMap<String, HostTensor> {
+    let path = path.to_path_buf();
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let tensors = safetensors::SafeTensors::deserialize(&bytes).expect("golden safetensors");
     tensors

@@ -139,6 +139,67 @@ fn rows(layers: usize, full_layers: &[usize]) -> Vec<Row> {
     rows
 }
 
+/// The backbones of the paper's backbone ablation besides UniMedCLIP (the full setting): id,
+/// label, full-size preset, demo-sized preset.
+const BACKBONES: [(&str, &str, &str, &str); 3] = [
+    ("clip", "CLIP", "clip-vit-b16", "demo-clip"),
+    (
+        "biomedclip",
+        "BiomedCLIP",
+        "biomedclip-vit-b16",
+        "demo-biomedclip",
+    ),
+    (
+        "pubmedclip",
+        "PubMedCLIP",
+        "pubmedclip-vit-b32",
+        "demo-pubmedclip",
+    ),
+];
+
+/// `NAME=PATH` of `--backbone-weights`.
+pub fn parse_backbone_weights(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected NAME=PATH"))?;
+    if !BACKBONES.iter().any(|(id, ..)| *id == name) {
+        let names: Vec<&str> = BACKBONES.iter().map(|(id, ..)| *id).collect();
+        return Err(format!("{name:?} is not a backbone ({})", names.join(", ")));
+    }
+    Ok((name.to_string(), PathBuf::from(path)))
+}
+
+/// The backbone ablation rows: the demo-sized towers of each kind on synthetic data (trained
+/// from scratch, no weights), or the full presets with their weights on real data.
+fn backbone_rows(real_data: bool, weights: &[(String, PathBuf)]) -> Result<Vec<Row>> {
+    BACKBONES
+        .iter()
+        .map(|(id, label, full, demo)| {
+            let overrides = if real_data {
+                let (_, path) = weights
+                    .iter()
+                    .find(|(name, _)| name == id)
+                    .with_context(|| {
+                        format!("--backbones on real data needs --backbone-weights {id}=PATH")
+                    })?;
+                vec![
+                    format!("model.preset={full}"),
+                    format!("model.backbone_checkpoint=\"{}\"", path.display()),
+                ]
+            } else {
+                vec![format!("model.preset={demo}")]
+            };
+            Ok(Row {
+                id: format!("backbone-{id}"),
+                group: "CLIP backbone",
+                label: label.to_string(),
+                overrides,
+                percent: 100,
+            })
+        })
+        .collect()
+}
+
 /// ID and OOD DSC of one row.
 #[derive(Debug, Clone)]
 struct Scores {
@@ -174,7 +235,14 @@ pub fn run(args: &BenchArgs, binary: &Path) -> Result<()> {
     let setup = prepare(args, binary)?;
     let only: Option<Vec<&str>> = args.only.as_deref().map(|s| s.split(',').collect());
     let mut results: Vec<(Row, Scores)> = Vec::new();
-    for r in rows(setup.layers, &setup.adapter_layers) {
+    let mut all_rows = rows(setup.layers, &setup.adapter_layers);
+    if args.backbones {
+        all_rows.extend(backbone_rows(
+            args.data_root.is_some(),
+            &args.backbone_weights,
+        )?);
+    }
+    for r in all_rows {
         if only.as_ref().is_some_and(|o| !o.contains(&r.id.as_str())) {
             continue;
         }
@@ -584,4 +652,46 @@ fn plot_curve(
         .with_series(Series::new("HM", series(&|s| s.hm()), [44, 160, 44]).with_markers())
         .write_png(&args.out.join(file))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backbone_rows_use_the_demo_presets_without_weights() {
+        let rows = backbone_rows(false, &[]).unwrap();
+        let presets: Vec<&str> = rows.iter().map(|r| r.overrides[0].as_str()).collect();
+        assert_eq!(
+            presets,
+            [
+                "model.preset=demo-clip",
+                "model.preset=demo-biomedclip",
+                "model.preset=demo-pubmedclip"
+            ]
+        );
+        assert!(rows.iter().all(|r| r.group == "CLIP backbone"));
+    }
+
+    #[test]
+    fn backbone_rows_on_real_data_need_each_backbones_weights() {
+        let clip = parse_backbone_weights("clip=/w/clip.pt").unwrap();
+        let err = backbone_rows(true, std::slice::from_ref(&clip))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("biomedclip=PATH"), "{err}");
+        let all = [
+            clip,
+            parse_backbone_weights("biomedclip=/w/b.bin").unwrap(),
+            parse_backbone_weights("pubmedclip=/w/p.pth").unwrap(),
+        ];
+        let rows = backbone_rows(true, &all).unwrap();
+        assert_eq!(rows[2].overrides[0], "model.preset=pubmedclip-vit-b32");
+        assert_eq!(
+            rows[2].overrides[1],
+            "model.backbone_checkpoint=\"/w/p.pth\""
+        );
+        assert!(parse_backbone_weights("unimed=/x").is_err());
+        assert!(parse_backbone_weights("clip").is_err());
+    }
 }

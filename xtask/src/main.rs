@@ -61,6 +61,16 @@ pub struct BenchArgs {
     /// Skip the ablations.
     #[arg(long)]
     pub skip_ablations: bool,
+    /// Add the backbone ablation (CLIP, BiomedCLIP, PubMedCLIP beside the full setting's
+    /// UniMedCLIP): on the synthetic data, the demo-sized towers of each kind (presets
+    /// `demo-clip`, `demo-biomedclip`, `demo-pubmedclip`) trained from scratch; with
+    /// `--data-root`, the full presets with the weights of `--backbone-weights`.
+    #[arg(long)]
+    pub backbones: bool,
+    /// Weights of a backbone for `--backbones` on real data, `NAME=PATH` with NAME one of
+    /// clip, biomedclip, pubmedclip (repeat the option for each).
+    #[arg(long = "backbone-weights", value_parser = ablation::parse_backbone_weights)]
+    pub backbone_weights: Vec<(String, PathBuf)>,
     /// Only these ablation rows (comma-separated ids, e.g. `full,no-gating`).
     #[arg(long)]
     pub only: Option<String>,

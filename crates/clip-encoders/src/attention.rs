@@ -145,6 +145,20 @@ impl<B: Backend> PackedSelfAttention<B> {
         )
     }
 
+    /// The value path alone, `out_proj(v_proj(x))` with `v_proj` the value slice of the packed
+    /// `in_proj`: `[B, T, D]` -> `[B, T, D]`. Every token's own value, no mixing across tokens:
+    /// the dense patch features of the vendored OpenAI CLIP (`ResidualAttentionBlock_CMM`).
+    pub fn value_path(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, tokens, width] = x.dims();
+        // Burn's Linear weight is `[in, out]`: the value projection is the last third of `out`.
+        let weight = self.in_proj.weight.val().narrow(1, 2 * width, width);
+        let mut value = x.reshape([batch * tokens, width]).matmul(weight);
+        if let Some(bias) = &self.in_proj.bias {
+            value = value + bias.val().narrow(0, 2 * width, width).unsqueeze_dim(0);
+        }
+        linear3d(&self.out_proj, value.reshape([batch, tokens, width]))
+    }
+
     /// Writes `in_proj_weight`, `in_proj_bias`, `out_proj.*` under `prefix`.
     pub fn save(&self, s: &mut StateWriter, prefix: &str) {
         s.transposed(&self.in_proj.weight, format!("{prefix}.in_proj_weight"));

@@ -58,6 +58,12 @@ impl<B: Backend> ResidualAttentionBlock<B> {
         x + linear3d(&self.c_proj, hidden)
     }
 
+    /// The attention's value path on the normalised input, `out_proj(v_proj(ln_1(x)))`, taken
+    /// before the block's own attention and MLP update: `[B, T, D]` -> `[B, T, D]`.
+    pub fn value_path(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.attn.value_path(self.ln_1.forward(x))
+    }
+
     /// Writes the block under `prefix` (inverse of [`Self::load`]).
     pub fn save(&self, s: &mut StateWriter, prefix: &str) {
         s.layer_norm(&self.ln_1, &format!("{prefix}.ln_1"));

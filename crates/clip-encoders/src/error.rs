@@ -25,6 +25,22 @@ pub enum LoadError {
         /// The keys that have no place in the towers.
         keys: Vec<String>,
     },
+    /// An alias (a second name the official code saves for one tensor, e.g. `clip_model.*`)
+    /// holds different values from the tensor it names.
+    #[error(
+        "{source_name}: {alias} should be the same tensor as {twin} (the official model saves \
+         both names for one tensor), but {difference}"
+    )]
+    AliasMismatch {
+        /// Where the tensors came from.
+        source_name: String,
+        /// The alias key in the file.
+        alias: String,
+        /// The key of the tensor it should equal.
+        twin: String,
+        /// How they differ.
+        difference: String,
+    },
     /// A tensor of a recognised layout has a shape its conversion cannot handle.
     #[error("{source_name}: {key}: {message}")]
     BadTensor {

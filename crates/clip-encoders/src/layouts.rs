@@ -11,6 +11,13 @@
 //! | open_clip timm (BiomedCLIP) | `visual.trunk.{patch_embed.proj, cls_token, pos_embed, blocks.N.*, norm}`, `visual.head.proj` (or the same below `V.`, as MedCLIPSeg's BiomedCLIP variant saves them) | as open_clip |
 //! | HF transformers `CLIPModel` (`pubmed-clip-vit-base-patch32`) | `vision_model.{embeddings, pre_layrnorm, encoder.layers.N, post_layernorm}`, `visual_projection` | `text_model.{embeddings, encoder.layers.N, final_layer_norm}`, `text_projection` |
 //!
+//! MedCLIPSeg's own CLIP and PubMedCLIP checkpoints (the official `CustomCLIP` state dict) keep
+//! the towers under `V.`/`T.` and, because `CustomCLIP` also registers the whole CLIP model as
+//! `clip_model`, every tower tensor a second time under `clip_model.*` (`clip_model.visual.*`,
+//! `clip_model.transformer.*`, ...); the token embedding exists only as
+//! `clip_model.token_embedding.weight`. [`fold_aliases`] drops each alias after checking that it
+//! equals its twin, and moves an alias without a twin to the towers' name.
+//!
 //! Renaming also converts layouts: a Linear head (`[out, in]`) becomes a `[in, out]` matrix,
 //! timm's `[1, 1, W]` class token and `[1, T, W]` positions lose their leading ones, and HF's
 //! separate `q_proj`/`k_proj`/`v_proj` are packed into `in_proj_*`. Keys a recognised layout
@@ -93,6 +100,7 @@ pub fn to_tower_names(
     map: WeightMap,
     prefixes: TowerPrefixes,
 ) -> Result<(WeightMap, BackboneLayout), LoadError> {
+    let map = fold_aliases(map, prefixes)?;
     let layout = BackboneLayout::detect(map.keys(), prefixes);
     if layout == BackboneLayout::Native {
         return Ok((map, layout));
@@ -152,6 +160,86 @@ pub fn to_tower_names(
         );
     }
     Ok((out, layout))
+}
+
+/// Prefix under which the official CLIP/PubMedCLIP `CustomCLIP` saves its whole CLIP model.
+const CLIP_MODEL: &str = "clip_model.";
+
+/// The towers' name of a `clip_model.*` alias key (the tensor it repeats), or `None` for any
+/// other key.
+pub fn alias_twin(key: &str, p: TowerPrefixes) -> Option<String> {
+    clip_model_twin(key.strip_prefix(CLIP_MODEL)?, p)
+}
+
+/// The towers' name for a `clip_model.*` key (its rest after the prefix), or `None` when the
+/// rest is not a CLIP tensor.
+fn clip_model_twin(rest: &str, p: TowerPrefixes) -> Option<String> {
+    if let Some(visual) = rest.strip_prefix("visual.") {
+        return Some(format!("{}.{visual}", p.vision));
+    }
+    if is_openai_text_key(rest) {
+        return Some(format!("{}.{rest}", p.text));
+    }
+    (rest == "logit_scale").then(|| rest.to_string())
+}
+
+/// Folds the `clip_model.*` aliases of an official CLIP/PubMedCLIP MedCLIPSeg checkpoint onto
+/// the towers' names: an alias whose twin is present must hold the same values (else
+/// [`LoadError::AliasMismatch`] names both keys) and is dropped; one without a twin (the token
+/// embedding, or every tensor when only the aliases were saved) takes the twin's name.
+pub fn fold_aliases(map: WeightMap, prefixes: TowerPrefixes) -> Result<WeightMap, LoadError> {
+    if !map.keys().any(|k| k.starts_with(CLIP_MODEL)) {
+        return Ok(map);
+    }
+    let source_name = map.source_name().to_string();
+    let mut tensors = map.into_tensors();
+    let aliases: Vec<(String, String)> = tensors
+        .keys()
+        .filter_map(|k| Some((k.clone(), alias_twin(k, prefixes)?)))
+        .collect();
+    for (alias, twin) in aliases {
+        let Some(tensor) = tensors.remove(&alias) else {
+            continue;
+        };
+        match tensors.get(&twin) {
+            Some(kept) => {
+                if let Some(difference) = difference(&tensor, kept) {
+                    return Err(LoadError::AliasMismatch {
+                        source_name,
+                        alias,
+                        twin,
+                        difference,
+                    });
+                }
+            }
+            None => {
+                tensors.insert(twin, tensor);
+            }
+        }
+    }
+    let mut out = WeightMap::new(source_name);
+    for (key, tensor) in tensors {
+        out.insert(key, tensor);
+    }
+    Ok(out)
+}
+
+/// How two tensors that should be one differ (shape, or the first differing element), compared
+/// bit for bit; `None` when they are identical.
+fn difference(a: &HostTensor, b: &HostTensor) -> Option<String> {
+    if a.shape != b.shape {
+        return Some(format!(
+            "its shape is {:?}, the twin's {:?}",
+            a.shape, b.shape
+        ));
+    }
+    let (index, (x, y)) = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .enumerate()
+        .find(|(_, (x, y))| x.to_bits() != y.to_bits())?;
+    Some(format!("element {index} is {x}, the twin's {y}"))
 }
 
 /// Where one key of a foreign layout goes.

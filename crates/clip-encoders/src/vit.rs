@@ -39,6 +39,10 @@ pub struct VisionConfig {
     pub pre_norm: Option<bool>,
     /// Epsilon of every LayerNorm in the tower (timm's ViT uses 1e-6). `None`: PyTorch's 1e-5.
     pub layer_norm_eps: Option<f64>,
+    /// The tower's output tokens are the last block's value path, `out_proj(v_proj(ln_1(x)))`
+    /// of that block's input, instead of its output (the vendored OpenAI CLIP that MedCLIPSeg's
+    /// CLIP and PubMedCLIP trainers run). `None`: the block output (UniMedCLIP, BiomedCLIP).
+    pub value_features: Option<bool>,
 }
 
 impl VisionConfig {
@@ -50,6 +54,11 @@ impl VisionConfig {
     /// OpenAI ViT-B/32 at 224 px (PubMedCLIP).
     pub fn vit_b32() -> Self {
         Self::new(224, 32, 768, 12, 12, 3072, 512)
+    }
+
+    /// Whether the output tokens are the last block's value path (see `value_features`).
+    pub fn has_value_features(&self) -> bool {
+        self.value_features.unwrap_or(false)
     }
 
     /// timm `vit_base_patch16_224` as open_clip wraps it for BiomedCLIP: patch embedding with
@@ -124,6 +133,7 @@ impl VisionConfig {
                 .collect(),
             ln_post: norm(),
             proj: Param::from_tensor(randn(vec![self.width, self.output_dim])),
+            value_features: self.has_value_features(),
         }
     }
 }
@@ -146,6 +156,9 @@ pub struct VisionTransformer<B: Backend> {
     pub ln_post: LayerNorm<B>,
     /// Projection to the joint space `[W, E]` (applied as `x @ proj`).
     pub proj: Param<Tensor<B, 2>>,
+    /// The last block contributes its value path instead of its output.
+    #[module(skip)]
+    value_features: bool,
 }
 
 impl<B: Backend> VisionTransformer<B> {
@@ -178,6 +191,22 @@ impl<B: Backend> VisionTransformer<B> {
         self.blocks[index].forward(x, None)
     }
 
+    /// Whether [`Self::block_features`] takes the last block's value path.
+    pub fn value_features(&self) -> bool {
+        self.value_features
+    }
+
+    /// Block `index` as the tower's output sees it: the block's output, except the last block
+    /// of a value-feature tower, which gives its value path ([`ResidualAttentionBlock::value_path`]).
+    /// `[B, T, W]` -> `[B, T, W]`.
+    pub fn block_features(&self, index: usize, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        if self.value_features && index + 1 == self.num_layers() {
+            self.blocks[index].value_path(x)
+        } else {
+            self.block(index, x)
+        }
+    }
+
     /// `ln_post` on all tokens, then `proj`: `[B, T, W]` -> `[B, T, E]`.
     pub fn head(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, tokens, width] = x.dims();
@@ -190,9 +219,10 @@ impl<B: Backend> VisionTransformer<B> {
         out.reshape([batch, tokens, dim])
     }
 
-    /// The whole tower: `[B, 3, H, W]` -> `[B, T, E]` (class token first).
+    /// The whole tower: `[B, 3, H, W]` -> `[B, T, E]` (class token first; the last block's value
+    /// path when the tower has value features).
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 3> {
-        let x = (0..self.num_layers()).fold(self.embed(images), |x, i| self.block(i, x));
+        let x = (0..self.num_layers()).fold(self.embed(images), |x, i| self.block_features(i, x));
         self.head(x)
     }
 
@@ -276,5 +306,57 @@ mod tests {
         let tokens = timm.embed(images);
         let std = tokens.var(2).mean().into_scalar();
         assert!((std - 1.0).abs() > 1e-2, "{std}");
+    }
+
+    /// The vendored OpenAI CLIP's value path, written out from the packed weights:
+    /// `out_proj(ln_1(x) @ W_v^T + b_v)` with `W_v` the last third of `in_proj_weight`.
+    fn reference_value_path(
+        block: &ResidualAttentionBlock<Flex>,
+        x: Tensor<Flex, 3>,
+    ) -> Tensor<Flex, 3> {
+        let width = x.dims()[2];
+        let qkv = crate::attention::linear3d(&block.attn.in_proj, block.ln_1.forward(x));
+        let value = qkv.narrow(2, 2 * width, width);
+        crate::attention::linear3d(&block.attn.out_proj, value)
+    }
+
+    #[test]
+    fn value_feature_towers_end_on_the_last_blocks_value_path() {
+        let device = Default::default();
+        let config = VisionConfig::new(32, 8, 16, 2, 2, 32, 8).with_value_features(Some(true));
+        let tower = config.init::<Flex>(&device);
+        let images = Tensor::<Flex, 4>::random(
+            [2, 3, 32, 32],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let before_last = tower.block(0, tower.embed(images.clone()));
+        let value = tower.head(reference_value_path(&tower.blocks[1], before_last.clone()));
+        let block_output = tower.head(tower.block(1, before_last.clone()));
+        let actual = tower.forward(images);
+        let gap =
+            |a: Tensor<Flex, 3>, b: Tensor<Flex, 3>| -> f32 { (a - b).abs().max().into_scalar() };
+        assert!(gap(actual.clone(), value) < 1e-5);
+        // The block-output formulation (UniMedCLIP, BiomedCLIP) is far from it.
+        assert!(gap(actual, block_output) > 1e-1);
+
+        // A value path mixes no tokens: changing one token's input changes only its own row.
+        let mut changed = before_last.clone();
+        changed = changed.slice_assign(
+            [0..1, 3..4, 0..16],
+            Tensor::<Flex, 3>::ones([1, 1, 16], &device),
+        );
+        let rows_changed = (tower.block_features(1, changed)
+            - tower.block_features(1, before_last))
+        .abs()
+        .sum_dim(2)
+        .greater_elem(0.0)
+        .int()
+        .sum()
+        .into_scalar();
+        assert_eq!(rows_changed, 1);
+        // Without the switch the tower returns the block outputs.
+        let plain = VisionConfig::new(32, 8, 16, 2, 2, 32, 8).init::<Flex>(&device);
+        assert!(!plain.value_features());
     }
 }

@@ -71,6 +71,49 @@ pub fn weight_map(sd: &StateDict) -> Result<WeightMap, CheckpointError> {
     Ok(map)
 }
 
+/// `sd` with the `clip_model.*` aliases of an official CLIP/PubMedCLIP MedCLIPSeg checkpoint
+/// folded onto the towers' names, dtypes kept: an alias equal (bit for bit) to its twin is
+/// dropped, one without a twin takes the twin's name, one that differs is refused naming both.
+/// What `import` writes when it is given no model config to load into.
+pub fn fold_aliases(mut sd: StateDict) -> Result<StateDict, CheckpointError> {
+    let aliases: Vec<(String, String)> = sd
+        .keys()
+        .filter_map(|k| {
+            Some((
+                k.to_string(),
+                clip_encoders::layouts::alias_twin(k, MEDCLIPSEG_TOWERS)?,
+            ))
+        })
+        .collect();
+    for (alias, twin) in aliases {
+        let Some(tensor) = sd.take(&alias) else {
+            continue;
+        };
+        match sd.get(&twin) {
+            Some(kept) if *kept != tensor => {
+                return Err(clip_encoders::LoadError::AliasMismatch {
+                    source_name: sd.source().display().to_string(),
+                    alias,
+                    twin,
+                    difference: format!(
+                        "they differ ({:?} {:?} vs {:?} {:?})",
+                        tensor.dtype(),
+                        tensor.shape(),
+                        kept.dtype(),
+                        kept.shape()
+                    ),
+                }
+                .into());
+            }
+            Some(_) => {}
+            None => {
+                sd.insert(twin, tensor);
+            }
+        }
+    }
+    Ok(sd)
+}
+
 /// The prefixes MedCLIPSeg gives its towers.
 const MEDCLIPSEG_TOWERS: TowerPrefixes<'static> = TowerPrefixes {
     vision: "vision_model",
@@ -265,6 +308,39 @@ mod tests {
                 .filter(|(k, _)| k.contains("_model."))
                 .count()
         );
+    }
+
+    #[test]
+    fn import_folds_the_clip_model_aliases_keeping_the_stored_dtypes() {
+        let mut sd = StateDict::new("custom_clip.pt");
+        let value = |x: f32| RawTensor::from_f32(vec![2], &[x, 1.0]).unwrap();
+        sd.insert("vision_model.ln_post.bias", value(0.5));
+        sd.insert("clip_model.visual.ln_post.bias", value(0.5));
+        sd.insert("clip_model.token_embedding.weight", value(3.0));
+        sd.insert("mask_head.0.bias", value(7.0));
+        let folded = fold_aliases(sd).unwrap();
+        let mut keys: Vec<&str> = folded.keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "mask_head.0.bias",
+                "text_model.token_embedding.weight",
+                "vision_model.ln_post.bias"
+            ]
+        );
+        assert_eq!(
+            folded.get("text_model.token_embedding.weight"),
+            Some(&value(3.0))
+        );
+
+        let mut differing = StateDict::new("custom_clip.pt");
+        differing.insert("text_model.ln_final.weight", value(0.5));
+        differing.insert("clip_model.ln_final.weight", value(0.25));
+        let err = fold_aliases(differing).unwrap_err().to_string();
+        assert!(err.contains("custom_clip.pt"), "{err}");
+        assert!(err.contains("clip_model.ln_final.weight"), "{err}");
+        assert!(err.contains("text_model.ln_final.weight"), "{err}");
     }
 
     #[test]

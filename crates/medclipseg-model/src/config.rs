@@ -102,7 +102,7 @@ pub struct MedClipSegConfig {
 }
 
 /// Names accepted by [`MedClipSegConfig::preset`].
-pub const PRESETS: [&str; 7] = [
+pub const PRESETS: [&str; 10] = [
     "unimedclip-vit-b16",
     "clip-vit-b16",
     "biomedclip-vit-b16",
@@ -110,6 +110,9 @@ pub const PRESETS: [&str; 7] = [
     "tiny",
     "demo",
     "micro",
+    "demo-clip",
+    "demo-biomedclip",
+    "demo-pubmedclip",
 ];
 
 impl MedClipSegConfig {
@@ -121,7 +124,7 @@ impl MedClipSegConfig {
                 TextConfig::Bert(BertConfig::biomedbert_base()),
             ),
             "clip-vit-b16" => Self::new(
-                VisionConfig::vit_b16(),
+                VisionConfig::vit_b16().with_value_features(Some(true)),
                 TextConfig::Clip(ClipTextConfig::openai_base()),
             ),
             "biomedclip-vit-b16" => Self::new(
@@ -129,12 +132,15 @@ impl MedClipSegConfig {
                 TextConfig::Bert(BertConfig::biomedbert_base()),
             ),
             "pubmedclip-vit-b32" => Self::new(
-                VisionConfig::vit_b32(),
+                VisionConfig::vit_b32().with_value_features(Some(true)),
                 TextConfig::Clip(ClipTextConfig::openai_base()),
             ),
             "tiny" => Self::tiny(),
             "demo" => Self::demo(),
             "micro" => Self::micro(),
+            "demo-clip" => Self::demo_clip(2),
+            "demo-pubmedclip" => Self::demo_clip(1),
+            "demo-biomedclip" => Self::demo_biomedclip(),
             _ => return None,
         })
     }
@@ -163,6 +169,31 @@ impl MedClipSegConfig {
         .with_adapter_dim(32)
         .with_adapter_layers(vec![1, 2, 3])
         .with_freeze_encoders(false)
+    }
+
+    /// [`Self::demo`] with OpenAI CLIP towers (the backbone ablation without weights): the
+    /// value-feature ViT and the CLIP text transformer over the BPE vocabulary (context 32).
+    /// `grid_halvings` 2 is the CLIP ViT-B/16 analogue (8 px patches); 1, patches twice as
+    /// large, the PubMedCLIP ViT-B/32 one.
+    fn demo_clip(grid_halvings: u32) -> Self {
+        let patch = 32 >> grid_halvings;
+        let mut demo = Self::demo();
+        demo.vision =
+            VisionConfig::new(64, patch, 64, 4, 4, 128, 64).with_value_features(Some(true));
+        demo.text = TextConfig::Clip(ClipTextConfig::new(49408, 32, 64, 4, 4, 64));
+        demo
+    }
+
+    /// [`Self::demo`] with BiomedCLIP's tower kinds: the timm ViT (patch bias, no pre-norm,
+    /// eps 1e-6, erf GELU) and the demo BERT.
+    fn demo_biomedclip() -> Self {
+        let mut demo = Self::demo();
+        demo.vision = VisionConfig::new(64, 8, 64, 4, 4, 128, 64)
+            .with_activation(clip_encoders::Activation::Gelu)
+            .with_patch_bias(Some(true))
+            .with_pre_norm(Some(false))
+            .with_layer_norm_eps(Some(1e-6));
+        demo
     }
 
     /// The smallest useful model (32 px, two layers per tower): end-to-end tests and smoke runs.
@@ -279,6 +310,46 @@ mod tests {
                 .with_num_upscale(4)
                 .validate()
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn clip_kinds_take_value_features_and_the_others_block_outputs() {
+        for (name, value) in [
+            ("clip-vit-b16", true),
+            ("pubmedclip-vit-b32", true),
+            ("demo-clip", true),
+            ("demo-pubmedclip", true),
+            ("unimedclip-vit-b16", false),
+            ("biomedclip-vit-b16", false),
+            ("demo-biomedclip", false),
+            ("demo", false),
+        ] {
+            let config = MedClipSegConfig::preset(name).unwrap();
+            assert_eq!(config.vision.has_value_features(), value, "{name}");
+            assert_eq!(
+                matches!(config.text, TextConfig::Clip(_)),
+                value,
+                "{name}: CLIP text tower"
+            );
+        }
+        assert_eq!(
+            MedClipSegConfig::preset("pubmedclip-vit-b32")
+                .unwrap()
+                .vision
+                .patch_size,
+            32
+        );
+        assert_eq!(
+            MedClipSegConfig::preset("demo-pubmedclip")
+                .unwrap()
+                .vision
+                .grid(),
+            4
+        );
+        assert_eq!(
+            MedClipSegConfig::preset("demo-clip").unwrap().vision.grid(),
+            8
         );
     }
 

@@ -84,11 +84,18 @@ pub struct EncoderState<B: Backend> {
 impl<B: Backend> EncoderState<B> {
     /// Each batch entry repeated `times` times, sample-major: `[x_0..x_B, x_0..x_B, ...]`.
     pub fn repeat(self, times: usize) -> Self {
+        // A mask shared by the batch (CLIP's causal `[1, 1, L, L]`) stays shared; a per-entry
+        // one (BERT's padding `[B, 1, 1, L]`) is repeated with its entries.
+        let attention_bias = if self.text.attention_bias.dims()[0] == 1 {
+            self.text.attention_bias
+        } else {
+            self.text.attention_bias.repeat_dim(0, times)
+        };
         Self {
             image: self.image.repeat_dim(0, times),
             text: TextState {
                 hidden: self.text.hidden.repeat_dim(0, times),
-                attention_bias: self.text.attention_bias.repeat_dim(0, times),
+                attention_bias,
                 ids: self.text.ids.repeat_dim(0, times),
             },
             next_layer: self.next_layer,
@@ -114,7 +121,8 @@ pub struct AdapterTrace<B: Backend> {
 pub struct ForwardTrace<B: Backend> {
     /// Image tokens after embedding and `ln_pre`.
     pub vision_embed: Option<Tensor<B, 3>>,
-    /// Output of each vision block.
+    /// Output of each vision block (for a value-feature tower, the last entry is the last
+    /// block's value path, what the head reads).
     pub vision_blocks: Vec<Tensor<B, 3>>,
     /// Text embeddings.
     pub text_embed: Option<Tensor<B, 3>>,
@@ -204,7 +212,7 @@ impl<B: Backend> MedClipSeg<B> {
             if let Some(k) = self.adapter_layers.iter().position(|&l| l == layer) {
                 state = self.adapt(k, state, noise, trace.as_deref_mut());
             }
-            state.image = self.vision_model.block(layer, state.image);
+            state.image = self.vision_model.block_features(layer, state.image);
             state.text.hidden =
                 self.text_model
                     .layer(layer, state.text.hidden, state.text.attention_bias.clone());

@@ -10,3 +10,7 @@ use burn::backend::cuda::CudaDevice;
 use burn::backend::{Autodiff, Cuda};
 
 golden_cases::golden_tests!(Cuda, Autodiff<Cuda>, CudaDevice::default());
+
+// The CLIP, PubMedCLIP and BiomedCLIP variants' goldens (`backbone_cases`), same tolerances.
+mod backbone_cases;
+backbone_cases::backbone_tests!(Cuda, Autodiff<Cuda>, CudaDevice::default());

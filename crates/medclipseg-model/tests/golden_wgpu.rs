@@ -10,3 +10,7 @@ use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, Wgpu};
 
 golden_cases::golden_tests!(Wgpu, Autodiff<Wgpu>, WgpuDevice::default());
+
+// The CLIP, PubMedCLIP and BiomedCLIP variants' goldens (`backbone_cases`), same tolerances.
+mod backbone_cases;
+backbone_cases::backbone_tests!(Wgpu, Autodiff<Wgpu>, WgpuDevice::default());

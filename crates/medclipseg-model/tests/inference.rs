@@ -87,3 +87,37 @@ fn a_non_finite_loss_leaves_the_model_unchanged() {
     assert!(error.contains("not finite"), "{error}");
     assert_eq!(before, model.state_dict());
 }
+
+#[test]
+fn monte_carlo_runs_on_clip_towers_whose_causal_mask_is_shared() {
+    use clip_encoders::{ClipTextConfig, TextConfig, VisionConfig};
+    let device = Default::default();
+    // CLIP text (causal mask `[1, 1, L, L]`, shared by the batch) with a value-feature ViT; the
+    // ids end on their largest id, where CLIP pools.
+    let model = MedClipSegConfig::new(
+        VisionConfig::new(32, 8, 32, 2, 2, 64, 32).with_value_features(Some(true)),
+        TextConfig::Clip(ClipTextConfig::new(64, 6, 32, 2, 2, 32)),
+    )
+    .with_adapter_dim(16)
+    .with_adapter_layers(vec![1])
+    .init::<B>(&device);
+    let (images, _, _) = inputs::<B>(&device);
+    let ids = Tensor::from_data(
+        TensorData::new(vec![62i64, 7, 9, 63, 0, 0, 62, 11, 63, 0, 0, 0], [2, 6]),
+        &device,
+    );
+    let mask = Tensor::<B, 2, Int>::ones([2, 6], &device);
+    let config = McConfig::new().with_samples(3).with_max_batch(6);
+    let prediction = mc_predict(
+        &model,
+        images,
+        ids,
+        mask,
+        &[0, 1],
+        &config,
+        &mut Noise::seeded(3),
+    )
+    .unwrap();
+    assert_eq!(prediction.mean_prob.dims(), [2, 32, 32]);
+    assert!(prediction.mutual_information.max().into_scalar() > 0.0);
+}

@@ -339,6 +339,7 @@ pub fn forward(a: ForwardArgs) -> Result<()> {
 pub fn import(a: ImportArgs) -> Result<()> {
     let sd = torch_checkpoint::load(&a.input)?;
     let tensors = sd.len();
+    let notes = sd.notes().to_vec();
     match &a.model_config {
         Some(spec) => {
             // Load into the model (strict) so that a bad file fails now, not at use.
@@ -357,9 +358,10 @@ pub fn import(a: ImportArgs) -> Result<()> {
             );
             checkpoint::save(&model, &config, &meta, &a.output)?;
         }
-        None => crate::store::save_safetensors(&a.output, &sd)?,
+        // One name per tensor: the official CLIP trainers' `clip_model.*` aliases folded.
+        None => crate::store::save_safetensors(&a.output, &checkpoint::fold_aliases(sd)?)?,
     }
-    for note in sd.notes() {
+    for note in notes {
         tracing::warn!("{}: {note}", a.input.display());
     }
     tracing::info!(

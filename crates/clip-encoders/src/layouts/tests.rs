@@ -569,3 +569,82 @@ fn timm_keys_below_the_vision_prefix_are_renamed_too() {
     );
     assert_eq!(converted.get("vision_model.proj").unwrap().shape, [W, E]);
 }
+
+/// The official CLIP/PubMedCLIP `CustomCLIP` state dict: the towers under our prefixes (no token
+/// embedding in the text tower), and the whole CLIP model again under `clip_model.*`.
+fn custom_clip_state_dict() -> BTreeMap<String, HostTensor> {
+    let device = Default::default();
+    let v = native(|s| vision_config().init::<B>(&device).save(s, "vision_model"));
+    let t = native(|s| clip_text_config().init::<B>(&device).save(s, "text_model"));
+    let mut sd = BTreeMap::new();
+    for (key, tensor) in v.iter().chain(&t) {
+        let alias = match key.strip_prefix("vision_model.") {
+            Some(rest) => format!("clip_model.visual.{rest}"),
+            None => key.replacen("text_model.", "clip_model.", 1),
+        };
+        sd.insert(alias, tensor.clone());
+        if !key.ends_with("token_embedding.weight") {
+            sd.insert(key.clone(), tensor.clone());
+        }
+    }
+    sd.insert("logit_scale".into(), HostTensor::new(vec![], vec![4.6]));
+    sd.insert(
+        "clip_model.logit_scale".into(),
+        HostTensor::new(vec![], vec![4.6]),
+    );
+    sd
+}
+
+#[test]
+fn clip_model_aliases_fold_onto_their_twins_and_the_token_embedding_is_found() {
+    let sd = custom_clip_state_dict();
+    assert!(sd.contains_key("clip_model.token_embedding.weight"));
+    assert!(!sd.contains_key("text_model.token_embedding.weight"));
+    let expected_embedding = sd["clip_model.token_embedding.weight"].clone();
+    let (converted, layout) = to_tower_names(map_of(sd), OURS).unwrap();
+    assert_eq!(layout, BackboneLayout::Native);
+    assert!(converted.keys().all(|k| !k.starts_with("clip_model.")));
+    assert_eq!(
+        converted.get("text_model.token_embedding.weight"),
+        Some(&expected_embedding)
+    );
+    let device = Default::default();
+    load_vision(&vision_config(), &converted);
+    clip_text_config()
+        .init::<B>(&device)
+        .load(&converted, "text_model", &device);
+    converted.mark_used("logit_scale");
+    converted.finish(true).unwrap();
+}
+
+#[test]
+fn a_checkpoint_saved_with_only_the_aliases_loads_too() {
+    let only_aliases: BTreeMap<String, HostTensor> = custom_clip_state_dict()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("clip_model."))
+        .collect();
+    let (converted, _) = to_tower_names(map_of(only_aliases), OURS).unwrap();
+    let device = Default::default();
+    load_vision(&vision_config(), &converted);
+    clip_text_config()
+        .init::<B>(&device)
+        .load(&converted, "text_model", &device);
+    converted.mark_used("logit_scale");
+    converted.finish(true).unwrap();
+}
+
+#[test]
+fn an_alias_that_differs_from_its_twin_is_refused_by_name() {
+    let mut sd = custom_clip_state_dict();
+    let alias = "clip_model.visual.transformer.resblocks.1.ln_2.bias";
+    sd.get_mut(alias).unwrap().data[3] += 1.0;
+    let err = to_tower_names(map_of(sd), OURS).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, LoadError::AliasMismatch { .. }), "{message}");
+    assert!(message.contains(alias), "{message}");
+    assert!(
+        message.contains("vision_model.transformer.resblocks.1.ln_2.bias"),
+        "{message}"
+    );
+    assert!(message.contains("element 3"), "{message}");
+}
