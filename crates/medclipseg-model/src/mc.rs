@@ -8,6 +8,8 @@
 //! Speed: the samples run as one batch (chunked to bound memory), and the layers before the
 //! first adapter, identical for every sample, run once.
 
+use std::ops::ControlFlow;
+
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use pvl_adapters::{Noise, sample_key};
@@ -156,6 +158,52 @@ pub fn mc_predict<B: Backend>(
     config: &McConfig,
     noise: &mut Noise<B>,
 ) -> Option<McPrediction<B>> {
+    let inputs = McInputs {
+        images,
+        ids,
+        attention_mask,
+    };
+    mc_predict_observed(model, inputs, image_keys, config, noise, &mut |_| {
+        ControlFlow::Continue(())
+    })
+}
+
+/// Where a Monte-Carlo prediction stands after a chunk of samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McProgress {
+    /// Samples done.
+    pub done: usize,
+    /// Samples asked for.
+    pub total: usize,
+}
+
+/// The inputs of [`mc_predict_observed`]: `images [B, 3, H, W]`, prompts `ids` and
+/// `attention_mask [B, L]`.
+#[derive(Debug, Clone)]
+pub struct McInputs<B: Backend> {
+    /// Preprocessed images `[B, 3, H, W]`.
+    pub images: Tensor<B, 4>,
+    /// Token ids `[B, L]`.
+    pub ids: Tensor<B, 2, Int>,
+    /// Attention mask `[B, L]`.
+    pub attention_mask: Tensor<B, 2, Int>,
+}
+
+/// [`mc_predict`] that reports after every chunk of samples; `on_chunk` returning
+/// `ControlFlow::Break` stops before the next chunk (a cancelled job) and gives `None`.
+pub fn mc_predict_observed<B: Backend>(
+    model: &MedClipSeg<B>,
+    inputs: McInputs<B>,
+    image_keys: &[u64],
+    config: &McConfig,
+    noise: &mut Noise<B>,
+    on_chunk: &mut dyn FnMut(McProgress) -> ControlFlow<()>,
+) -> Option<McPrediction<B>> {
+    let McInputs {
+        images,
+        ids,
+        attention_mask,
+    } = inputs;
     let [batch, _, h, w] = images.dims();
     debug_assert_eq!(image_keys.len(), batch, "one key per image");
     let image_keys: Vec<u64> = if image_keys.len() == batch {
@@ -194,6 +242,13 @@ pub fn mc_predict<B: Backend>(
         let out = model.finish(state, [h, w], noise, None);
         acc.add(out.seg_logits, samples);
         done += samples;
+        let progress = McProgress {
+            done,
+            total: config.samples,
+        };
+        if on_chunk(progress).is_break() {
+            return None;
+        }
     }
     acc.finish()
 }

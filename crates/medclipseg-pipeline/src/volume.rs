@@ -2,9 +2,12 @@
 //! computed over the whole volume (a CT window, or percentiles), replicated to three channels
 //! and predicted like an image; the maps come back on the volume's grid.
 
+use std::ops::ControlFlow;
+
 use burn::prelude::*;
 use med_datasets::imaging::Image8;
 use med_volumes::{IntensityMap, Slice2d, Volume};
+use medclipseg_model::McProgress;
 use seg_metrics::BinaryMask;
 
 use crate::error::Result;
@@ -45,7 +48,25 @@ impl<B: Backend> Predictor<B> {
         axis: usize,
         intensity: &IntensityMap,
     ) -> Result<VolumePrediction> {
+        self.predict_volume_observed(volume, prompt, axis, intensity, &mut |_| {
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`Predictor::predict_volume`] that reports after every chunk of Monte-Carlo samples of
+    /// every batch of slices (`done`/`total` count sample passes over all slices);
+    /// `ControlFlow::Break` stops it with [`crate::PipelineError::Cancelled`].
+    pub fn predict_volume_observed(
+        &self,
+        volume: &Volume,
+        prompt: &str,
+        axis: usize,
+        intensity: &IntensityMap,
+        on_chunk: &mut dyn FnMut(McProgress) -> ControlFlow<()>,
+    ) -> Result<VolumePrediction> {
         let slices = volume.slices(axis)?;
+        let batches = slices.len().div_ceil(SLICE_BATCH);
+        let per_batch = self.samples();
         let (lo, hi) = intensity.bounds(volume.data())?;
         let mut predictions = Vec::with_capacity(slices.len());
         for (chunk_index, chunk) in slices.chunks(SLICE_BATCH).enumerate() {
@@ -56,7 +77,13 @@ impl<B: Backend> Predictor<B> {
                 variant: 1,
                 batch: chunk_index as u64,
             };
-            predictions.extend(self.predict_batch(&images, prompt, &keys, stream)?);
+            let mut overall = |p: McProgress| {
+                on_chunk(McProgress {
+                    done: chunk_index * per_batch + p.done,
+                    total: batches * per_batch,
+                })
+            };
+            predictions.extend(self.predict_batch(&images, prompt, &keys, stream, &mut overall)?);
         }
         let assemble = |map: &dyn Fn(&Prediction) -> Vec<f32>| -> Result<Volume> {
             let planes: Vec<Slice2d> = predictions
