@@ -306,6 +306,47 @@ mod tests {
     }
 
     #[test]
+    fn observed_prediction_reports_each_chunk_and_stops_when_told() {
+        let device = Default::default();
+        let model = MedClipSegConfig::tiny().init::<Flex>(&device);
+        let (images, ids, attention_mask) = tiny_inputs(1, &device);
+        let inputs = McInputs {
+            images,
+            ids,
+            attention_mask,
+        };
+        let config = McConfig::new().with_samples(5).with_max_batch(2);
+        let mut seen = Vec::new();
+        let whole = mc_predict_observed(
+            &model,
+            inputs.clone(),
+            &[0],
+            &config,
+            &mut Noise::Zero,
+            &mut |p| {
+                seen.push((p.done, p.total));
+                ControlFlow::Continue(())
+            },
+        );
+        assert_eq!(whole.expect("5 samples").samples, 5);
+        assert_eq!(seen, vec![(2, 5), (4, 5), (5, 5)]);
+        let mut calls = 0;
+        let stopped = mc_predict_observed(
+            &model,
+            inputs,
+            &[0],
+            &config,
+            &mut Noise::Zero,
+            &mut |_| {
+                calls += 1;
+                ControlFlow::Break(())
+            },
+        );
+        assert!(stopped.is_none());
+        assert_eq!(calls, 1, "no chunk runs after a break");
+    }
+
+    #[test]
     fn seeded_prediction_of_an_image_does_not_depend_on_its_batch_or_the_chunking() {
         let device = Default::default();
         let model = MedClipSegConfig::tiny().init::<Flex>(&device);

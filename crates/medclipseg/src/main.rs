@@ -8,6 +8,7 @@ mod demo_cmd;
 mod eval_cmd;
 mod logging;
 mod predict_cmd;
+mod serve_cmd;
 mod settings;
 mod store;
 mod text;
