@@ -331,17 +331,11 @@ mod tests {
         assert_eq!(whole.expect("5 samples").samples, 5);
         assert_eq!(seen, vec![(2, 5), (4, 5), (5, 5)]);
         let mut calls = 0;
-        let stopped = mc_predict_observed(
-            &model,
-            inputs,
-            &[0],
-            &config,
-            &mut Noise::Zero,
-            &mut |_| {
+        let stopped =
+            mc_predict_observed(&model, inputs, &[0], &config, &mut Noise::Zero, &mut |_| {
                 calls += 1;
                 ControlFlow::Break(())
-            },
-        );
+            });
         assert!(stopped.is_none());
         assert_eq!(calls, 1, "no chunk runs after a break");
     }

@@ -268,8 +268,13 @@ impl<B: Backend> Predictor<B> {
             variant: 0,
             batch: key,
         };
-        let mut out =
-            self.predict_batch(std::slice::from_ref(image), prompt, &[key], stream, on_chunk)?;
+        let mut out = self.predict_batch(
+            std::slice::from_ref(image),
+            prompt,
+            &[key],
+            stream,
+            on_chunk,
+        )?;
         Ok(out.remove(0))
     }
 

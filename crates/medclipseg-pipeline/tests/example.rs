@@ -190,8 +190,12 @@ fn observed_predictions_report_progress_and_can_be_cancelled() {
     let plain = predictor.predict_image(&image, PROMPT).unwrap();
     assert_eq!(observed.probability, plain.probability);
 
-    let cancelled = predictor.predict_image_observed(&image, PROMPT, 0, &mut |_| ControlFlow::Break(()));
-    assert!(matches!(cancelled, Err(PipelineError::Cancelled)), "{cancelled:?}");
+    let cancelled =
+        predictor.predict_image_observed(&image, PROMPT, 0, &mut |_| ControlFlow::Break(()));
+    assert!(
+        matches!(cancelled, Err(PipelineError::Cancelled)),
+        "{cancelled:?}"
+    );
 
     // A volume: progress counts sample passes over every batch of slices.
     let volume = med_volumes::Volume::new(

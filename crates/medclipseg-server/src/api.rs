@@ -30,7 +30,11 @@ pub async fn index() -> Html<&'static str> {
 
 /// Its script.
 pub async fn script() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
 }
 
 /// Its style sheet.
@@ -158,7 +162,9 @@ pub fn job_request(
         .or_else(|| default_prompt.map(str::to_string))
         .ok_or_else(|| ApiError::bad_request("missing field `prompt`: the text to segment"))?;
     if prompt.chars().count() > 500 {
-        return Err(ApiError::bad_request("field `prompt` is longer than 500 characters"));
+        return Err(ApiError::bad_request(
+            "field `prompt` is longer than 500 characters",
+        ));
     }
     let max = state.config.max_samples;
     let samples = number(fields, "samples", state.config.default_samples)?;
@@ -170,9 +176,14 @@ pub fn job_request(
     let seed = number(fields, "seed", state.config.default_seed)?;
     let axis = number(fields, "axis", 2usize)?;
     if axis > 2 {
-        return Err(ApiError::bad_request(format!("field `axis` is {axis}; axes are 0, 1 and 2")));
+        return Err(ApiError::bad_request(format!(
+            "field `axis` is {axis}; axes are 0, 1 and 2"
+        )));
     }
-    let window = fields.get("window").filter(|w| !w.trim().is_empty()).cloned();
+    let window = fields
+        .get("window")
+        .filter(|w| !w.trim().is_empty())
+        .cloned();
     let intensity = window.as_deref().map(parse_window).transpose()?;
     Ok(JobRequest {
         image: image.id.clone(),
@@ -195,7 +206,9 @@ fn number<T: std::str::FromStr>(
     match fields.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => Ok(default),
         Some(text) => text.parse().map_err(|_| {
-            ApiError::bad_request(format!("field `{name}` is `{text}`, not a non-negative whole number"))
+            ApiError::bad_request(format!(
+                "field `{name}` is `{text}`, not a non-negative whole number"
+            ))
         }),
     }
 }
@@ -277,21 +290,22 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let job = state.jobs.get(&id)?;
     let rx = job.watch();
-    let stream = futures_util::stream::unfold((rx, true, false), |(mut rx, first, ended)| async move {
-        if ended {
-            return None;
-        }
-        if !first && rx.changed().await.is_err() {
-            return None;
-        }
-        let now = rx.borrow_and_update().clone();
-        let event = Event::default()
-            .event("progress")
-            .json_data(&now)
-            .unwrap_or_else(|_| Event::default().event("progress"));
-        let is_final = now.is_final();
-        Some((Ok(event), (rx, false, is_final)))
-    });
+    let stream =
+        futures_util::stream::unfold((rx, true, false), |(mut rx, first, ended)| async move {
+            if ended {
+                return None;
+            }
+            if !first && rx.changed().await.is_err() {
+                return None;
+            }
+            let now = rx.borrow_and_update().clone();
+            let event = Event::default()
+                .event("progress")
+                .json_data(&now)
+                .unwrap_or_else(|_| Event::default().event("progress"));
+            let is_final = now.is_final();
+            Some((Ok(event), (rx, false, is_final)))
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -301,10 +315,13 @@ pub async fn file(
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let job = state.jobs.get(&id)?;
-    let output = job
-        .output()
-        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, format!("job `{id}` has no results yet")))?;
-    if !output.files.iter().any(|f| *f == name) {
+    let output = job.output().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("job `{id}` has no results yet"),
+        )
+    })?;
+    if !output.files.contains(&name) {
         return Err(ApiError::not_found(format!(
             "job `{id}` has no file `{}`; it has {:?}",
             name.escape_default(),
@@ -340,13 +357,19 @@ pub async fn map(
     Query(q): Query<SliceQuery>,
 ) -> Result<Response, ApiError> {
     let job = state.jobs.get(&id)?;
-    let output = job
-        .output()
-        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, format!("job `{id}` has no results yet")))?;
+    let output = job.output().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("job `{id}` has no results yet"),
+        )
+    })?;
     let (axis, index) = (q.axis.unwrap_or(2), q.index.unwrap_or(0));
     let bytes = tokio::task::spawn_blocking(move || {
         let volume = output.map(&name).ok_or_else(|| {
-            ApiError::not_found(format!("no map `{}`; maps are {MAPS:?}", name.escape_default()))
+            ApiError::not_found(format!(
+                "no map `{}`; maps are {MAPS:?}",
+                name.escape_default()
+            ))
         })?;
         let slice = crate::inputs::slice_of(volume, axis, index)?;
         crate::inputs::grey_png(&slice, |v| to_u8(&name, v))
@@ -369,12 +392,15 @@ pub async fn compare(
     Query(q): Query<CompareQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mask = |id: &str| -> Result<Vec<bool>, ApiError> {
-        let output = state
-            .jobs
-            .get(id)?
-            .output()
-            .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, format!("job `{id}` has no results yet")))?;
-        let volume = output.map("mask").ok_or_else(|| ApiError::internal("no mask"))?;
+        let output = state.jobs.get(id)?.output().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!("job `{id}` has no results yet"),
+            )
+        })?;
+        let volume = output
+            .map("mask")
+            .ok_or_else(|| ApiError::internal("no mask"))?;
         Ok(volume.data().iter().map(|&v| v > 0.5).collect())
     };
     let (a, b) = (mask(&q.a)?, mask(&q.b)?);
@@ -395,7 +421,9 @@ pub async fn compare(
     } else {
         2.0 * both as f64 / (na + nb) as f64
     };
-    Ok(Json(json!({ "a": q.a, "b": q.b, "dice": dice, "a_px": na, "b_px": nb })))
+    Ok(Json(
+        json!({ "a": q.a, "b": q.b, "dice": dice, "a_px": na, "b_px": nb }),
+    ))
 }
 
 fn count(mask: &[bool]) -> usize {
@@ -403,7 +431,10 @@ fn count(mask: &[bool]) -> usize {
 }
 
 /// Loads a stored image for display (one recent image kept decoded).
-pub(crate) async fn load_input(state: &Arc<AppState>, image: &StoredImage) -> Result<Arc<Input>, ApiError> {
+pub(crate) async fn load_input(
+    state: &Arc<AppState>,
+    image: &StoredImage,
+) -> Result<Arc<Input>, ApiError> {
     if let Some((id, seq, input)) = state.views.lock().expect("view cache").as_ref()
         && *id == image.id
         && *seq == image.seq

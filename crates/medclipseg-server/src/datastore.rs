@@ -104,7 +104,9 @@ impl Datastore {
     /// id and evicts the oldest past the limit. The content is checked by reading it.
     pub fn add(&self, id: Option<&str>, files: Vec<Upload>) -> Result<StoredImage, ApiError> {
         if files.is_empty() {
-            return Err(ApiError::bad_request("no file in the upload (field `file`)"));
+            return Err(ApiError::bad_request(
+                "no file in the upload (field `file`)",
+            ));
         }
         if let Some(id) = id {
             check_id(id)?;
@@ -128,7 +130,8 @@ impl Datastore {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        let meta = serde_json::to_vec_pretty(&image).map_err(|e| ApiError::internal(e.to_string()))?;
+        let meta =
+            serde_json::to_vec_pretty(&image).map_err(|e| ApiError::internal(e.to_string()))?;
         atomic_io::write_atomic(&dir.join(META), &meta)
             .map_err(|e| ApiError::internal(format!("{}: {e}", dir.display())))?;
         self.insert(image.clone());
@@ -273,7 +276,9 @@ fn write_upload(dir: &Path, files: Vec<Upload>) -> Result<(ImageKind, String, St
 /// Extracts the files of a zip into `dir` under generated flat names (entry paths are never
 /// used as paths).
 fn unzip_flat(bytes: &[u8], dir: &Path, name: &str) -> Result<usize, ApiError> {
-    let bad = |e: zip::result::ZipError| ApiError::unprocessable(format!("{name}: not a readable zip: {e}"));
+    let bad = |e: zip::result::ZipError| {
+        ApiError::unprocessable(format!("{name}: not a readable zip: {e}"))
+    };
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(bad)?;
     let mut count = 0;
     for i in 0..archive.len() {

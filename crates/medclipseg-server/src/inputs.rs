@@ -12,8 +12,8 @@ use crate::error::ApiError;
 pub enum Input {
     /// A picture as the model's BGR image.
     Picture(Image8),
-    /// A volume (NIfTI or DICOM series).
-    Volume(Volume),
+    /// A volume (NIfTI or DICOM series); boxed, its header is large.
+    Volume(Box<Volume>),
 }
 
 impl Input {
@@ -33,10 +33,10 @@ impl Input {
                 .map(Input::Picture)
                 .map_err(|e| unreadable(&e)),
             ImageKind::Nifti => med_volumes::read_nifti(path)
-                .map(Input::Volume)
+                .map(|v| Input::Volume(Box::new(v)))
                 .map_err(|e| unreadable(&e)),
             ImageKind::Dicom => med_volumes::read_dicom_series(path)
-                .map(Input::Volume)
+                .map(|v| Input::Volume(Box::new(v)))
                 .map_err(|e| unreadable(&e)),
         }
     }
@@ -61,7 +61,7 @@ impl Input {
     /// for a picture (column `i`, row `j`).
     pub fn grid(&self) -> Result<Volume, ApiError> {
         match self {
-            Input::Volume(v) => Ok(v.clone()),
+            Input::Volume(v) => Ok(v.as_ref().clone()),
             Input::Picture(p) => Volume::new(
                 [p.width, p.height, 1],
                 vec![0.0; p.width * p.height],
@@ -121,7 +121,10 @@ pub fn grey_png(slice: &Slice2d, to_u8: impl Fn(f32) -> u8) -> Result<Vec<u8>, A
 fn encode_png(image: image::DynamicImage) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
     image
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
         .map_err(|e| ApiError::internal(format!("PNG encoding: {e}")))?;
     Ok(bytes)
 }

@@ -314,7 +314,11 @@ impl Jobs {
 }
 
 /// The worker: owns the predictor, runs queued jobs one at a time until the queue closes.
-pub fn run_worker<B: Backend>(mut predictor: Predictor<B>, queue: Receiver<Arc<Job>>, dir: PathBuf) {
+pub fn run_worker<B: Backend>(
+    mut predictor: Predictor<B>,
+    queue: Receiver<Arc<Job>>,
+    dir: PathBuf,
+) {
     while let Ok(job) = queue.recv() {
         if job.cancel.load(Ordering::SeqCst) {
             job.set(JobState::new("cancelled"));
@@ -349,7 +353,11 @@ pub fn run_worker<B: Backend>(mut predictor: Predictor<B>, queue: Receiver<Arc<J
     }
 }
 
-fn run_job<B: Backend>(predictor: &Predictor<B>, job: &Job, dir: &Path) -> Result<JobOutput, ApiError> {
+fn run_job<B: Backend>(
+    predictor: &Predictor<B>,
+    job: &Job,
+    dir: &Path,
+) -> Result<JobOutput, ApiError> {
     let stored = job
         .request
         .stored
@@ -382,13 +390,25 @@ fn run_job<B: Backend>(predictor: &Predictor<B>, job: &Job, dir: &Path) -> Resul
         Input::Volume(volume) => {
             let intensity = job.request.intensity.unwrap_or_default();
             let p = predictor
-                .predict_volume_observed(volume, prompt, job.request.axis, &intensity, &mut on_chunk)
+                .predict_volume_observed(
+                    volume,
+                    prompt,
+                    job.request.axis,
+                    &intensity,
+                    &mut on_chunk,
+                )
                 .map_err(failed)?;
             volume_maps(p)
         }
     };
     let summary = summarize(&maps, input.spacing());
-    let files = write_outputs(dir, &maps, matches!(input, Input::Volume(_)), &summary, &job.request)?;
+    let files = write_outputs(
+        dir,
+        &maps,
+        matches!(input, Input::Volume(_)),
+        &summary,
+        &job.request,
+    )?;
     Ok(JobOutput {
         maps,
         summary,
@@ -402,8 +422,16 @@ fn run_job<B: Backend>(predictor: &Predictor<B>, job: &Job, dir: &Path) -> Resul
 /// A picture's maps as one-slice volumes (column `i`, row `j`: the picture's own layout).
 fn picture_maps(grid: &Volume, p: &Prediction) -> Result<Vec<(&'static str, Volume)>, ApiError> {
     use seg_metrics::BinaryMask;
-    let on = |data: Vec<f32>| grid.same_grid(data).map_err(|e| ApiError::internal(e.to_string()));
-    let mask = p.mask.data().iter().map(|&b| f32::from(u8::from(b))).collect();
+    let on = |data: Vec<f32>| {
+        grid.same_grid(data)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    };
+    let mask = p
+        .mask
+        .data()
+        .iter()
+        .map(|&b| f32::from(u8::from(b)))
+        .collect();
     Ok(vec![
         ("mask", on(mask)?),
         ("probability", on(p.probability.clone())?),
@@ -424,7 +452,12 @@ fn volume_maps(p: VolumePrediction) -> Vec<(&'static str, Volume)> {
 }
 
 fn summarize(maps: &[(&'static str, Volume)], spacing: Option<[f64; 3]>) -> Summary {
-    let get = |name: &str| maps.iter().find(|(n, _)| *n == name).map(|(_, v)| v.data()).unwrap_or(&[]);
+    let get = |name: &str| {
+        maps.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.data())
+            .unwrap_or(&[])
+    };
     let mask = get("mask");
     let inside: Vec<usize> = (0..mask.len()).filter(|&i| mask[i] > 0.5).collect();
     let stat = |values: &[f32]| {
@@ -453,7 +486,8 @@ fn summarize(maps: &[(&'static str, Volume)], spacing: Option<[f64; 3]>) -> Summ
         volume_mm3,
         spacing,
         in_mask,
-        mean_entropy: entropy.iter().map(|&e| f64::from(e)).sum::<f64>() / entropy.len().max(1) as f64,
+        mean_entropy: entropy.iter().map(|&e| f64::from(e)).sum::<f64>()
+            / entropy.len().max(1) as f64,
     }
 }
 

@@ -90,7 +90,10 @@ pub struct Server {
 impl Server {
     /// Opens the datastore (keeping an earlier run's images, clearing its job files) and starts
     /// the worker thread with `predictor`.
-    pub fn start<B: Backend>(config: ServeConfig, predictor: Predictor<B>) -> Result<Self, ServerError>
+    pub fn start<B: Backend>(
+        config: ServeConfig,
+        predictor: Predictor<B>,
+    ) -> Result<Self, ServerError>
     where
         Predictor<B>: Send + 'static,
     {
@@ -143,7 +146,10 @@ impl Server {
             .route("/api/jobs/{id}/maps/{name}", get(api::map))
             .route("/api/compare", get(api::compare))
             .route("/info/", get(monai::info))
-            .route("/datastore/", axum::routing::put(monai::upload).get(monai::list))
+            .route(
+                "/datastore/",
+                axum::routing::put(monai::upload).get(monai::list),
+            )
             .route("/infer/{model}", post(monai::infer))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,

@@ -76,7 +76,8 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Json<Value> {
         .list()
         .into_iter()
         .map(|i| {
-            let info = json!({ "image": { "info": { "name": i.name, "kind": i.kind } }, "labels": {} });
+            let info =
+                json!({ "image": { "info": { "name": i.name, "kind": i.kind } }, "labels": {} });
             (i.id, info)
         })
         .collect();
@@ -125,18 +126,34 @@ pub async fn infer(
     }
     let form = read_form(multipart).await?;
     let fields = params_fields(form.fields.get("params"))?;
-    let files: Vec<_> = form.files.into_iter().filter(|f| !f.bytes.is_empty()).collect();
-    let image = match (files.is_empty(), q.image.as_deref().filter(|i| !i.is_empty())) {
+    let files: Vec<_> = form
+        .files
+        .into_iter()
+        .filter(|f| !f.bytes.is_empty())
+        .collect();
+    let image = match (
+        files.is_empty(),
+        q.image.as_deref().filter(|i| !i.is_empty()),
+    ) {
         (false, id) => state.store(id, files).await?,
         (true, Some(id)) => state.datastore.get(id)?,
-        (true, None) => return Err(ApiError::bad_request("no image: pass `?image=ID` or a `file`")),
+        (true, None) => {
+            return Err(ApiError::bad_request(
+                "no image: pass `?image=ID` or a `file`",
+            ));
+        }
     };
     let request = job_request(&state, image, &fields, Some(&state.config.default_prompt))?;
     let job = state.jobs.submit(request)?;
     let end = job.finished().await;
     let output = match (end.status, job.output()) {
         ("done", Some(output)) => output,
-        ("cancelled", _) => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the job was cancelled")),
+        ("cancelled", _) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the job was cancelled",
+            ));
+        }
         _ => {
             return Err(ApiError::unprocessable(
                 end.error.unwrap_or_else(|| "the job failed".into()),
@@ -160,7 +177,10 @@ pub async fn infer(
         "image" => (
             [
                 (header::CONTENT_TYPE, "application/gzip".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{file_name}\""),
+                ),
             ],
             label,
         )
@@ -185,7 +205,10 @@ fn multipart_reply(params: &Value, file_name: &str, label: Vec<u8>) -> Response 
     body.extend_from_slice(&label);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     (
-        [(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))],
+        [(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )],
         body,
     )
         .into_response()

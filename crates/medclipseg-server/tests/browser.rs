@@ -35,7 +35,11 @@ impl Drop for Driver {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A WebDriver session.
@@ -60,17 +64,29 @@ impl Session {
     }
 
     async fn script(&self, script: &str) -> Value {
-        self.post("/execute/sync", json!({ "script": script, "args": [] })).await
+        self.post("/execute/sync", json!({ "script": script, "args": [] }))
+            .await
     }
 
     async fn element(&self, css: &str) -> String {
-        let found = self.post("/element", json!({ "using": "css selector", "value": css })).await;
-        found.as_object().unwrap().values().next().unwrap().as_str().unwrap().to_string()
+        let found = self
+            .post("/element", json!({ "using": "css selector", "value": css }))
+            .await;
+        found
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css).await;
-        self.post(&format!("/element/{id}/value"), json!({ "text": text })).await;
+        self.post(&format!("/element/{id}/value"), json!({ "text": text }))
+            .await;
     }
 
     async fn click(&self, css: &str) {
@@ -96,7 +112,11 @@ impl Session {
 fn write_scan(path: &Path) {
     let img = image::RgbImage::from_fn(192, 144, |x, y| {
         let d = ((x as f32 - 100.0).powi(2) + (y as f32 - 70.0).powi(2)).sqrt();
-        let v = if d < 30.0 { 220 - (d as u8) } else { 40 + ((x + y) % 40) as u8 };
+        let v = if d < 30.0 {
+            220 - (d as u8)
+        } else {
+            40 + ((x + y) % 40) as u8
+        };
         image::Rgb([v, v, v])
     });
     img.save(path).unwrap();
@@ -113,10 +133,15 @@ fn overlay_probe(map: &str, panels: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
-    let chromium = tool("CHROME_BIN", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+    let chromium = tool(
+        "CHROME_BIN",
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+    );
     let driver_bin = tool("CHROMEDRIVER", &["/usr/bin/chromedriver"]);
     let (Some(chromium), Some(driver_bin)) = (chromium, driver_bin) else {
-        eprintln!("SKIPPED: chromium and chromedriver not found (apt-get install chromium chromium-driver; .ci/run does)");
+        eprintln!(
+            "SKIPPED: chromium and chromedriver not found (apt-get install chromium chromium-driver; .ci/run does)"
+        );
         assert!(
             std::env::var_os("MEDCLIPSEG_REQUIRE_BROWSER").is_none(),
             "MEDCLIPSEG_REQUIRE_BROWSER is set but chromium/chromedriver are missing"
@@ -124,7 +149,11 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(config(&dir.path().join("store")), &micro_checkpoint(dir.path())).await;
+    let server = Running::start(
+        config(&dir.path().join("store")),
+        &micro_checkpoint(dir.path()),
+    )
+    .await;
     let scan = dir.path().join("scan.png");
     write_scan(&scan);
 
@@ -135,18 +164,39 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let driver = Driver { child, base: format!("http://127.0.0.1:{port}") };
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let driver = Driver {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
     let start = Instant::now();
-    while http.get(format!("{}/status", driver.base)).send().await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+    while http
+        .get(format!("{}/status", driver.base))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let profile = dir.path().join("profile");
     let args = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--window-size=1280,860",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,860",
     ]
     .iter()
     .map(|a| a.to_string())
@@ -156,32 +206,75 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
         "browserName": "chrome",
         "goog:chromeOptions": { "binary": chromium, "args": args }
     }}});
-    let created: Value = http.post(format!("{}/session", driver.base)).json(&caps).send().await.unwrap().json().await.unwrap();
-    let id = created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}"));
-    let session = Session { http: http.clone(), url: format!("{}/session/{id}", driver.base) };
+    let created: Value = http
+        .post(format!("{}/session", driver.base))
+        .json(&caps)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {created}"));
+    let session = Session {
+        http: http.clone(),
+        url: format!("{}/session/{id}", driver.base),
+    };
 
-    session.post("/url", json!({ "url": format!("{}/", server.base) })).await;
+    session
+        .post("/url", json!({ "url": format!("{}/", server.base) }))
+        .await;
     session.wait_for("return document.getElementById('model-info').textContent.includes('medclipseg') ? true : null", Duration::from_secs(20)).await;
-    session.type_into("#file", &scan.display().to_string()).await;
-    session.wait_for("return document.getElementById('run').disabled ? null : true", Duration::from_secs(30)).await;
+    session
+        .type_into("#file", &scan.display().to_string())
+        .await;
+    session
+        .wait_for(
+            "return document.getElementById('run').disabled ? null : true",
+            Duration::from_secs(30),
+        )
+        .await;
     session.type_into(".prompt", PROMPT).await;
     session.click("#add-prompt").await;
-    session.type_into(".prompt-row:nth-child(2) .prompt", "a dark spot on the left").await;
-    session.script("const s = document.getElementById('samples'); s.value = '4'; return true;").await;
+    session
+        .type_into(
+            ".prompt-row:nth-child(2) .prompt",
+            "a dark spot on the left",
+        )
+        .await;
+    session
+        .script("const s = document.getElementById('samples'); s.value = '4'; return true;")
+        .await;
     session.click("#run").await;
 
     // The mask overlay of both prompts: some pixels drawn in the mask colour.
-    let masks = session.wait_for(&overlay_probe("mask", 2), Duration::from_secs(120)).await;
+    let masks = session
+        .wait_for(&overlay_probe("mask", 2), Duration::from_secs(120))
+        .await;
     let masks: Vec<u64> = serde_json::from_value(masks).unwrap();
-    assert!(masks.iter().all(|&m| m > 0), "an empty mask overlay: {masks:?}");
+    assert!(
+        masks.iter().all(|&m| m > 0),
+        "an empty mask overlay: {masks:?}"
+    );
     let status = session.wait_for("const d = document.getElementById('dice'); return d.querySelector('table') ? d.textContent : null", Duration::from_secs(30)).await;
     assert!(status.as_str().unwrap().contains("Dice"), "{status}");
 
     // Key 3 switches every panel to the entropy map, drawn over every pixel.
-    session.script("document.activeElement.blur(); return true;").await;
-    session.post("/actions", json!({ "actions": [{ "type": "key", "id": "k", "actions": [
-        { "type": "keyDown", "value": "3" }, { "type": "keyUp", "value": "3" } ] }] })).await;
-    let entropy = session.wait_for(&overlay_probe("entropy", 2), Duration::from_secs(30)).await;
+    session
+        .script("document.activeElement.blur(); return true;")
+        .await;
+    session
+        .post(
+            "/actions",
+            json!({ "actions": [{ "type": "key", "id": "k", "actions": [
+        { "type": "keyDown", "value": "3" }, { "type": "keyUp", "value": "3" } ] }] }),
+        )
+        .await;
+    let entropy = session
+        .wait_for(&overlay_probe("entropy", 2), Duration::from_secs(30))
+        .await;
     let entropy: Vec<u64> = serde_json::from_value(entropy).unwrap();
     assert!(entropy.iter().all(|&n| n == 192 * 144), "{entropy:?}");
     // The canvas really varies: the map is not one flat colour.
@@ -190,8 +283,12 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
          const s = new Set(); for (let i = 0; i < d.length; i += 4) s.add(d[i] * 65536 + d[i+1] * 256 + d[i+2]); return s.size;").await;
     assert!(distinct.as_u64().unwrap() > 16, "{distinct}");
 
-    let shot = session.call(reqwest::Method::GET, "/screenshot", None).await;
-    let png = base64::engine::general_purpose::STANDARD.decode(shot.as_str().unwrap()).unwrap();
+    let shot = session
+        .call(reqwest::Method::GET, "/screenshot", None)
+        .await;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot.as_str().unwrap())
+        .unwrap();
     let target = if std::env::var_os("MEDCLIPSEG_UPDATE_SCREENSHOT").is_some() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/serve-screenshot.png")
     } else {

@@ -47,7 +47,11 @@ async fn the_monailabel_client_uploads_infers_and_gets_a_label_on_the_grid() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(config(&dir.path().join("store")), &micro_checkpoint(dir.path())).await;
+    let server = Running::start(
+        config(&dir.path().join("store")),
+        &micro_checkpoint(dir.path()),
+    )
+    .await;
     // The client sends its full local path as the file name: the server keeps the base name.
     let image = dir.path().join("nested").join("ct scan.nii.gz");
     std::fs::create_dir_all(image.parent().unwrap()).unwrap();
@@ -57,7 +61,12 @@ async fn the_monailabel_client_uploads_infers_and_gets_a_label_on_the_grid() {
     let client_tmp = dir.path().join("client");
     std::fs::create_dir_all(&client_tmp).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/monailabel_client.py");
-    let args = [script.into(), server.base.clone(), image.display().to_string(), client_tmp.display().to_string()];
+    let args = [
+        script.into(),
+        server.base.clone(),
+        image.display().to_string(),
+        client_tmp.display().to_string(),
+    ];
     let out = tokio::task::spawn_blocking(move || Command::new(python).args(args).output())
         .await
         .unwrap()
@@ -71,12 +80,22 @@ async fn the_monailabel_client_uploads_infers_and_gets_a_label_on_the_grid() {
     let report: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     assert_eq!(report["model"], "medclipseg");
     assert_eq!(report["uploaded"]["image"], "ct_case");
-    assert_eq!(report["training"], false, "no training: check_if_running is not 200");
+    assert_eq!(
+        report["training"], false,
+        "no training: check_if_running is not 200"
+    );
     assert_eq!(report["params"]["samples"], 2, "{report}");
-    assert!(report["params"]["summary"]["mean_entropy"].is_f64(), "{report}");
+    assert!(
+        report["params"]["summary"]["mean_entropy"].is_f64(),
+        "{report}"
+    );
 
     let label_path = PathBuf::from(report["label_file"].as_str().unwrap());
-    assert!(label_path.to_string_lossy().ends_with(".nii.gz"), "{}", label_path.display());
+    assert!(
+        label_path.to_string_lossy().ends_with(".nii.gz"),
+        "{}",
+        label_path.display()
+    );
     let label = med_volumes::read_nifti(&label_path).unwrap();
     assert_eq!(label.dims(), ct.dims());
     assert_eq!(label.spacing(), ct.spacing());

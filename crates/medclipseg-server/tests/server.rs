@@ -28,7 +28,10 @@ async fn predict_round_trip_gives_the_library_result_and_every_file() {
     assert_eq!(info["defaults"]["samples"], 2);
 
     let reply = server
-        .predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT), ("samples", "3"), ("seed", "7")])
+        .predict(
+            Some(("scan.png", scan_png())),
+            &[("prompt", PROMPT), ("samples", "3"), ("seed", "7")],
+        )
         .await;
     assert_eq!(reply.status(), StatusCode::ACCEPTED);
     let job: Value = reply.json().await.unwrap();
@@ -57,7 +60,9 @@ async fn predict_round_trip_gives_the_library_result_and_every_file() {
     assert!((summary["mean_entropy"].as_f64().unwrap() - expected.mean_entropy()).abs() < 1e-6);
     assert!(summary["area_mm2"].is_null(), "a PNG has no spacing");
 
-    let png = server.get_bytes(done["files"]["mask.png"].as_str().unwrap()).await;
+    let png = server
+        .get_bytes(done["files"]["mask.png"].as_str().unwrap())
+        .await;
     assert_eq!(mask_on(&png), (40, 28, expected_on));
     for map in ["probability", "entropy", "aleatoric", "epistemic"] {
         let bytes = server.get_bytes(done["maps"][map].as_str().unwrap()).await;
@@ -65,13 +70,17 @@ async fn predict_round_trip_gives_the_library_result_and_every_file() {
         assert_eq!((map_png.width(), map_png.height()), (40, 28), "{map}");
         assert!(done["files"][format!("{map}.png")].is_string(), "{map}");
     }
-    let label = server.get_bytes(done["files"]["mask.nii.gz"].as_str().unwrap()).await;
+    let label = server
+        .get_bytes(done["files"]["mask.nii.gz"].as_str().unwrap())
+        .await;
     let path = dir.path().join("mask.nii.gz");
     std::fs::write(&path, label).unwrap();
     assert_eq!(med_volumes::read_nifti(&path).unwrap().dims(), [40, 28, 1]);
 
     // The same job compared with itself: DSC 1.
-    let same: Value = server.get_json(&format!("/api/compare?a={id}&b={id}")).await;
+    let same: Value = server
+        .get_json(&format!("/api/compare?a={id}&b={id}"))
+        .await;
     assert_eq!(same["dice"], 1.0);
 
     // The page and its assets are served.
@@ -83,8 +92,17 @@ async fn predict_round_trip_gives_the_library_result_and_every_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn progress_streams_per_chunk_until_done() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(config(&dir.path().join("store")), &micro_checkpoint(dir.path())).await;
-    let reply = server.predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT), ("samples", "24")]).await;
+    let server = Running::start(
+        config(&dir.path().join("store")),
+        &micro_checkpoint(dir.path()),
+    )
+    .await;
+    let reply = server
+        .predict(
+            Some(("scan.png", scan_png())),
+            &[("prompt", PROMPT), ("samples", "24")],
+        )
+        .await;
     let job: Value = reply.json().await.unwrap();
     let events = server.get_bytes(job["events_url"].as_str().unwrap()).await;
     let text = String::from_utf8(events).unwrap();
@@ -105,7 +123,11 @@ async fn progress_streams_per_chunk_until_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_inputs_get_4xx_json_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(config(&dir.path().join("store")), &micro_checkpoint(dir.path())).await;
+    let server = Running::start(
+        config(&dir.path().join("store")),
+        &micro_checkpoint(dir.path()),
+    )
+    .await;
     let error = |r: reqwest::Response| async move {
         let status = r.status();
         let body: Value = r.json().await.expect("a JSON error body");
@@ -116,21 +138,48 @@ async fn bad_inputs_get_4xx_json_naming_the_problem() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(e.contains("prompt"), "{e}");
 
-    let (s, e) = error(server.predict(Some(("broken.png", b"\x89PNG not really".to_vec())), &[("prompt", PROMPT)]).await).await;
+    let (s, e) = error(
+        server
+            .predict(
+                Some(("broken.png", b"\x89PNG not really".to_vec())),
+                &[("prompt", PROMPT)],
+            )
+            .await,
+    )
+    .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(e.contains("broken.png"), "{e}");
-    assert!(!e.contains(dir.path().to_str().unwrap()), "the server's folder leaks: {e}");
+    assert!(
+        !e.contains(dir.path().to_str().unwrap()),
+        "the server's folder leaks: {e}"
+    );
 
     let (s, e) = error(server.predict(None, &[("prompt", PROMPT)]).await).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(e.contains("image"), "{e}");
 
     for (samples, word) in [("0", "samples"), ("many", "samples"), ("999999", "samples")] {
-        let (s, e) = error(server.predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT), ("samples", samples)]).await).await;
+        let (s, e) = error(
+            server
+                .predict(
+                    Some(("scan.png", scan_png())),
+                    &[("prompt", PROMPT), ("samples", samples)],
+                )
+                .await,
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{samples}");
         assert!(e.contains(word), "{e}");
     }
-    let (s, e) = error(server.predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT), ("window", "40")]).await).await;
+    let (s, e) = error(
+        server
+            .predict(
+                Some(("scan.png", scan_png())),
+                &[("prompt", PROMPT), ("window", "40")],
+            )
+            .await,
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(e.contains("window"), "{e}");
 
@@ -148,26 +197,54 @@ async fn bad_inputs_get_4xx_json_naming_the_problem() {
     assert!(e.contains("multipart"), "{e}");
 
     // Not multipart at all.
-    let r = server.client.post(server.url("/api/predict")).body("{}").send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/api/predict"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
 
     let form = reqwest::multipart::Form::new().text("params", "{}");
-    let r = server.client.post(server.url("/infer/not-a-model?image=x")).multipart(form).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/infer/not-a-model?image=x"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     let (s, e) = error(r).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(e.contains("not-a-model"), "{e}");
 
     let form = reqwest::multipart::Form::new().text("params", "{not json");
-    let r = server.client.post(server.url("/infer/medclipseg?image=x")).multipart(form).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/infer/medclipseg?image=x"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     let (s, e) = error(r).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(e.contains("params"), "{e}");
 
-    for path in ["/api/jobs/job-404", "/api/images/nothing", "/no/such/route", "/auth/"] {
+    for path in [
+        "/api/jobs/job-404",
+        "/api/images/nothing",
+        "/no/such/route",
+        "/auth/",
+    ] {
         let (s, _) = error(server.client.get(server.url(path)).send().await.unwrap()).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
     }
-    let r = server.client.get(server.url("/train/?check_if_running=true")).send().await.unwrap();
+    let r = server
+        .client
+        .get(server.url("/train/?check_if_running=true"))
+        .send()
+        .await
+        .unwrap();
     assert_ne!(r.status(), StatusCode::OK);
 }
 
@@ -177,9 +254,10 @@ async fn client_chosen_paths_never_reach_the_disk() {
     let store = dir.path().join("store");
     let server = Running::start(config(&store), &micro_checkpoint(dir.path())).await;
     for id in ["../../x", "..", "a/b", ".hidden"] {
-        let form = reqwest::multipart::Form::new()
-            .text("params", "{}")
-            .part("file", reqwest::multipart::Part::bytes(scan_png()).file_name("scan.png"));
+        let form = reqwest::multipart::Form::new().text("params", "{}").part(
+            "file",
+            reqwest::multipart::Part::bytes(scan_png()).file_name("scan.png"),
+        );
         let r = server
             .client
             .put(server.url("/datastore/"))
@@ -190,17 +268,34 @@ async fn client_chosen_paths_never_reach_the_disk() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{id}");
         let body: Value = r.json().await.unwrap();
-        assert!(body["error"].as_str().unwrap().contains("bad image id"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("bad image id"),
+            "{body}"
+        );
     }
     assert!(!dir.path().join("x").exists());
-    let r = server.client.get(server.url("/api/images/..%2F..%2Fx")).send().await.unwrap();
+    let r = server
+        .client
+        .get(server.url("/api/images/..%2F..%2Fx"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // A file name that is a path keeps its base name; a job serves only the files it listed.
     let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(scan_png()).file_name("../../../escape.png"))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(scan_png()).file_name("../../../escape.png"),
+        )
         .text("prompt", PROMPT);
-    let r = server.client.post(server.url("/api/predict")).multipart(form).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/api/predict"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let job: Value = r.json().await.unwrap();
     let id = job["id"].as_str().unwrap();
@@ -208,8 +303,18 @@ async fn client_chosen_paths_never_reach_the_disk() {
     assert!(!dir.path().join("escape.png").exists());
     let images = server.get_json("/api/images").await;
     assert_eq!(images["images"][0]["name"], "escape.png");
-    for name in ["..%2F..%2Fmicro.safetensors", "result.json.bak", "..", "%2Fetc%2Fpasswd"] {
-        let r = server.client.get(server.url(&format!("/api/jobs/{id}/files/{name}"))).send().await.unwrap();
+    for name in [
+        "..%2F..%2Fmicro.safetensors",
+        "result.json.bak",
+        "..",
+        "%2Fetc%2Fpasswd",
+    ] {
+        let r = server
+            .client
+            .get(server.url(&format!("/api/jobs/{id}/files/{name}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{name}");
     }
 }
@@ -221,12 +326,16 @@ async fn an_oversized_upload_is_refused_with_413() {
     config.max_upload = 64 * 1024;
     let server = Running::start(config, &micro_checkpoint(dir.path())).await;
     let big = vec![7u8; 256 * 1024];
-    let r = server.predict(Some(("big.png", big)), &[("prompt", PROMPT)]).await;
+    let r = server
+        .predict(Some(("big.png", big)), &[("prompt", PROMPT)])
+        .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: Value = r.json().await.unwrap();
     assert!(body["error"].is_string(), "{body}");
     // Still answering.
-    let r = server.predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT)]).await;
+    let r = server
+        .predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT)])
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 }
 
@@ -234,7 +343,8 @@ async fn an_oversized_upload_is_refused_with_413() {
 async fn sixteen_concurrent_requests_are_all_answered_correctly() {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = micro_checkpoint(dir.path());
-    let server = std::sync::Arc::new(Running::start(config(&dir.path().join("store")), &checkpoint).await);
+    let server =
+        std::sync::Arc::new(Running::start(config(&dir.path().join("store")), &checkpoint).await);
     let prompts = [PROMPT, "a dark spot on the left"];
     let mut tasks = Vec::new();
     for n in 0..16u64 {
@@ -243,7 +353,10 @@ async fn sixteen_concurrent_requests_are_all_answered_correctly() {
             let seed = n.to_string();
             let prompt = prompts[(n % 2) as usize];
             let r = server
-                .predict(Some(("scan.png", scan_png())), &[("prompt", prompt), ("seed", &seed), ("samples", "2")])
+                .predict(
+                    Some(("scan.png", scan_png())),
+                    &[("prompt", prompt), ("seed", &seed), ("samples", "2")],
+                )
                 .await;
             assert_eq!(r.status(), StatusCode::ACCEPTED);
             let job: Value = r.json().await.unwrap();
@@ -262,12 +375,21 @@ async fn sixteen_concurrent_requests_are_all_answered_correctly() {
     for task in tasks {
         let (n, done) = task.await.unwrap();
         assert_eq!(done["state"]["status"], "done", "{done}");
-        assert!(ids.insert(done["id"].as_str().unwrap().to_string()), "a job id twice");
+        assert!(
+            ids.insert(done["id"].as_str().unwrap().to_string()),
+            "a job id twice"
+        );
         assert_eq!(done["request"]["seed"], n);
         direct.set_seed(n);
-        let expected = direct.predict_image(&image, prompts[(n % 2) as usize]).unwrap();
+        let expected = direct
+            .predict_image(&image, prompts[(n % 2) as usize])
+            .unwrap();
         let got = done["summary"]["mean_entropy"].as_f64().unwrap();
-        assert!((got - expected.mean_entropy()).abs() < 1e-6, "job {n}: {got} vs {}", expected.mean_entropy());
+        assert!(
+            (got - expected.mean_entropy()).abs() < 1e-6,
+            "job {n}: {got} vs {}",
+            expected.mean_entropy()
+        );
     }
     assert_eq!(ids.len(), 16);
 }
@@ -275,8 +397,17 @@ async fn sixteen_concurrent_requests_are_all_answered_correctly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_running_job_is_cancelled_and_the_worker_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(config(&dir.path().join("store")), &micro_checkpoint(dir.path())).await;
-    let r = server.predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT), ("samples", "20000")]).await;
+    let server = Running::start(
+        config(&dir.path().join("store")),
+        &micro_checkpoint(dir.path()),
+    )
+    .await;
+    let r = server
+        .predict(
+            Some(("scan.png", scan_png())),
+            &[("prompt", PROMPT), ("samples", "20000")],
+        )
+        .await;
     let job: Value = r.json().await.unwrap();
     let id = job["id"].as_str().unwrap().to_string();
     // Wait until it runs.
@@ -287,14 +418,24 @@ async fn a_running_job_is_cancelled_and_the_worker_goes_on() {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let r = server.client.post(server.url(&format!("/api/jobs/{id}/cancel"))).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url(&format!("/api/jobs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let end = server.wait(&id).await;
     assert_eq!(end["state"]["status"], "cancelled", "{end}");
     assert!(end["state"]["done"].as_u64().unwrap() < 20_000);
-    let r = server.predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT)]).await;
+    let r = server
+        .predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT)])
+        .await;
     let next: Value = r.json().await.unwrap();
-    assert_eq!(server.wait(next["id"].as_str().unwrap()).await["state"]["status"], "done");
+    assert_eq!(
+        server.wait(next["id"].as_str().unwrap()).await["state"]["status"],
+        "done"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -306,7 +447,12 @@ async fn a_full_queue_answers_503_with_retry_after() {
     let mut statuses = Vec::new();
     let mut ids = Vec::new();
     for _ in 0..4 {
-        let r = server.predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT), ("samples", "20000")]).await;
+        let r = server
+            .predict(
+                Some(("scan.png", scan_png())),
+                &[("prompt", PROMPT), ("samples", "20000")],
+            )
+            .await;
         statuses.push(r.status());
         if r.status() == StatusCode::SERVICE_UNAVAILABLE {
             assert_eq!(r.headers()["retry-after"], "5");
@@ -317,12 +463,21 @@ async fn a_full_queue_answers_503_with_retry_after() {
             ids.push(job["id"].as_str().unwrap().to_string());
         }
     }
-    assert!(statuses.contains(&StatusCode::SERVICE_UNAVAILABLE), "{statuses:?}");
+    assert!(
+        statuses.contains(&StatusCode::SERVICE_UNAVAILABLE),
+        "{statuses:?}"
+    );
     // Ctrl-C with a running and a queued job: both end cancelled, the server stops promptly.
     let jobs = server.client.clone();
-    let urls: Vec<String> = ids.iter().map(|id| server.url(&format!("/api/jobs/{id}"))).collect();
+    let urls: Vec<String> = ids
+        .iter()
+        .map(|id| server.url(&format!("/api/jobs/{id}")))
+        .collect();
     server.shutdown(Duration::from_secs(60)).await;
-    assert!(jobs.get(&urls[0]).send().await.is_err(), "the server is gone");
+    assert!(
+        jobs.get(&urls[0]).send().await.is_err(),
+        "the server is gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -333,10 +488,16 @@ async fn a_restarted_server_keeps_its_datastore_and_evicts_the_oldest() {
     let mut cfg = config(&store);
     cfg.datastore_limit = 2;
     let put = |server: &Running, id: &str| {
-        let form = reqwest::multipart::Form::new()
-            .text("params", "{}")
-            .part("file", reqwest::multipart::Part::bytes(scan_png()).file_name("/home/me/scan.png"));
-        server.client.put(server.url("/datastore/")).query(&[("image", id)]).multipart(form).send()
+        let form = reqwest::multipart::Form::new().text("params", "{}").part(
+            "file",
+            reqwest::multipart::Part::bytes(scan_png()).file_name("/home/me/scan.png"),
+        );
+        server
+            .client
+            .put(server.url("/datastore/"))
+            .query(&[("image", id)])
+            .multipart(form)
+            .send()
     };
     let server = Running::start(cfg.clone(), &checkpoint).await;
     for id in ["first", "second"] {
@@ -350,16 +511,35 @@ async fn a_restarted_server_keeps_its_datastore_and_evicts_the_oldest() {
     let listed = server.get_json("/datastore/").await;
     assert_eq!(listed["total"], 2, "{listed}");
     let form = reqwest::multipart::Form::new().text("params", r#"{"samples": 2}"#);
-    let r = server.client.post(server.url("/infer/medclipseg?image=first&output=json")).multipart(form).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/infer/medclipseg?image=first&output=json"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let params: Value = r.json().await.unwrap();
     assert_eq!(params["samples"], 2);
     assert!(params["summary"]["mask_px"].is_u64(), "{params}");
     // A third image evicts the oldest.
-    assert_eq!(put(&server, "third").await.unwrap().status(), StatusCode::OK);
-    let r = server.client.get(server.url("/api/images/first")).send().await.unwrap();
+    assert_eq!(
+        put(&server, "third").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let r = server
+        .client
+        .get(server.url("/api/images/first"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = server.client.get(server.url("/api/images/third")).send().await.unwrap();
+    let r = server
+        .client
+        .get(server.url("/api/images/third"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -370,29 +550,75 @@ async fn a_token_is_required_when_configured() {
     cfg.access = Access::Token("s3cret-token".into());
     let server = Running::start(cfg, &micro_checkpoint(dir.path())).await;
     let get = |path: &str| server.client.get(server.url(path));
-    assert_eq!(get("/api/info").send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(get("/api/info").bearer_auth("wrong").send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(get("/api/info").bearer_auth("s3cret-token").send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(get("/info/?token=s3cret-token").send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(get("/auth/").send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get("/api/info").send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get("/api/info")
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get("/api/info")
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get("/info/?token=s3cret-token")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get("/auth/").send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 /// Parses a `multipart/form-data` reply into (name, file name, bytes) parts.
 fn parts(content_type: &str, body: &[u8]) -> Vec<(String, Option<String>, Vec<u8>)> {
-    let boundary = content_type.split("boundary=").nth(1).unwrap().trim_matches('"');
+    let boundary = content_type
+        .split("boundary=")
+        .nth(1)
+        .unwrap()
+        .trim_matches('"');
     let delimiter = format!("--{boundary}");
     let mut out = Vec::new();
     let text = body;
     let find = |hay: &[u8], needle: &[u8], from: usize| {
-        hay[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+        hay[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
     };
     let mut at = find(text, delimiter.as_bytes(), 0).unwrap() + delimiter.len();
     while &text[at..at + 2] != b"--" {
         let head_end = find(text, b"\r\n\r\n", at).unwrap();
         let head = String::from_utf8_lossy(&text[at..head_end]).to_string();
         let next = find(text, format!("\r\n{delimiter}").as_bytes(), head_end).unwrap();
-        let name = head.split("name=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
-        let file = head.split("filename=\"").nth(1).map(|f| f.split('"').next().unwrap().to_string());
+        let name = head
+            .split("name=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let file = head
+            .split("filename=\"")
+            .nth(1)
+            .map(|f| f.split('"').next().unwrap().to_string());
         out.push((name, file, text[head_end + 4..next].to_vec()));
         at = next + 2 + delimiter.len();
     }
@@ -402,32 +628,62 @@ fn parts(content_type: &str, body: &[u8]) -> Vec<(String, Option<String>, Vec<u8
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn monai_label_infer_answers_a_label_file_on_the_volume_grid() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(config(&dir.path().join("store")), &micro_checkpoint(dir.path())).await;
+    let server = Running::start(
+        config(&dir.path().join("store")),
+        &micro_checkpoint(dir.path()),
+    )
+    .await;
     let info = server.get_json("/info/").await;
-    assert!(info.get("config").is_none(), "Slicer refuses a top-level config");
+    assert!(
+        info.get("config").is_none(),
+        "Slicer refuses a top-level config"
+    );
     let model = &info["models"]["medclipseg"];
     assert_eq!(model["type"], "segmentation");
     assert_eq!(model["config"]["prompt"], PROMPT);
-    assert!(model["labels"].is_object() && model["dimension"].is_u64(), "{info}");
+    assert!(
+        model["labels"].is_object() && model["dimension"].is_u64(),
+        "{info}"
+    );
 
     let ct_path = dir.path().join("ct.nii.gz");
     write_ct_nifti(&ct_path);
     let ct = med_volumes::read_nifti(&ct_path).unwrap();
     let form = reqwest::multipart::Form::new().text("params", "{}").part(
         "file",
-        reqwest::multipart::Part::bytes(std::fs::read(&ct_path).unwrap()).file_name(ct_path.display().to_string()),
+        reqwest::multipart::Part::bytes(std::fs::read(&ct_path).unwrap())
+            .file_name(ct_path.display().to_string()),
     );
-    let r = server.client.put(server.url("/datastore/?image=ct1")).multipart(form).send().await.unwrap();
+    let r = server
+        .client
+        .put(server.url("/datastore/?image=ct1"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["image"], "ct1");
 
-    let form = reqwest::multipart::Form::new().text("params", r#"{"prompt": "a dark spot on the left", "samples": "2", "result_extension": ".nrrd"}"#);
-    let r = server.client.post(server.url("/infer/medclipseg?image=ct1")).multipart(form).send().await.unwrap();
+    let form = reqwest::multipart::Form::new().text(
+        "params",
+        r#"{"prompt": "a dark spot on the left", "samples": "2", "result_extension": ".nrrd"}"#,
+    );
+    let r = server
+        .client
+        .post(server.url("/infer/medclipseg?image=ct1"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(content_type.starts_with("multipart/form-data"), "{content_type}");
+    assert!(
+        content_type.starts_with("multipart/form-data"),
+        "{content_type}"
+    );
     let body = r.bytes().await.unwrap();
     let parts = parts(&content_type, &body);
-    let params: Value = serde_json::from_slice(&parts.iter().find(|p| p.0 == "params").unwrap().2).unwrap();
+    let params: Value =
+        serde_json::from_slice(&parts.iter().find(|p| p.0 == "params").unwrap().2).unwrap();
     assert_eq!(params["prompt"], "a dark spot on the left");
     assert!(params["summary"]["mean_entropy"].is_f64(), "{params}");
     let (_, file, bytes) = parts.iter().find(|p| p.1.is_some()).unwrap();
@@ -441,15 +697,30 @@ async fn monai_label_infer_answers_a_label_file_on_the_volume_grid() {
     assert_eq!(label.affine(), ct.affine());
     assert!(label.data().iter().all(|&v| v == 0.0 || v == 1.0));
 
-    let r = server.client.post(server.url("/infer/medclipseg?image=ct1&output=image")).multipart(reqwest::multipart::Form::new().text("params", "{}")).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/infer/medclipseg?image=ct1&output=image"))
+        .multipart(reqwest::multipart::Form::new().text("params", "{}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["content-disposition"].to_str().unwrap().contains(".nii.gz"));
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(".nii.gz")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dicom_series_uploads_as_files_and_predicts_on_its_grid() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(config(&dir.path().join("store")), &micro_checkpoint(dir.path())).await;
+    let server = Running::start(
+        config(&dir.path().join("store")),
+        &micro_checkpoint(dir.path()),
+    )
+    .await;
     let series = dir.path().join("series");
     std::fs::create_dir_all(&series).unwrap();
     med_volumes::testing::write_ct_series(&series, 12, 10, 3).unwrap();
@@ -457,26 +728,58 @@ async fn a_dicom_series_uploads_as_files_and_predicts_on_its_grid() {
     for entry in std::fs::read_dir(&series).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        form = form.part("files", reqwest::multipart::Part::bytes(std::fs::read(&path).unwrap()).file_name(name));
+        form = form.part(
+            "files",
+            reqwest::multipart::Part::bytes(std::fs::read(&path).unwrap()).file_name(name),
+        );
     }
-    let r = server.client.post(server.url("/api/images")).multipart(form).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/api/images"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let image: Value = r.json().await.unwrap();
     assert_eq!(image["kind"], "dicom");
     assert_eq!(image["dims"], serde_json::json!([10, 12, 3]));
     let id = image["id"].as_str().unwrap();
-    let view = server.get_bytes(&format!("/api/images/{id}/view.png?axis=2&index=1&window=40,400")).await;
+    let view = server
+        .get_bytes(&format!(
+            "/api/images/{id}/view.png?axis=2&index=1&window=40,400"
+        ))
+        .await;
     let view = image::load_from_memory(&view).unwrap();
     assert_eq!((view.width(), view.height()), (10, 12));
 
-    let r = server.predict(None, &[("image", id), ("prompt", PROMPT), ("samples", "2")]).await;
+    let r = server
+        .predict(None, &[("image", id), ("prompt", PROMPT), ("samples", "2")])
+        .await;
     let job: Value = r.json().await.unwrap();
     let done = server.wait(job["id"].as_str().unwrap()).await;
     assert_eq!(done["state"]["status"], "done", "{done}");
     assert!(done["summary"]["volume_mm3"].is_f64(), "{done}");
     assert!(done["files"]["entropy.nii.gz"].is_string());
-    let slice = server.get_bytes(&format!("{}?axis=2&index=2", done["maps"]["entropy"].as_str().unwrap())).await;
+    let slice = server
+        .get_bytes(&format!(
+            "{}?axis=2&index=2",
+            done["maps"]["entropy"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(image::load_from_memory(&slice).unwrap().width(), 10);
-    let r = server.client.get(server.url(&format!("{}?axis=2&index=3", done["maps"]["mask"].as_str().unwrap()))).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "slice 3 of 3 does not exist");
+    let r = server
+        .client
+        .get(server.url(&format!(
+            "{}?axis=2&index=3",
+            done["maps"]["mask"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "slice 3 of 3 does not exist"
+    );
 }

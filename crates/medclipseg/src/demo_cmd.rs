@@ -168,7 +168,11 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
 /// The prompt of each test image of `dataset` under `style`, by image file stem (the panels'
 /// names); empty when the sheet cannot be read (the captions then say so).
 fn test_prompts(data_root: &Path, dataset: &str, style: &str) -> BTreeMap<String, String> {
-    let Some(style) = PromptStyle::ALL.iter().copied().find(|s| s.as_str() == style) else {
+    let Some(style) = PromptStyle::ALL
+        .iter()
+        .copied()
+        .find(|s| s.as_str() == style)
+    else {
         return BTreeMap::new();
     };
     let kind = med_datasets::SheetKind::Test(style);
@@ -314,7 +318,10 @@ mod caption_tests {
         let (stem, prompt) = prompts.iter().next().unwrap();
         assert!(!prompt.is_empty() && !prompt.contains(".png"), "{prompt}");
         let caption = example_caption("original", Some(prompt), stem);
-        assert_eq!(caption, format!("original prompt: \u{201c}{prompt}\u{201d} ({stem})"));
+        assert_eq!(
+            caption,
+            format!("original prompt: \u{201c}{prompt}\u{201d} ({stem})")
+        );
         assert!(!caption.contains(".png"), "{caption}");
         assert!(test_prompts(dir.path(), dataset, "no-such-style").is_empty());
         assert_eq!(

@@ -90,7 +90,10 @@ fn parse_size(text: &str) -> Result<usize, String> {
 fn access(host: &IpAddr, token: Option<String>, no_auth: bool) -> Result<Access> {
     match (token, no_auth) {
         (Some(t), _) if t.len() < 16 => {
-            bail!("--token is {} characters; use at least 16 (e.g. `openssl rand -hex 16`)", t.len())
+            bail!(
+                "--token is {} characters; use at least 16 (e.g. `openssl rand -hex 16`)",
+                t.len()
+            )
         }
         (Some(t), _) => Ok(Access::Token(t)),
         (None, _) if host.is_loopback() => Ok(Access::Open),
@@ -118,7 +121,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
     };
     let access = access(&host, a.token.clone(), a.no_auth)?;
     if a.samples == 0 || a.samples > a.max_samples {
-        bail!("--samples {} must be between 1 and --max-samples {}", a.samples, a.max_samples);
+        bail!(
+            "--samples {} must be between 1 and --max-samples {}",
+            a.samples,
+            a.max_samples
+        );
     }
     let device = backend::device(&a.device)?;
     let loaded = LoadedModel::<backend::Inner>::load(&a.checkpoint, &device)?;
@@ -166,8 +173,14 @@ pub fn run(a: ServeArgs) -> Result<()> {
             Access::Token(t) => format!("?token={t}"),
             Access::Open => String::new(),
         };
-        println!("MedCLIPSeg is serving {} (datastore {})", a.checkpoint.display(), datastore.display());
-        println!("Open http://{shown}/{query} in a browser; MONAI Label / 3D Slicer: http://{shown}/");
+        println!(
+            "MedCLIPSeg is serving {} (datastore {})",
+            a.checkpoint.display(),
+            datastore.display()
+        );
+        println!(
+            "Open http://{shown}/{query} in a browser; MONAI Label / 3D Slicer: http://{shown}/"
+        );
         println!("Ctrl-C stops (the running job is cancelled at its next Monte-Carlo chunk).");
         server
             .serve(listener, async {
@@ -200,10 +213,16 @@ mod tests {
         let any: IpAddr = "0.0.0.0".parse().unwrap();
         assert_eq!(access(&local, None, false).unwrap(), Access::Open);
         let refused = access(&any, None, false).unwrap_err().to_string();
-        assert!(refused.contains("--token") && refused.contains("--no-auth"), "{refused}");
+        assert!(
+            refused.contains("--token") && refused.contains("--no-auth"),
+            "{refused}"
+        );
         assert_eq!(access(&any, None, true).unwrap(), Access::Open);
         let token = "0123456789abcdef".to_string();
-        assert_eq!(access(&any, Some(token.clone()), false).unwrap(), Access::Token(token));
+        assert_eq!(
+            access(&any, Some(token.clone()), false).unwrap(),
+            Access::Token(token)
+        );
         assert!(access(&any, Some("short".into()), false).is_err());
     }
 }

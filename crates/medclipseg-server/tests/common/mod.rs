@@ -90,15 +90,27 @@ impl Running {
     }
 
     /// `POST /api/predict` with `fields` and an optional file; the reply.
-    pub async fn predict(&self, file: Option<(&str, Vec<u8>)>, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn predict(
+        &self,
+        file: Option<(&str, Vec<u8>)>,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut form = reqwest::multipart::Form::new();
         for (k, v) in fields {
             form = form.text(k.to_string(), v.to_string());
         }
         if let Some((name, bytes)) = file {
-            form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+            );
         }
-        self.client.post(self.url("/api/predict")).multipart(form).send().await.unwrap()
+        self.client
+            .post(self.url("/api/predict"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Polls a job until it is final; its JSON.
@@ -116,13 +128,21 @@ impl Running {
 
     pub async fn get_json(&self, path: &str) -> Value {
         let response = self.client.get(self.url(path)).send().await.unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         response.json().await.unwrap()
     }
 
     pub async fn get_bytes(&self, path: &str) -> Vec<u8> {
         let response = self.client.get(self.url(path)).send().await.unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         response.bytes().await.unwrap().to_vec()
     }
 }
@@ -156,7 +176,10 @@ pub fn scan_png() -> Vec<u8> {
     });
     let mut bytes = Vec::new();
     image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
         .unwrap();
     bytes
 }
@@ -168,7 +191,11 @@ pub fn write_ct_nifti(path: &Path) -> Volume {
         .map(|v| {
             let (i, j) = (v % nx, (v / nx) % ny);
             let d = ((i as f32 - 10.0).powi(2) + (j as f32 - 8.0).powi(2)).sqrt();
-            if d < 4.0 { 60.0 } else { -800.0 + i as f32 * 10.0 }
+            if d < 4.0 {
+                60.0
+            } else {
+                -800.0 + i as f32 * 10.0
+            }
         })
         .collect();
     let spacing = [0.7, 0.8, 2.5];
