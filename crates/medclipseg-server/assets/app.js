@@ -196,15 +196,21 @@ function makePanel({ prompt }) {
 }
 
 async function drawPanel(panel, entry) {
+  // A newer redraw of this panel (a key held down, a slider dragged) supersedes this one.
+  const generation = (panel.generation = (panel.generation || 0) + 1);
+  const stale = () => panel.generation !== generation;
   const sp = sliceParams();
+  const mapName = state.map;
   const base = await loadImage(url(state.image.view_url, { ...sp, window: $("window").value }));
+  if (stale()) return;
   const canvas = panel.querySelector("canvas");
   canvas.width = base.width; canvas.height = base.height;
   const g = canvas.getContext("2d");
   g.drawImage(base, 0, 0);
   panel.dataset.overlayPixels = "0";
   if (!entry || !entry.result) return;
-  const map = await loadImage(url(entry.result.maps[state.map], sp));
+  const map = await loadImage(url(entry.result.maps[mapName], sp));
+  if (stale()) return;
   const off = document.createElement("canvas");
   off.width = map.width; off.height = map.height;
   const og = off.getContext("2d");
@@ -215,7 +221,7 @@ async function drawPanel(panel, entry) {
   let drawn = 0, maskPx = 0;
   for (let p = 0; p < values.data.length; p += 4) {
     const v = values.data[p];
-    if (state.map === "mask") {
+    if (mapName === "mask") {
       if (v < 128) continue;
       maskPx += 1;
       blend(out.data, p, [255, 40, 40], opacity);
@@ -225,10 +231,10 @@ async function drawPanel(panel, entry) {
     drawn += 1;
   }
   g.putImageData(out, 0, 0);
-  panel.dataset.overlay = state.map;
+  panel.dataset.overlay = mapName;
   panel.dataset.overlayPixels = String(drawn);
   panel.querySelector(".state").textContent = "done";
-  fillNumbers(panel, entry.result, state.map === "mask" ? maskPx : null);
+  fillNumbers(panel, entry.result, mapName === "mask" ? maskPx : null);
   fillDownloads(panel, entry.result);
 }
 

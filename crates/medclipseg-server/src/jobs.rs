@@ -327,7 +327,11 @@ pub fn run_worker<B: Backend>(
         job.set(JobState::new("running"));
         predictor.set_samples(job.request.samples);
         predictor.set_seed(job.request.seed);
-        let outcome = run_job(&predictor, &job, &dir.join(&job.id));
+        // A panic inside the model fails this job instead of leaving it running forever.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_job(&predictor, &job, &dir.join(&job.id))
+        }))
+        .unwrap_or_else(|_| Err(ApiError::internal("the model panicked on this input")));
         match outcome {
             Ok(output) => {
                 let state = JobState {

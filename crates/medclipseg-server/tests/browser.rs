@@ -131,8 +131,9 @@ fn overlay_probe(map: &str, panels: usize) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
+/// chromedriver and a headless Chromium session on a fresh profile under `dir`; `None` (with a
+/// message) where they are not installed.
+async fn open_browser(dir: &Path) -> Option<(Driver, Session)> {
     let chromium = tool(
         "CHROME_BIN",
         &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
@@ -146,17 +147,8 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
             std::env::var_os("MEDCLIPSEG_REQUIRE_BROWSER").is_none(),
             "MEDCLIPSEG_REQUIRE_BROWSER is set but chromium/chromedriver are missing"
         );
-        return;
+        return None;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(
-        config(&dir.path().join("store")),
-        &micro_checkpoint(dir.path()),
-    )
-    .await;
-    let scan = dir.path().join("scan.png");
-    write_scan(&scan);
-
     let port = free_port();
     let child = Command::new(&driver_bin)
         .arg(format!("--port={port}"))
@@ -185,7 +177,7 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let profile = dir.path().join("profile");
+    let profile = dir.join("profile");
     let args = [
         "--headless",
         "--no-sandbox",
@@ -222,6 +214,22 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
         http: http.clone(),
         url: format!("{}/session/{id}", driver.base),
     };
+    Some((driver, session))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((driver, session)) = open_browser(dir.path()).await else {
+        return;
+    };
+    let server = Running::start(
+        config(&dir.path().join("store")),
+        &micro_checkpoint(dir.path()),
+    )
+    .await;
+    let scan = dir.path().join("scan.png");
+    write_scan(&scan);
 
     session
         .post("/url", json!({ "url": format!("{}/", server.base) }))
@@ -296,6 +304,85 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
     };
     atomic_io::write_atomic(&target, &png).unwrap();
     assert!(image::load_from_memory(&png).unwrap().width() >= 800);
+    session.call(reqwest::Method::DELETE, "", None).await;
+    drop(driver);
+    server.shutdown(Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_page_slices_a_nifti_volume_with_a_ct_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((driver, session)) = open_browser(dir.path()).await else {
+        return;
+    };
+    let server = Running::start(
+        config(&dir.path().join("store")),
+        &micro_checkpoint(dir.path()),
+    )
+    .await;
+    let ct = dir.path().join("ct.nii.gz");
+    common::write_ct_nifti(&ct);
+    session
+        .post("/url", json!({ "url": format!("{}/", server.base) }))
+        .await;
+    session.type_into("#file", &ct.display().to_string()).await;
+    session
+        .wait_for(
+            "return document.getElementById('run').disabled ? null : true",
+            Duration::from_secs(30),
+        )
+        .await;
+    let controls = session
+        .script("const v = document.getElementById('volume-controls'); return [v.hidden, document.getElementById('slice').max, document.getElementById('image-info').textContent];")
+        .await;
+    assert_eq!(controls[0], false, "{controls}");
+    assert_eq!(controls[1], "2", "{controls}");
+    assert!(
+        controls[2].as_str().unwrap().contains("nifti, 20 × 16 × 3"),
+        "{controls}"
+    );
+    session
+        .script("const w = document.getElementById('window'); w.value = '40,400'; w.dispatchEvent(new Event('change')); document.getElementById('samples').value = '2'; return true;")
+        .await;
+    session.type_into(".prompt", PROMPT).await;
+    session.click("#run").await;
+    session
+        .wait_for(&overlay_probe("mask", 1), Duration::from_secs(120))
+        .await;
+    let numbers = session
+        .script("return document.querySelector('.panel table').textContent;")
+        .await;
+    let numbers = numbers.as_str().unwrap();
+    assert!(
+        numbers.contains("lesion volume (mm³)") && numbers.contains("this slice (mm²)"),
+        "{numbers}"
+    );
+    let window = session
+        .script("return state.runs[0].result.request.window;")
+        .await;
+    assert_eq!(window, "40,400");
+
+    // `]` moves to the last slice, `5` shows the epistemic map over every pixel of it.
+    session
+        .script("document.activeElement.blur(); return true;")
+        .await;
+    for key in ["]", "5"] {
+        session
+            .post(
+                "/actions",
+                json!({ "actions": [{ "type": "key", "id": "k", "actions": [
+                { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key } ] }] }),
+            )
+            .await;
+    }
+    let label = session
+        .script("return document.getElementById('slice-label').textContent;")
+        .await;
+    assert_eq!(label, "2 / 2");
+    let drawn = session
+        .wait_for(&overlay_probe("epistemic", 1), Duration::from_secs(30))
+        .await;
+    assert_eq!(drawn, json!([20 * 16]));
     session.call(reqwest::Method::DELETE, "", None).await;
     drop(driver);
     server.shutdown(Duration::from_secs(30)).await;

@@ -783,3 +783,28 @@ async fn a_dicom_series_uploads_as_files_and_predicts_on_its_grid() {
         "slice 3 of 3 does not exist"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_past_the_timeout_gets_408_and_its_job_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir.path().join("store"));
+    cfg.request_timeout = Duration::from_millis(500);
+    let server = Running::start(cfg, &micro_checkpoint(dir.path())).await;
+    let form = reqwest::multipart::Form::new()
+        .text("params", r#"{"samples": 20000}"#)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(scan_png()).file_name("scan.png"),
+        );
+    let r = server
+        .client
+        .post(server.url("/infer/medclipseg"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+    // The server still answers, and Ctrl-C cancels the long job it left behind.
+    assert_eq!(server.get_json("/api/info").await["model"], "medclipseg");
+    server.shutdown(Duration::from_secs(60)).await;
+}
