@@ -808,3 +808,64 @@ async fn a_request_past_the_timeout_gets_408_and_its_job_is_not_lost() {
     assert_eq!(server.get_json("/api/info").await["model"], "medclipseg");
     server.shutdown(Duration::from_secs(60)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_zipped_series_is_extracted_under_flat_names_only() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let server = Running::start(config(&store), &micro_checkpoint(dir.path())).await;
+    let series = dir.path().join("series");
+    std::fs::create_dir_all(&series).unwrap();
+    med_volumes::testing::write_ct_series(&series, 8, 6, 4).unwrap();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (n, entry) in std::fs::read_dir(&series).unwrap().enumerate() {
+        // Hostile entry names: they must not become paths.
+        let name = if n == 0 {
+            "../../escaped.dcm".to_string()
+        } else {
+            format!("/abs/dir/{n}.dcm")
+        };
+        zip.start_file(name, options).unwrap();
+        zip.write_all(&std::fs::read(entry.unwrap().path()).unwrap())
+            .unwrap();
+    }
+    let bytes = zip.finish().unwrap().into_inner();
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(bytes).file_name("series.zip"),
+    );
+    let r = server
+        .client
+        .post(server.url("/api/images"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let image: Value = r.json().await.unwrap();
+    assert_eq!(image["kind"], "dicom");
+    assert_eq!(image["dims"], serde_json::json!([6, 8, 4]));
+    assert!(!dir.path().join("escaped.dcm").exists() && !store.join("escaped.dcm").exists());
+
+    // A zip that is not one: 422 naming it.
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(b"PK not a zip".to_vec()).file_name("broken.zip"),
+    );
+    let r = server
+        .client
+        .post(server.url("/api/images"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("broken.zip"),
+        "{body}"
+    );
+}
