@@ -231,3 +231,8 @@ fn info_json<B: Backend>(config: &ServeConfig, predictor: &Predictor<B>) -> Valu
         "provenance": config.provenance,
     })
 }
+
+/// The README example, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
