@@ -338,7 +338,8 @@ pub async fn file(
     } else {
         "application/gzip"
     };
-    let disposition = format!("attachment; filename=\"{}-{name}\"", job.request.image);
+    let stem = crate::datastore::file_stem(&job.request.image);
+    let disposition = format!("attachment; filename=\"{stem}-{name}\"");
     Ok((
         [
             (header::CONTENT_TYPE, kind.to_string()),

@@ -188,17 +188,37 @@ impl Datastore {
     }
 }
 
-/// Ids: 1 to 128 of `A-Z a-z 0-9 . _ -`, not starting with a dot (so never `..` or hidden).
+/// Ids: 1 to 128 printable characters without `/`, `\\` or `..`, not starting with a dot.
+/// Slicer sends volume node names (`6: Unnamed Series`); an id is only ever a key, never a path
+/// (folders are generated), and [`file_stem`] makes it safe where it names a file.
 pub fn check_id(id: &str) -> Result<(), ApiError> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if id.is_empty() || id.len() > 128 || id.starts_with('.') || !id.chars().all(allowed) {
+    let refused = |c: char| c.is_control() || c == '/' || c == '\\';
+    if id.is_empty()
+        || id.chars().count() > 128
+        || id.starts_with('.')
+        || id.contains("..")
+        || id.chars().any(refused)
+    {
         return Err(ApiError::bad_request(format!(
-            "bad image id `{}`: ids are 1 to 128 letters, digits, '.', '_' or '-', not starting \
-             with '.'",
+            "bad image id `{}`: ids are 1 to 128 printable characters without '/', '\\' or \
+             '..', not starting with '.'",
             id.escape_default()
         )));
     }
     Ok(())
+}
+
+/// An id as a file name stem: letters, digits, `.`, `_` and `-` kept, anything else `_`.
+pub fn file_stem(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The base name of a client file name (some clients send their full local path), checked.
@@ -332,12 +352,21 @@ mod tests {
 
     #[test]
     fn ids_that_could_be_paths_are_refused() {
-        for bad in ["../../x", "..", ".hidden", "a/b", "a\\b", "", "a b", "x\0"] {
+        for bad in [
+            "../../x", "..", ".hidden", "a/b", "a\\b", "", "x\0", "a..b", "\n",
+        ] {
             assert!(check_id(bad).is_err(), "{bad:?} accepted");
         }
-        for good in ["CT_chest-1", "scan.nii.gz", "0"] {
+        for good in [
+            "CT_chest-1",
+            "scan.nii.gz",
+            "0",
+            "6: Unnamed Series",
+            "MRHead",
+        ] {
             assert!(check_id(good).is_ok(), "{good:?} refused");
         }
+        assert_eq!(file_stem("6: Unnamed Series"), "6__Unnamed_Series");
     }
 
     #[test]

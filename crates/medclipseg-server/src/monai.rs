@@ -171,7 +171,11 @@ pub async fn infer(
         "job": job.id,
         "summary": output.summary,
     });
-    let file_name = format!("{}_{}.nii.gz", job.request.image, state.config.model_name);
+    let file_name = format!(
+        "{}_{}.nii.gz",
+        crate::datastore::file_stem(&job.request.image),
+        state.config.model_name
+    );
     Ok(match q.output.as_deref().unwrap_or("all") {
         "json" => Json(params).into_response(),
         "image" => (

@@ -15,14 +15,15 @@ info = client.info()
 model_name = next(iter(info["models"]))
 model = info["models"][model_name]
 
-uploaded = client.upload_image(image_path, image_id="ct_case")
+# Slicer names an upload after its volume node, e.g. "6: CT Series".
+uploaded = client.upload_image(image_path, image_id="6: CT Series")
 
 # What Slicer sends: the model's config options, edited, plus its own result settings.
 params = dict(model["config"])
 params["samples"] = 2
 params["result_extension"] = ".nrrd"
 params["result_dtype"] = "uint8"
-label_file, result = client.infer(model_name, "ct_case", params)
+label_file, result = client.infer(model_name, "6: CT Series", params)
 
 training = client.train_status(check_if_running=True)
 

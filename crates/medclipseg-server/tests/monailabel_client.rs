@@ -79,7 +79,7 @@ async fn the_monailabel_client_uploads_infers_and_gets_a_label_on_the_grid() {
     );
     let report: Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     assert_eq!(report["model"], "medclipseg");
-    assert_eq!(report["uploaded"]["image"], "ct_case");
+    assert_eq!(report["uploaded"]["image"], "6: CT Series");
     assert_eq!(
         report["training"], false,
         "no training: check_if_running is not 200"
