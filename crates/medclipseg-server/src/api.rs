@@ -366,13 +366,7 @@ pub async fn map(
     })?;
     let (axis, index) = (q.axis.unwrap_or(2), q.index.unwrap_or(0));
     let bytes = tokio::task::spawn_blocking(move || {
-        let volume = output.map(&name).ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no map `{}`; maps are {MAPS:?}",
-                name.escape_default()
-            ))
-        })?;
-        let slice = crate::inputs::slice_of(volume, axis, index)?;
+        let slice = output.with_map(&name, |map| crate::inputs::slice_of(map, axis, index))?;
         crate::inputs::grey_png(&slice, |v| to_u8(&name, v))
     })
     .await
@@ -399,10 +393,9 @@ pub async fn compare(
                 format!("job `{id}` has no results yet"),
             )
         })?;
-        let volume = output
-            .map("mask")
-            .ok_or_else(|| ApiError::internal("no mask"))?;
-        Ok(volume.data().iter().map(|&v| v > 0.5).collect())
+        output.with_map("mask", |mask| {
+            Ok(mask.data().iter().map(|&v| v > 0.5).collect())
+        })
     };
     let (a, b) = (mask(&q.a)?, mask(&q.b)?);
     if a.len() != b.len() {

@@ -29,8 +29,10 @@ pub struct ServeConfig {
     pub datastore: PathBuf,
     /// Images kept in the datastore; the oldest is evicted past it.
     pub datastore_limit: usize,
-    /// Finished jobs kept (maps in memory, files on disk); the oldest is dropped past it.
+    /// Finished jobs kept (their files on disk); the oldest is dropped past it.
     pub jobs_kept: usize,
+    /// Finished jobs whose maps stay in memory for display; older ones are read from disk.
+    pub maps_in_memory: usize,
     /// Largest request body, bytes.
     pub max_upload: usize,
     /// Jobs waiting behind the running one; one more answers 503 with Retry-After.
@@ -56,13 +58,14 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
-    /// Defaults around a datastore folder: 100 images, 64 jobs, 1 GiB uploads (a CT series),
+    /// Defaults around a datastore folder: 100 images, 64 jobs (maps of 4 in memory), 1 GiB uploads (a CT series),
     /// a queue of 32, at most 200 samples (30 by default, seed 666), 10-minute requests, open.
     pub fn new(datastore: impl Into<PathBuf>) -> Self {
         Self {
             datastore: datastore.into(),
             datastore_limit: 100,
             jobs_kept: 64,
+            maps_in_memory: 4,
             max_upload: 1 << 30,
             queue: 32,
             max_samples: 200,

@@ -113,10 +113,13 @@ pub struct Stat {
     pub max: f64,
 }
 
-/// The maps of a finished job, each on the input's grid.
+/// A job's maps by name: mask (0/1), probability, entropy, aleatoric, epistemic.
+pub type Maps = Vec<(&'static str, Volume)>;
+
+/// The results of a finished job. The maps stay in memory for the last few jobs only (a CT's
+/// maps are hundreds of MB); older jobs read them back from their files when asked.
 pub struct JobOutput {
-    /// Mask (0/1), probability, entropy, aleatoric, epistemic, by name.
-    pub maps: Vec<(&'static str, Volume)>,
+    maps: Mutex<Option<Arc<Maps>>>,
     /// The numbers.
     pub summary: Summary,
     /// Files in the job's folder, by name.
@@ -130,9 +133,81 @@ pub struct JobOutput {
 }
 
 impl JobOutput {
-    /// A map by name.
-    pub fn map(&self, name: &str) -> Option<&Volume> {
-        self.maps.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    /// Runs `f` on one map, held in memory or read from the job's files; a 404 for a name
+    /// that is not a map.
+    pub fn with_map<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Volume) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        if !MAPS.contains(&name) {
+            return Err(ApiError::not_found(format!(
+                "no map `{}`; maps are {MAPS:?}",
+                name.escape_default()
+            )));
+        }
+        // Only the Arc is cloned: a CT's maps are not copied per request.
+        let held = self.maps.lock().expect("job maps").clone();
+        match held
+            .as_ref()
+            .and_then(|maps| maps.iter().find(|(n, _)| *n == name))
+        {
+            Some((_, map)) => f(map),
+            None => f(&self.read_map(name)?),
+        }
+    }
+
+    /// Whether the maps are held in memory.
+    pub fn in_memory(&self) -> bool {
+        self.maps.lock().expect("job maps").is_some()
+    }
+
+    fn release(&self) {
+        self.maps.lock().expect("job maps").take();
+    }
+
+    /// A map read back: NIfTI for volumes and masks, the 8-bit PNG for a picture's other maps
+    /// (the precision the page shows).
+    fn read_map(&self, name: &str) -> Result<Volume, ApiError> {
+        let failed = |e: &dyn std::fmt::Display| ApiError::internal(format!("{name}: {e}"));
+        let nifti =
+            |file: &str| med_volumes::read_nifti(&self.dir.join(file)).map_err(|e| failed(&e));
+        if self.volume || name == "mask" {
+            return nifti(&format!("{name}.nii.gz"));
+        }
+        let grid = nifti("mask.nii.gz")?;
+        let png = image::open(self.dir.join(format!("{name}.png"))).map_err(|e| failed(&e))?;
+        let scale = if name == "probability" {
+            1.0
+        } else {
+            MAX_ENTROPY
+        };
+        let data = png
+            .to_luma8()
+            .into_raw()
+            .into_iter()
+            .map(|b| f32::from(b) / 255.0 * scale)
+            .collect();
+        grid.same_grid(data).map_err(|e| failed(&e))
+    }
+}
+
+/// The outputs whose maps are held in memory, newest last.
+#[derive(Default)]
+pub struct HeldMaps {
+    outputs: Mutex<VecDeque<Arc<JobOutput>>>,
+}
+
+impl HeldMaps {
+    /// Holds `output`'s maps, releasing the oldest past `kept`.
+    fn hold(&self, output: Arc<JobOutput>, kept: usize) {
+        let mut outputs = self.outputs.lock().expect("held maps");
+        outputs.push_back(output);
+        while outputs.len() > kept.max(1) {
+            if let Some(old) = outputs.pop_front() {
+                old.release();
+            }
+        }
     }
 }
 
@@ -318,6 +393,8 @@ pub fn run_worker<B: Backend>(
     mut predictor: Predictor<B>,
     queue: Receiver<Arc<Job>>,
     dir: PathBuf,
+    held: Arc<HeldMaps>,
+    maps_kept: usize,
 ) {
     while let Ok(job) = queue.recv() {
         if job.cancel.load(Ordering::SeqCst) {
@@ -338,7 +415,9 @@ pub fn run_worker<B: Backend>(
                     status: "done",
                     ..job.state()
                 };
-                let _ = job.output.set(Arc::new(output));
+                let output = Arc::new(output);
+                held.hold(output.clone(), maps_kept);
+                let _ = job.output.set(output);
                 job.set(state);
             }
             Err(_) if job.cancel.load(Ordering::SeqCst) => {
@@ -414,7 +493,7 @@ fn run_job<B: Backend>(
         &job.request,
     )?;
     Ok(JobOutput {
-        maps,
+        maps: Mutex::new(Some(Arc::new(maps))),
         summary,
         files,
         dir: dir.to_path_buf(),

@@ -107,9 +107,11 @@ impl Server {
         let info = info_json(&config, &predictor);
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue);
         let worker_dir = jobs_dir.clone();
+        let held = Arc::new(jobs::HeldMaps::default());
+        let maps_kept = config.maps_in_memory;
         let worker = std::thread::Builder::new()
             .name("medclipseg-worker".into())
-            .spawn(move || jobs::run_worker(predictor, rx, worker_dir))
+            .spawn(move || jobs::run_worker(predictor, rx, worker_dir, held, maps_kept))
             .map_err(|e| ServerError::Worker(e.to_string()))?;
         let jobs = Jobs::new(jobs_dir, config.jobs_kept, tx);
         let state = Arc::new(AppState {

@@ -869,3 +869,45 @@ async fn a_zipped_series_is_extracted_under_flat_names_only() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn maps_of_older_jobs_are_read_back_from_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir.path().join("store"));
+    cfg.maps_in_memory = 1;
+    let server = Running::start(cfg, &micro_checkpoint(dir.path())).await;
+    let mut jobs = Vec::new();
+    for seed in ["1", "2"] {
+        let r = server
+            .predict(
+                Some(("scan.png", scan_png())),
+                &[("prompt", PROMPT), ("seed", seed)],
+            )
+            .await;
+        let job: Value = r.json().await.unwrap();
+        jobs.push(server.wait(job["id"].as_str().unwrap()).await);
+    }
+    let (old, new) = (&jobs[0], &jobs[1]);
+    let id = old["id"].as_str().unwrap();
+    assert!(
+        !server.state_in_memory(id),
+        "the first job's maps were released"
+    );
+    // Its map PNGs are the same whether held or read back: the stored PNG bytes.
+    for map in ["mask", "probability", "entropy"] {
+        let served = server.get_bytes(old["maps"][map].as_str().unwrap()).await;
+        let stored = server
+            .get_bytes(old["files"][format!("{map}.png")].as_str().unwrap())
+            .await;
+        let decode = |b: &[u8]| image::load_from_memory(b).unwrap().to_luma8().into_raw();
+        assert_eq!(decode(&served), decode(&stored), "{map}");
+    }
+    let (a, b) = (old["id"].as_str().unwrap(), new["id"].as_str().unwrap());
+    let dice: Value = server.get_json(&format!("/api/compare?a={a}&b={b}")).await;
+    let (na, nb) = (
+        dice["a_px"].as_u64().unwrap(),
+        dice["b_px"].as_u64().unwrap(),
+    );
+    assert_eq!(na, old["summary"]["mask_px"].as_u64().unwrap());
+    assert_eq!(nb, new["summary"]["mask_px"].as_u64().unwrap());
+}

@@ -48,6 +48,7 @@ pub fn predictor(checkpoint: &Path) -> Predictor<Flex> {
 /// A server answering on 127.0.0.1 with an ephemeral port.
 pub struct Running {
     pub base: String,
+    state: std::sync::Arc<medclipseg_server::AppState>,
     pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), medclipseg_server::ServerError>>>,
@@ -57,6 +58,7 @@ impl Running {
     /// Starts a server on `config` with the checkpoint's model.
     pub async fn start(config: ServeConfig, checkpoint: &Path) -> Running {
         let server = Server::start(config, predictor(checkpoint)).unwrap();
+        let state = server.state().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -65,6 +67,7 @@ impl Running {
         }));
         Running {
             base,
+            state,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
@@ -72,6 +75,17 @@ impl Running {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Whether a finished job's maps are held in memory.
+    pub fn state_in_memory(&self, id: &str) -> bool {
+        self.state
+            .jobs
+            .get(id)
+            .unwrap()
+            .output()
+            .unwrap()
+            .in_memory()
     }
 
     pub fn url(&self, path: &str) -> String {
