@@ -27,7 +27,8 @@ pub mod workloads;
 pub use config::{ConfigError, MedClipSegConfig, PRESETS};
 pub use decoder::{DecoderOutput, MaskHead, ScaleBlock, decode};
 pub use mc::{
-    McConfig, McPrediction, binary_entropy, mc_predict, min_max_normalize, summarize_samples,
+    McConfig, McInputs, McPrediction, McProgress, binary_entropy, mc_predict, mc_predict_observed,
+    min_max_normalize, summarize_samples,
 };
 pub use model::{
     AdapterTrace, EncoderState, ForwardTrace, LoadScope, MedClipSeg, MedClipSegOutput,

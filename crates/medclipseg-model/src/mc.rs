@@ -8,6 +8,8 @@
 //! Speed: the samples run as one batch (chunked to bound memory), and the layers before the
 //! first adapter, identical for every sample, run once.
 
+use std::ops::ControlFlow;
+
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use pvl_adapters::{Noise, sample_key};
@@ -173,6 +175,52 @@ pub fn mc_predict<B: Backend>(
     config: &McConfig,
     noise: &mut Noise<B>,
 ) -> Option<McPrediction<B>> {
+    let inputs = McInputs {
+        images,
+        ids,
+        attention_mask,
+    };
+    mc_predict_observed(model, inputs, image_keys, config, noise, &mut |_| {
+        ControlFlow::Continue(())
+    })
+}
+
+/// Where a Monte-Carlo prediction stands after a chunk of samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McProgress {
+    /// Samples done.
+    pub done: usize,
+    /// Samples asked for.
+    pub total: usize,
+}
+
+/// The inputs of [`mc_predict_observed`]: `images [B, 3, H, W]`, prompts `ids` and
+/// `attention_mask [B, L]`.
+#[derive(Debug, Clone)]
+pub struct McInputs<B: Backend> {
+    /// Preprocessed images `[B, 3, H, W]`.
+    pub images: Tensor<B, 4>,
+    /// Token ids `[B, L]`.
+    pub ids: Tensor<B, 2, Int>,
+    /// Attention mask `[B, L]`.
+    pub attention_mask: Tensor<B, 2, Int>,
+}
+
+/// [`mc_predict`] that reports after every chunk of samples; `on_chunk` returning
+/// `ControlFlow::Break` stops before the next chunk (a cancelled job) and gives `None`.
+pub fn mc_predict_observed<B: Backend>(
+    model: &MedClipSeg<B>,
+    inputs: McInputs<B>,
+    image_keys: &[u64],
+    config: &McConfig,
+    noise: &mut Noise<B>,
+    on_chunk: &mut dyn FnMut(McProgress) -> ControlFlow<()>,
+) -> Option<McPrediction<B>> {
+    let McInputs {
+        images,
+        ids,
+        attention_mask,
+    } = inputs;
     let [batch, _, h, w] = images.dims();
     debug_assert_eq!(image_keys.len(), batch, "one key per image");
     let image_keys: Vec<u64> = if image_keys.len() == batch {
@@ -211,6 +259,13 @@ pub fn mc_predict<B: Backend>(
         let out = model.finish(state, [h, w], noise, None);
         acc.add(out.seg_logits, samples);
         done += samples;
+        let progress = McProgress {
+            done,
+            total: config.samples,
+        };
+        if on_chunk(progress).is_break() {
+            return None;
+        }
     }
     acc.finish()
 }
@@ -271,6 +326,41 @@ mod tests {
             let mi = prediction.mutual_information.max().into_scalar();
             assert!(mi < 1e-5, "mutual information {mi}");
         }
+    }
+
+    #[test]
+    fn observed_prediction_reports_each_chunk_and_stops_when_told() {
+        let device = Default::default();
+        let model = MedClipSegConfig::tiny().init::<Flex>(&device);
+        let (images, ids, attention_mask) = tiny_inputs(1, &device);
+        let inputs = McInputs {
+            images,
+            ids,
+            attention_mask,
+        };
+        let config = McConfig::new().with_samples(5).with_max_batch(2);
+        let mut seen = Vec::new();
+        let whole = mc_predict_observed(
+            &model,
+            inputs.clone(),
+            &[0],
+            &config,
+            &mut Noise::Zero,
+            &mut |p| {
+                seen.push((p.done, p.total));
+                ControlFlow::Continue(())
+            },
+        );
+        assert_eq!(whole.expect("5 samples").samples, 5);
+        assert_eq!(seen, vec![(2, 5), (4, 5), (5, 5)]);
+        let mut calls = 0;
+        let stopped =
+            mc_predict_observed(&model, inputs, &[0], &config, &mut Noise::Zero, &mut |_| {
+                calls += 1;
+                ControlFlow::Break(())
+            });
+        assert!(stopped.is_none());
+        assert_eq!(calls, 1, "no chunk runs after a break");
     }
 
     #[test]

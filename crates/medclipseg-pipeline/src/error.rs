@@ -100,6 +100,9 @@ pub enum PipelineError {
     /// Monte-Carlo prediction needs at least one sample.
     #[error("Monte-Carlo samples must be at least 1")]
     NoSamples,
+    /// The caller stopped a prediction between two chunks of Monte-Carlo samples.
+    #[error("the prediction was cancelled")]
+    Cancelled,
     /// A tensor could not be read back from the device.
     #[error("cannot read a tensor back from the device: {0}")]
     ReadBack(String),

@@ -50,6 +50,7 @@ pub use evaluator::{
     StyleResult,
 };
 pub use med_datasets::imaging::Image8;
+pub use medclipseg_model::McProgress;
 pub use predictor::{
     NoiseSource, Prediction, Predictor, STREAM_PREDICT, derive_seed, noise, write_mask_png,
 };

@@ -1,5 +1,6 @@
 //! Image (or volume slice) + prompt → probability, mask and uncertainty at the image's size.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use burn::prelude::*;
@@ -7,7 +8,9 @@ use burn::tensor::TensorData;
 use med_datasets::PreprocessConfig;
 use med_datasets::imaging::Image8;
 use med_datasets::preprocess::preprocess_pair;
-use medclipseg_model::{McConfig, MedClipSeg, MedClipSegConfig, Noise, mc_predict};
+use medclipseg_model::{
+    McConfig, McInputs, McProgress, MedClipSeg, MedClipSegConfig, Noise, mc_predict_observed,
+};
 use seg_metrics::{BinaryMask, Mask2d};
 
 use crate::checkpoint::LoadedModel;
@@ -264,8 +267,58 @@ impl<B: Backend> Predictor<B> {
             variant: 0,
             batch: key,
         };
-        let mut out = self.predict_batch(std::slice::from_ref(image), prompt, &[key], stream)?;
+        let mut out = self.predict_batch(
+            std::slice::from_ref(image),
+            prompt,
+            &[key],
+            stream,
+            &mut |_| ControlFlow::Continue(()),
+        )?;
         Ok(out.remove(0))
+    }
+
+    /// [`Predictor::predict_image_keyed`] that reports after every chunk of Monte-Carlo samples;
+    /// `on_chunk` returning `ControlFlow::Break` stops the prediction with
+    /// [`PipelineError::Cancelled`].
+    pub fn predict_image_observed(
+        &self,
+        image: &Image8,
+        prompt: &str,
+        key: u64,
+        on_chunk: &mut dyn FnMut(McProgress) -> ControlFlow<()>,
+    ) -> Result<Prediction> {
+        let stream = NoiseStream {
+            variant: 0,
+            batch: key,
+        };
+        let mut out = self.predict_batch(
+            std::slice::from_ref(image),
+            prompt,
+            &[key],
+            stream,
+            on_chunk,
+        )?;
+        Ok(out.remove(0))
+    }
+
+    /// Monte-Carlo samples per image.
+    pub fn samples(&self) -> usize {
+        self.mc.samples
+    }
+
+    /// Seed of the adapters' noise.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Sets the Monte-Carlo samples per image in place (a server changes it per request).
+    pub fn set_samples(&mut self, samples: usize) {
+        self.mc.samples = samples;
+    }
+
+    /// Sets the noise seed in place.
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
     }
 
     /// One forward batch of images sharing a prompt, each keyed for its noise.
@@ -275,6 +328,7 @@ impl<B: Backend> Predictor<B> {
         prompt: &str,
         keys: &[u64],
         stream: NoiseStream,
+        on_chunk: &mut dyn FnMut(McProgress) -> ControlFlow<()>,
     ) -> Result<Vec<Prediction>> {
         let s = self.preprocess.size;
         let n = images.len();
@@ -289,16 +343,17 @@ impl<B: Backend> Predictor<B> {
             .prompts
             .encode::<B>(&vec![prompt.to_string(); n], &self.device)?;
         let mut noise = self.noise_for(stream);
-        let prediction = mc_predict(
-            &self.model,
-            input,
-            encoded.ids,
-            encoded.attention_mask,
-            keys,
-            &self.mc,
-            &mut noise,
-        )
-        .ok_or(PipelineError::NoSamples)?;
+        if self.mc.samples == 0 {
+            return Err(PipelineError::NoSamples);
+        }
+        let inputs = McInputs {
+            images: input,
+            ids: encoded.ids,
+            attention_mask: encoded.attention_mask,
+        };
+        let prediction =
+            mc_predict_observed(&self.model, inputs, keys, &self.mc, &mut noise, on_chunk)
+                .ok_or(PipelineError::Cancelled)?;
         let prob = host_f32(prediction.mean_prob.into_data())?;
         let entropy = host_f32(prediction.predictive_entropy.into_data())?;
         let aleatoric = host_f32(prediction.expected_entropy.into_data())?;

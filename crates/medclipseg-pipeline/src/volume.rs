@@ -2,9 +2,12 @@
 //! computed over the whole volume (a CT window, or percentiles), replicated to three channels
 //! and predicted like an image; the maps come back on the volume's grid.
 
+use std::ops::ControlFlow;
+
 use burn::prelude::*;
 use med_datasets::imaging::Image8;
 use med_volumes::{IntensityMap, Slice2d, Volume};
+use medclipseg_model::McProgress;
 use seg_metrics::BinaryMask;
 
 use crate::error::Result;
@@ -45,10 +48,25 @@ impl<B: Backend> Predictor<B> {
         axis: usize,
         intensity: &IntensityMap,
     ) -> Result<VolumePrediction> {
+        self.predict_volume_observed(volume, prompt, axis, intensity, &mut |_| {
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`Predictor::predict_volume`] that reports after every chunk of Monte-Carlo samples of
+    /// every batch of slices (`done`/`total` count sample passes over all slices);
+    /// `ControlFlow::Break` stops it with [`crate::PipelineError::Cancelled`].
+    pub fn predict_volume_observed(
+        &self,
+        volume: &Volume,
+        prompt: &str,
+        axis: usize,
+        intensity: &IntensityMap,
+        on_chunk: &mut dyn FnMut(McProgress) -> ControlFlow<()>,
+    ) -> Result<VolumePrediction> {
         let (lo, hi) = intensity.bounds(volume.data())?;
-        let mut prediction = self.predict_slices(volume, prompt, axis, &|_, slice| {
-            slice_to_bgr(slice, lo, hi)
-        })?;
+        let image = |_: usize, slice: &Slice2d| slice_to_bgr(slice, lo, hi);
+        let mut prediction = self.predict_slices_observed(volume, prompt, axis, &image, on_chunk)?;
         prediction.intensity_bounds = [lo, hi];
         Ok(prediction)
     }
@@ -63,7 +81,24 @@ impl<B: Backend> Predictor<B> {
         axis: usize,
         image: &dyn Fn(usize, &Slice2d) -> Image8,
     ) -> Result<VolumePrediction> {
+        self.predict_slices_observed(volume, prompt, axis, image, &mut |_| {
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`Predictor::predict_slices`] with progress per Monte-Carlo chunk, as
+    /// [`Predictor::predict_volume_observed`].
+    pub fn predict_slices_observed(
+        &self,
+        volume: &Volume,
+        prompt: &str,
+        axis: usize,
+        image: &dyn Fn(usize, &Slice2d) -> Image8,
+        on_chunk: &mut dyn FnMut(McProgress) -> ControlFlow<()>,
+    ) -> Result<VolumePrediction> {
         let slices = volume.slices(axis)?;
+        let batches = slices.len().div_ceil(SLICE_BATCH);
+        let per_batch = self.samples();
         let mut predictions = Vec::with_capacity(slices.len());
         for (chunk_index, chunk) in slices.chunks(SLICE_BATCH).enumerate() {
             let first = chunk_index * SLICE_BATCH;
@@ -77,7 +112,13 @@ impl<B: Backend> Predictor<B> {
                 variant: 1,
                 batch: chunk_index as u64,
             };
-            predictions.extend(self.predict_batch(&images, prompt, &keys, stream)?);
+            let mut overall = |p: McProgress| {
+                on_chunk(McProgress {
+                    done: chunk_index * per_batch + p.done,
+                    total: batches * per_batch,
+                })
+            };
+            predictions.extend(self.predict_batch(&images, prompt, &keys, stream, &mut overall)?);
         }
         let assemble = |map: &dyn Fn(&Prediction) -> Vec<f32>| -> Result<Volume> {
             let planes: Vec<Slice2d> = predictions

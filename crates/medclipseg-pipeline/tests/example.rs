@@ -163,3 +163,57 @@ fn volumes_come_back_on_their_grid() {
         assert_eq!(*m == 1.0, *p > 0.5);
     }
 }
+
+#[test]
+fn observed_predictions_report_progress_and_can_be_cancelled() {
+    use std::ops::ControlFlow;
+
+    use medclipseg_pipeline::PipelineError;
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let scan = dir.path().join("scan.png");
+    write_scan(&scan);
+    let image = medclipseg_pipeline::read_image(&scan).unwrap();
+    let mut predictor = Predictor::<Flex>::load(&checkpoint, &Default::default()).unwrap();
+    predictor.set_samples(10);
+    predictor.set_seed(5);
+    assert_eq!((predictor.samples(), predictor.seed()), (10, 5));
+
+    let mut seen = Vec::new();
+    let observed = predictor
+        .predict_image_observed(&image, PROMPT, 0, &mut |p| {
+            seen.push((p.done, p.total));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![(8, 10), (10, 10)]);
+    // Observing changes nothing: the same maps as the plain call.
+    let plain = predictor.predict_image(&image, PROMPT).unwrap();
+    assert_eq!(observed.probability, plain.probability);
+
+    let cancelled =
+        predictor.predict_image_observed(&image, PROMPT, 0, &mut |_| ControlFlow::Break(()));
+    assert!(
+        matches!(cancelled, Err(PipelineError::Cancelled)),
+        "{cancelled:?}"
+    );
+
+    // A volume: progress counts sample passes over every batch of slices.
+    let volume = med_volumes::Volume::new(
+        [12, 10, 9],
+        (0..12 * 10 * 9).map(|v| (v % 17) as f32).collect(),
+        [1.0, 1.0, 2.0],
+        med_volumes::diagonal_affine([1.0, 1.0, 2.0]),
+    )
+    .unwrap();
+    predictor.set_samples(2);
+    let mut last = None;
+    let maps = predictor
+        .predict_volume_observed(&volume, PROMPT, 2, &Default::default(), &mut |p| {
+            last = Some((p.done, p.total));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(maps.mask.dims(), [12, 10, 9]);
+    assert_eq!(last, Some((4, 4)), "9 slices are 2 batches of 2 samples");
+}

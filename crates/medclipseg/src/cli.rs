@@ -105,6 +105,13 @@ enum Command {
         finishes, and the run then exits non-zero naming the failed files."
     )]
     Predict(PredictArgs),
+    /// Serve the review page, a JSON API and the MONAI Label protocol (3D Slicer) for one model.
+    #[command(
+        after_help = "Examples:\n  medclipseg serve --checkpoint runs/demo/run/latest.safetensors   # then open the printed address\n  \
+        medclipseg serve --checkpoint C --host 0.0.0.0 --token $(openssl rand -hex 16)\n\n\
+        docs/serve.md lists the routes, with curl examples, and how to connect 3D Slicer."
+    )]
+    Serve(crate::serve_cmd::ServeArgs),
     /// DSC, NSD, HD95 and ASSD of predicted masks against ground truth (files or folders).
     #[command(
         after_help = "Examples:\n  medclipseg metrics --pred P.png --gt G.png --json\n  \
@@ -670,6 +677,7 @@ pub fn run() -> Result<()> {
         Command::Predict(a) => predict(a, quiet),
         Command::Calibrate(a) => calibrate(a, quiet),
         Command::Rank(a) => rank(a, quiet),
+        Command::Serve(a) => crate::serve_cmd::run(a),
         Command::Metrics(a) => tools_cmd::metrics(a),
         Command::Forward(a) => tools_cmd::forward(a),
         Command::Import(a) => tools_cmd::import(a),

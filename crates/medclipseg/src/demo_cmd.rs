@@ -165,6 +165,41 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
     Ok(summary)
 }
 
+/// The prompt of each test image of `dataset` under `style`, by image file stem (the panels'
+/// names); empty when the sheet cannot be read (the captions then say so).
+fn test_prompts(data_root: &Path, dataset: &str, style: &str) -> BTreeMap<String, String> {
+    let Some(style) = PromptStyle::ALL
+        .iter()
+        .copied()
+        .find(|s| s.as_str() == style)
+    else {
+        return BTreeMap::new();
+    };
+    let kind = med_datasets::SheetKind::Test(style);
+    let options = med_datasets::ReadOptions::default();
+    let Ok(sheet) = med_datasets::read_records(data_root, dataset, kind, options) else {
+        return BTreeMap::new();
+    };
+    sheet
+        .records
+        .into_iter()
+        .map(|r| {
+            let stem = Path::new(&r.name)
+                .file_stem()
+                .map_or_else(|| r.name.clone(), |s| s.to_string_lossy().into_owned());
+            (stem, r.prompt.trim().to_string())
+        })
+        .collect()
+}
+
+/// An example's caption: the prompt text the model was given, then the image it was given with.
+fn example_caption(style: &str, prompt: Option<&str>, stem: &str) -> String {
+    match prompt {
+        Some(prompt) => format!("{style} prompt: \u{201c}{prompt}\u{201d} ({stem})"),
+        None => format!("{style} prompt: not in the test sheet ({stem})"),
+    }
+}
+
 fn relative(path: &Path, base: &Path) -> String {
     path.strip_prefix(base)
         .unwrap_or(path)
@@ -252,15 +287,11 @@ fn write_report(
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
         files.sort();
+        let prompts = test_prompts(&config.dataset.root, &r.dataset, &r.style);
         for file in files.iter().take(if r.style == "original" { 6 } else { 2 }) {
-            report = report.figure(
-                relative(file, out),
-                format!(
-                    "{} prompt: {}",
-                    r.style,
-                    file.file_name().and_then(|n| n.to_str()).unwrap_or("")
-                ),
-            );
+            let stem = file.file_stem().and_then(|n| n.to_str()).unwrap_or("");
+            let caption = example_caption(&r.style, prompts.get(stem).map(String::as_str), stem);
+            report = report.figure(relative(file, out), caption);
         }
     }
     report = report.section("Reproduce").code(format!(
@@ -270,4 +301,32 @@ fn write_report(
     ));
     let files = report.write(out, "report")?;
     Ok(files.html)
+}
+
+#[cfg(test)]
+mod caption_tests {
+    use super::*;
+
+    #[test]
+    fn example_captions_show_the_prompt_text_not_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let synth = synth_config(32, true, 3);
+        let generated = med_datasets::generate(dir.path(), &synth).unwrap();
+        let dataset = &generated.datasets[0].name;
+        let prompts = test_prompts(dir.path(), dataset, "original");
+        assert_eq!(prompts.len(), 12, "{prompts:?}");
+        let (stem, prompt) = prompts.iter().next().unwrap();
+        assert!(!prompt.is_empty() && !prompt.contains(".png"), "{prompt}");
+        let caption = example_caption("original", Some(prompt), stem);
+        assert_eq!(
+            caption,
+            format!("original prompt: \u{201c}{prompt}\u{201d} ({stem})")
+        );
+        assert!(!caption.contains(".png"), "{caption}");
+        assert!(test_prompts(dir.path(), dataset, "no-such-style").is_empty());
+        assert_eq!(
+            example_caption("P2", None, "test_0001"),
+            "P2 prompt: not in the test sheet (test_0001)"
+        );
+    }
 }

@@ -10,6 +10,7 @@ mod eval_cmd;
 mod logging;
 mod predict_cmd;
 mod rank_cmd;
+mod serve_cmd;
 mod store;
 mod text;
 mod tools_cmd;
