@@ -37,6 +37,7 @@ pub mod resize;
 pub mod run_config;
 pub mod run_data;
 pub mod run_files;
+pub mod testing;
 pub mod trainer;
 pub mod training_run;
 pub mod validation;

@@ -66,7 +66,8 @@ impl<B: Backend> Predictor<B> {
     ) -> Result<VolumePrediction> {
         let (lo, hi) = intensity.bounds(volume.data())?;
         let image = |_: usize, slice: &Slice2d| slice_to_bgr(slice, lo, hi);
-        let mut prediction = self.predict_slices_observed(volume, prompt, axis, &image, on_chunk)?;
+        let mut prediction =
+            self.predict_slices_observed(volume, prompt, axis, &image, on_chunk)?;
         prediction.intensity_bounds = [lo, hi];
         Ok(prediction)
     }

@@ -2,13 +2,11 @@
 //! calibrated threshold meets its bound on the calibration images, the queue is complete and
 //! sorted, a budget stops the run and `resume` finishes it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use medclipseg_model::MedClipSegConfig;
+use medclipseg_pipeline::Predictor;
 use medclipseg_pipeline::rank::{self, RankOptions};
-use medclipseg_pipeline::{Predictor, Vocabulary, save_checkpoint};
 use seg_metrics::ranking::RankBy;
 
 #[allow(dead_code)]
@@ -18,22 +16,12 @@ mod example;
 const PROMPT: &str = "one bright round lesion in the center";
 
 fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let device = Default::default();
-    let config = MedClipSegConfig::micro();
-    let model = config.init::<Flex>(&device);
-    let vocabulary = Vocabulary {
-        file_name: "vocab.txt".into(),
-        text: med_datasets::prompt_vocabulary([PROMPT], 512).to_text(),
-        origin: "test".into(),
-    };
     let path = dir.join("micro.safetensors");
-    save_checkpoint(
+    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
         &path,
-        &model,
-        &config,
+        &[PROMPT],
         None,
-        Some(&vocabulary),
-        &BTreeMap::new(),
+        &Default::default(),
     )
     .unwrap();
     path

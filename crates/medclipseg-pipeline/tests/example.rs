@@ -1,13 +1,11 @@
 //! The `predict` example and the library API on a micro checkpoint written here (random
 //! weights, with its config, run config and vocabulary in the metadata, as `train` writes them).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use med_volumes::{IntensityMap, Volume, diagonal_affine};
-use medclipseg_model::MedClipSegConfig;
-use medclipseg_pipeline::{LoadedModel, Predictor, Vocabulary, save_checkpoint};
+use medclipseg_pipeline::{LoadedModel, Predictor};
 use seg_metrics::BinaryMask;
 
 #[allow(dead_code)]
@@ -18,25 +16,12 @@ const PROMPT: &str = "one bright round lesion in the center";
 
 /// A micro model with random weights saved as one of our checkpoints.
 fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let device = Default::default();
-    let config = MedClipSegConfig::micro();
-    let model = config.init::<Flex>(&device);
-    let vocab = med_datasets::prompt_vocabulary([PROMPT], 512);
-    let vocabulary = Vocabulary {
-        file_name: "vocab.txt".into(),
-        text: vocab.to_text(),
-        origin: "test".into(),
-    };
-    // `dataset.size = 0` (the model's) and BGR, as the reference.
-    let run_config = medclipseg_pipeline::RunConfig::demo();
     let path = dir.join("micro.safetensors");
-    save_checkpoint(
+    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
         &path,
-        &model,
-        &config,
-        Some(&run_config),
-        Some(&vocabulary),
-        &BTreeMap::new(),
+        &[PROMPT],
+        Some(&medclipseg_pipeline::RunConfig::demo()),
+        &Default::default(),
     )
     .unwrap();
     path

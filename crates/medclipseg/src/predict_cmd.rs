@@ -210,7 +210,14 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
                 records.push(record.clone());
                 skipped += 1;
             }
-            _ => match predict_one(&predictor, job, *index as u64, &outputs, request.window, threshold) {
+            _ => match predict_one(
+                &predictor,
+                job,
+                *index as u64,
+                &outputs,
+                request.window,
+                threshold,
+            ) {
                 Ok(record) => {
                     records.push(record);
                     unsaved += 1;

@@ -3,35 +3,22 @@
 //! sharing a stem get distinct outputs. The checkpoint is a micro model with random weights
 //! written by the library (config, run config and vocabulary in its metadata).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use burn::backend::Flex;
-use medclipseg_model::MedClipSegConfig;
-use medclipseg_pipeline::{Vocabulary, save_checkpoint};
 
 mod common;
 
 const PROMPT: &str = "one bright round lesion in the center";
 
 fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let device = Default::default();
-    let config = MedClipSegConfig::micro();
-    let model = config.init::<Flex>(&device);
-    let vocabulary = Vocabulary {
-        file_name: "vocab.txt".into(),
-        text: med_datasets::prompt_vocabulary([PROMPT], 512).to_text(),
-        origin: "test".into(),
-    };
     let path = dir.join("micro.safetensors");
-    save_checkpoint(
+    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
         &path,
-        &model,
-        &config,
+        &[PROMPT],
         None,
-        Some(&vocabulary),
-        &BTreeMap::new(),
+        &Default::default(),
     )
     .unwrap();
     path

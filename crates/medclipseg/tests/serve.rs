@@ -2,35 +2,22 @@
 //! it cleanly, and a non-loopback address without a token is refused. The routes themselves are
 //! tested in crates/medclipseg-server (HTTP client, MONAI Label client, Chromium).
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burn::backend::Flex;
-use medclipseg_model::MedClipSegConfig;
-use medclipseg_pipeline::{Vocabulary, save_checkpoint};
 
 mod common;
 
 fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let device = Default::default();
-    let config = MedClipSegConfig::micro();
-    let model = config.init::<Flex>(&device);
-    let vocabulary = Vocabulary {
-        file_name: "vocab.txt".into(),
-        text: med_datasets::prompt_vocabulary(["a lesion"], 512).to_text(),
-        origin: "test".into(),
-    };
     let path = dir.join("micro.safetensors");
-    save_checkpoint(
+    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
         &path,
-        &model,
-        &config,
+        &["a lesion"],
         None,
-        Some(&vocabulary),
-        &BTreeMap::new(),
+        &Default::default(),
     )
     .unwrap();
     path

@@ -1,14 +1,12 @@
 //! Helpers of the server tests: a micro checkpoint, a server on an ephemeral port, fixtures.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use burn::backend::Flex;
 use med_volumes::{OutputKind, Volume, diagonal_affine, write_nifti};
-use medclipseg_model::MedClipSegConfig;
-use medclipseg_pipeline::{Predictor, Vocabulary, save_checkpoint};
+use medclipseg_pipeline::Predictor;
 use medclipseg_server::{ServeConfig, Server};
 use serde_json::Value;
 
@@ -17,25 +15,12 @@ pub const PROMPT: &str = "one bright round lesion in the center";
 /// A micro model with random weights saved as one of our checkpoints (config and vocabulary
 /// inside), as `medclipseg serve --checkpoint` reads it.
 pub fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let device = Default::default();
-    let config = MedClipSegConfig::micro();
-    let model = config.init::<Flex>(&device);
-    let vocab = med_datasets::prompt_vocabulary([PROMPT, "a dark spot on the left"], 512);
-    let vocabulary = Vocabulary {
-        file_name: "vocab.txt".into(),
-        text: vocab.to_text(),
-        origin: "test".into(),
-    };
-    // `dataset.size = 0` (the model's) and BGR, as the reference.
-    let run_config = medclipseg_pipeline::RunConfig::demo();
     let path = dir.join("micro.safetensors");
-    save_checkpoint(
+    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
         &path,
-        &model,
-        &config,
-        Some(&run_config),
-        Some(&vocabulary),
-        &BTreeMap::new(),
+        &[PROMPT, "a dark spot on the left"],
+        Some(&medclipseg_pipeline::RunConfig::demo()),
+        &Default::default(),
     )
     .unwrap();
     path
