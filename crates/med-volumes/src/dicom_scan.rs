@@ -151,26 +151,6 @@ fn is_implicit_sequence(group: u16, element: u16) -> bool {
         .is_some_and(|entry| entry.vr.relaxed() == dicom_core::VR::SQ)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_value_longer_than_the_file_is_refused_naming_the_element() {
-        // (0008,0016) UI, 4 bytes, then (7FE0,0010) OW claiming 0xFFFFFFF0 bytes.
-        let mut bytes = b"\x08\x00\x16\x00UI\x04\x001.2\x00".to_vec();
-        bytes.extend_from_slice(b"\xe0\x7f\x10\x00OW\x00\x00\xf0\xff\xff\xff\x01\x02");
-        let err =
-            check_lengths(Path::new("f.dcm"), &bytes, 0, Encoding::ExplicitLittle).unwrap_err();
-        assert!(
-            err.to_string().contains("(7FE0,0010)") && err.to_string().contains("f.dcm"),
-            "{err}"
-        );
-        bytes.truncate(bytes.len() - 14);
-        assert!(check_lengths(Path::new("f.dcm"), &bytes, 0, Encoding::ExplicitLittle).is_ok());
-    }
-}
-
 /// The TransferSyntaxUID (0002,0010) of a file meta group starting at `start`, if readable.
 pub(crate) fn meta_transfer_syntax(bytes: &[u8], start: usize) -> Option<String> {
     let mut at = start;
@@ -208,5 +188,25 @@ pub(crate) fn encoding_of(syntax: &str) -> Encoding {
         "1.2.840.10008.1.2.1.99" => Encoding::Other,
         s if s.starts_with("1.2.840.10008.1.2") => Encoding::ExplicitLittle,
         _ => Encoding::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_longer_than_the_file_is_refused_naming_the_element() {
+        // (0008,0016) UI, 4 bytes, then (7FE0,0010) OW claiming 0xFFFFFFF0 bytes.
+        let mut bytes = b"\x08\x00\x16\x00UI\x04\x001.2\x00".to_vec();
+        bytes.extend_from_slice(b"\xe0\x7f\x10\x00OW\x00\x00\xf0\xff\xff\xff\x01\x02");
+        let err =
+            check_lengths(Path::new("f.dcm"), &bytes, 0, Encoding::ExplicitLittle).unwrap_err();
+        assert!(
+            err.to_string().contains("(7FE0,0010)") && err.to_string().contains("f.dcm"),
+            "{err}"
+        );
+        bytes.truncate(bytes.len() - 14);
+        assert!(check_lengths(Path::new("f.dcm"), &bytes, 0, Encoding::ExplicitLittle).is_ok());
     }
 }
