@@ -31,6 +31,7 @@ use dicom_object::{
 };
 use dicom_pixeldata::PixelDecoder;
 
+use crate::dicom_scan;
 use crate::error::{Result, VolumeError};
 use crate::intensity::IntensityMap;
 use crate::volume::{Affine, Volume};
@@ -236,7 +237,9 @@ fn dicom_start(head: &[u8]) -> Option<DicomStart> {
 /// Opens one DICOM file, whichever of the three starts it has.
 pub(crate) fn open_object(path: &Path) -> Result<DefaultDicomObject> {
     let head = head_bytes(path).map_err(|e| VolumeError::io(path, e))?;
-    match dicom_start(&head) {
+    let start = dicom_start(&head);
+    check_declared_lengths(path, start)?;
+    match start {
         Some(DicomStart::Preamble) => {
             dicom_object::open_file(path).map_err(|e| VolumeError::dicom(path, e))
         }
@@ -255,6 +258,29 @@ pub(crate) fn open_object(path: &Path) -> Result<DefaultDicomObject> {
             "not DICOM (no DICM at byte 128 and no group 0002/0008 element at the start)",
         )),
     }
+}
+
+/// Refuses a file whose elements declare more bytes than it holds, before dicom-rs would
+/// allocate them (see `dicom_scan`).
+fn check_declared_lengths(path: &Path, start: Option<DicomStart>) -> Result<()> {
+    let Some(start) = start else {
+        return Ok(());
+    };
+    let bytes = std::fs::read(path).map_err(|e| VolumeError::io(path, e))?;
+    let (offset, encoding) = match start {
+        DicomStart::Preamble | DicomStart::MetaGroup => {
+            let offset = if start == DicomStart::Preamble {
+                132
+            } else {
+                0
+            };
+            let syntax = dicom_scan::meta_transfer_syntax(&bytes, offset).unwrap_or_default();
+            (offset, dicom_scan::encoding_of(&syntax))
+        }
+        DicomStart::DataSet { explicit: true } => (0, dicom_scan::Encoding::ExplicitLittle),
+        DicomStart::DataSet { explicit: false } => (0, dicom_scan::Encoding::ImplicitLittle),
+    };
+    dicom_scan::check_lengths(path, &bytes, offset, encoding)
 }
 
 /// A data set with no file meta group: implicit (the standard's default) or explicit VR little
@@ -729,10 +755,7 @@ impl DecodedFile {
 
 fn decode_file(file: &DicomFile) -> Result<DecodedFile> {
     let path = &file.path;
-    let decoded = file
-        .object
-        .decode_pixel_data()
-        .map_err(|e| decode_error(file, e))?;
+    let decoded = decode_guarded(file)?;
     let frames = decoded.number_of_frames();
     let (rows, cols) = (decoded.rows() as usize, decoded.columns() as usize);
     if (rows, cols) != (file.rows, file.cols) {
@@ -881,30 +904,62 @@ fn upsample_ybr_422(
 
 /// A decoding error naming the transfer syntax, and the build feature that adds it when known.
 fn decode_error(file: &DicomFile, error: impl std::error::Error) -> VolumeError {
-    let mut error_text = error.to_string();
+    let mut reason = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        error_text.push_str(&format!(": {cause}"));
+        reason.push_str(&format!(": {cause}"));
         source = cause.source();
     }
     let syntax = file.object.meta().transfer_syntax().trim_end_matches('\0');
-    let hint = match syntax {
-        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => {
-            "; JPEG-LS is not in this build: it needs dicom-pixeldata's `charls` feature (CharLS, C++)"
-        }
-        _ if error_text.contains("SamplePrecision(12)") => {
-            "; 12-bit JPEG (extended, process 4) is not decoded by the pure-Rust JPEG decoder \
-             (jpeg-decoder); dicom-pixeldata's `gdcm` feature (GDCM, C++) decodes it"
-        }
+    let feature = match syntax {
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => Some(
+            "JPEG-LS is not in this build: it needs dicom-pixeldata's `charls` feature (CharLS, C++)",
+        ),
+        _ if reason.contains("SamplePrecision(12)") => Some(
+            "12-bit JPEG (extended, process 4) is not decoded by the pure-Rust JPEG decoder \
+             (jpeg-decoder); dicom-pixeldata's `gdcm` feature (GDCM, C++) decodes it",
+        ),
         _ if !cfg!(feature = "dicom-codecs") => {
-            "; compressed syntaxes need med-volumes' `dicom-codecs` feature"
+            Some("compressed syntaxes need med-volumes' `dicom-codecs` feature")
         }
-        _ => "",
+        _ => None,
     };
-    VolumeError::dicom(
-        &file.path,
-        format!("cannot decode pixel data (transfer syntax {syntax}): {error_text}{hint}"),
-    )
+    VolumeError::Codec {
+        path: file.path.clone(),
+        transfer_syntax: syntax.to_string(),
+        reason,
+        feature,
+    }
+}
+
+/// Decodes the pixel data; a panic inside a third-party decoder (seen in the RLE adapter on a
+/// corrupt segment) becomes an error naming the file instead of taking the process down.
+fn decode_guarded(file: &DicomFile) -> Result<dicom_pixeldata::DecodedPixelData<'_>> {
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        file.object.decode_pixel_data()
+    }));
+    match decoded {
+        Ok(Ok(decoded)) => Ok(decoded),
+        Ok(Err(e)) => Err(decode_error(file, e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into());
+            Err(VolumeError::Codec {
+                path: file.path.clone(),
+                transfer_syntax: file
+                    .object
+                    .meta()
+                    .transfer_syntax()
+                    .trim_end_matches('\0')
+                    .to_string(),
+                reason: format!("corrupt pixel data (the decoder failed: {what})"),
+                feature: None,
+            })
+        }
+    }
 }
 
 /// How stored samples are packed.

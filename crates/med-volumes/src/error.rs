@@ -33,6 +33,19 @@ pub enum VolumeError {
         /// What went wrong.
         reason: String,
     },
+    /// The pixel data of a file could not be decoded: an unsupported transfer syntax or codec
+    /// feature (`feature` names the build feature that adds it, when one does), or corrupt data.
+    #[error("{}: cannot decode pixel data (transfer syntax {transfer_syntax}): {reason}{}", path.display(), feature.map(|f| format!("; {f}")).unwrap_or_default())]
+    Codec {
+        /// The file.
+        path: PathBuf,
+        /// Its transfer syntax UID.
+        transfer_syntax: String,
+        /// What the decoder said.
+        reason: String,
+        /// What would add support, when something would.
+        feature: Option<&'static str>,
+    },
     /// The file parsed but its content is not a usable volume (4-D data, zero-sized axis, ...).
     #[error("{}: {reason}", path.display())]
     Unsupported {

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod dicom_io;
+mod dicom_scan;
 mod dicom_seg;
 mod error;
 mod input;

@@ -209,7 +209,12 @@ fn every_decodable_corpus_file_matches_pydicom() {
 #[test]
 fn jpeg_ls_is_an_error_naming_the_file_and_the_feature() {
     let path = corpus().join("files/MR_small_jpeg_ls_lossless.dcm");
-    let err = read_dicom(&path, None).unwrap_err().to_string();
+    let err = read_dicom(&path, None).unwrap_err();
+    assert!(
+        matches!(&err, VolumeError::Codec { feature: Some(f), .. } if f.contains("charls")),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(err.contains("MR_small_jpeg_ls_lossless.dcm"), "{err}");
     assert!(err.contains("1.2.840.10008.1.2.4.80"), "{err}");
     assert!(err.contains("charls"), "{err}");
@@ -383,7 +388,7 @@ fn mutated_corpus_files_never_panic() {
     let path = dir.path().join("mutant");
     for name in names {
         let original = std::fs::read(corpus().join(name)).unwrap();
-        for _ in 0..40 {
+        for _ in 0..20 {
             let mut bytes = original.clone();
             match next() % 3 {
                 0 => {
@@ -402,7 +407,16 @@ fn mutated_corpus_files_never_panic() {
                 _ => bytes.truncate((next() as usize) % bytes.len()),
             }
             std::fs::write(&path, &bytes).unwrap();
-            let _ = read_dicom(&path, None);
+            let t = std::time::Instant::now();
+            let r = read_dicom(&path, None);
+            if t.elapsed().as_secs_f64() > 0.5 {
+                eprintln!(
+                    "SLOW {name} {:?} {:?}",
+                    t.elapsed(),
+                    r.err()
+                        .map(|e| e.to_string().chars().take(200).collect::<String>())
+                );
+            }
         }
     }
 }

@@ -449,3 +449,35 @@ fn dicom_seg_output_lands_on_the_source_slices_as_pydicom_reads_it() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn metrics_read_dicom_and_nifti_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    // A DICOM series converted to NIfTI and stored without an extension, against the series'
+    // enhanced twin: every non-zero voxel agrees, so the DSC is 1.
+    let nifti = dir.path().join("ct2.nii.gz");
+    let series = testdata("dicom/ct2_series");
+    ok(&[
+        "convert",
+        "--input",
+        common::s(&series),
+        "--out",
+        common::s(&nifti),
+    ]);
+    let bare = dir.path().join("ct2_volume");
+    std::fs::copy(&nifti, &bare).unwrap();
+    let enhanced = testdata("dicom/generated/enhanced_ct.dcm");
+    let out = ok(&[
+        "metrics",
+        "--pred",
+        common::s(&bare),
+        "--gt",
+        common::s(&enhanced),
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 1 up to the metric's smoothing term.
+    let dsc = report["dsc"].as_f64().unwrap();
+    assert!((dsc - 1.0).abs() < 1e-9, "{report}");
+    assert_eq!(report["hd95"].as_f64(), Some(0.0), "{report}");
+}
