@@ -3,13 +3,10 @@
 //! (colour as colour), multi-frame files, series folders and 4-D NIfTI give NIfTI outputs on
 //! their grid.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use med_volumes::{InputOptions, VolumeIndex};
-use medclipseg_model::MedClipSegConfig;
-use medclipseg_pipeline::{Vocabulary, save_checkpoint};
 
 mod common;
 use common::{json, medclipseg, ok, predict_args};
@@ -25,22 +22,12 @@ fn testdata(path: &str) -> PathBuf {
 /// A micro model with random weights written by the library (the outputs' values do not
 /// matter here, their shapes, grids and references do).
 fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let device = Default::default();
-    let config = MedClipSegConfig::micro();
-    let model = config.init::<Flex>(&device);
-    let vocabulary = Vocabulary {
-        file_name: "vocab.txt".into(),
-        text: med_datasets::prompt_vocabulary([PROMPT], 512).to_text(),
-        origin: "test".into(),
-    };
     let path = dir.join("micro.safetensors");
-    save_checkpoint(
+    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
         &path,
-        &model,
-        &config,
+        &[PROMPT],
         None,
-        Some(&vocabulary),
-        &BTreeMap::new(),
+        &Default::default(),
     )
     .unwrap();
     path
