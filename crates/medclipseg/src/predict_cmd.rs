@@ -210,7 +210,14 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
                 records.push(record.clone());
                 skipped += 1;
             }
-            _ => match predict_one(&predictor, job, *index as u64, &outputs, request.window, threshold) {
+            _ => match predict_one(
+                &predictor,
+                job,
+                *index as u64,
+                &outputs,
+                request.window,
+                threshold,
+            ) {
                 Ok(record) => {
                     records.push(record);
                     unsaved += 1;
@@ -340,17 +347,18 @@ fn jobs(request: &PredictRequest) -> Result<Vec<Job>> {
             })
             .collect(),
         (None, Some(csv)) => {
-            let table = read_prompt_csv(csv)?;
+            let table = med_datasets::ImagePrompts::read_csv(csv)?;
             images
                 .iter()
                 .map(|i| {
                     let name = i.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                    let (line, prompt) = table
-                        .get(name)
-                        .ok_or_else(|| format!("{}: no prompt for image {name}", csv.display()))?;
+                    let prompt = table.prompt(name).map_err(|e| e.to_string())?;
                     medclipseg_pipeline::check_prompt(prompt)
-                        .map(|()| prompt.clone())
-                        .map_err(|e| format!("{} line {line} (image {name}): {e}", csv.display()))
+                        .map(|()| prompt.to_string())
+                        .map_err(|e| {
+                            let line = table.line(name).unwrap_or_default();
+                            format!("{} line {line} (image {name}): {e}", csv.display())
+                        })
                 })
                 .collect()
         }
@@ -400,40 +408,6 @@ fn output_names(paths: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
-/// `Image,Description` rows of a CSV (RFC 4180 quoting, Excel's byte-order mark tolerated).
-/// The table maps an image name to its line in the file and its prompt.
-fn read_prompt_csv(path: &Path) -> Result<BTreeMap<String, (usize, String)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let rows = med_datasets::csv_text::parse(&text)
-        .with_context(|| format!("{}: not a readable CSV", path.display()))?;
-    let Some((_, header)) = rows.first() else {
-        bail!("{}: empty CSV", path.display());
-    };
-    let column = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(name))
-    };
-    let (Some(image), Some(description)) = (column("Image"), column("Description")) else {
-        bail!(
-            "{}: the header must have Image and Description columns",
-            path.display()
-        );
-    };
-    let mut table = BTreeMap::new();
-    for (line, row) in rows.iter().skip(1) {
-        match (row.get(image), row.get(description)) {
-            (Some(img), Some(desc)) => {
-                table.insert(img.trim().to_string(), (*line, desc.clone()));
-            }
-            _ if row.iter().all(|c| c.trim().is_empty()) => {}
-            _ => bail!("{}: line {line} has too few columns", path.display()),
-        }
-    }
-    Ok(table)
-}
-
 /// Writes the mask, overlay, uncertainty map and raw maps of one image (each atomically).
 fn write_outputs(outputs: &OutputPaths, image: &Image8, prediction: &Prediction) -> Result<()> {
     let (h, w) = (image.height, image.width);
@@ -476,20 +450,6 @@ fn write_outputs(outputs: &OutputPaths, image: &Image8, prediction: &Prediction)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn excel_csv_utf8_with_a_byte_order_mark_is_read() {
-        // Excel's "CSV UTF-8" starts with U+FEFF, which used to hide the `Image` header.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("prompts.csv");
-        let text = "\u{feff}Image,Description\r\na.png,\"one, small \"\"round\"\" lesion\"\r\n";
-        std::fs::write(&path, text).unwrap();
-        let table = read_prompt_csv(&path).unwrap();
-        assert_eq!(
-            table["a.png"],
-            (2, "one, small \"round\" lesion".to_string())
-        );
-    }
 
     #[test]
     fn shards_split_names_between_them_once() {
