@@ -135,9 +135,9 @@ fn calibrate_then_predict_eval_and_rank() {
 
     // calibrate: the file, its bound, and the figure next to it.
     let cal = tmp.path().join("cal.json");
-    let printed: serde_json::Value =
-        serde_json::from_slice(&ok(&calibrate_args(&checkpoint, &root, "0.2", &cal)).stdout)
-            .unwrap();
+    let mut args = calibrate_args(&checkpoint, &root, "0.2", &cal);
+    args.extend(["--band-alpha", "0.4"]);
+    let printed: serde_json::Value = serde_json::from_slice(&ok(&args).stdout).unwrap();
     let file = json(&cal);
     assert_eq!(printed, file);
     assert_eq!(
@@ -176,6 +176,36 @@ fn calibrate_then_predict_eval_and_rank() {
         .map(|&p| if p >= threshold { 255 } else { 0 })
         .collect();
     assert_eq!(mask.into_raw(), expected);
+    // The uncertain band: threshold(0.2) <= p < threshold(0.4) (FNR's threshold grows with α).
+    assert_eq!(file["band"]["alpha"].as_f64(), Some(0.4));
+    let band_threshold = file["band"]["threshold"].as_f64().unwrap() as f32;
+    assert!(
+        band_threshold >= threshold,
+        "{band_threshold} < {threshold}"
+    );
+    let band = image::open(pred.join("band").join(format!("{stem}.png")))
+        .unwrap()
+        .to_luma8();
+    let expected_band: Vec<u8> = prob
+        .iter()
+        .map(|&p| {
+            if p >= threshold && p < band_threshold {
+                255
+            } else {
+                0
+            }
+        })
+        .collect();
+    assert_eq!(band.into_raw(), expected_band);
+    let provenance_band = &json(&pred.join("provenance.json"))["calibration"]["band"];
+    assert_eq!(
+        provenance_band["low"].as_f64().map(|v| v as f32),
+        Some(threshold)
+    );
+    assert_eq!(
+        provenance_band["high"].as_f64().map(|v| v as f32),
+        Some(band_threshold)
+    );
 
     // eval --calibration: the empirical test risk beside alpha.
     let eval = tmp.path().join("eval");
