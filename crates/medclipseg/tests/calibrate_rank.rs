@@ -335,8 +335,10 @@ fn calibrate_then_predict_eval_and_rank() {
 /// On the demo model, an image under a contradictory prompt ("… lesion detected …, but the
 /// tissue appears completely normal") is more uncertain (mutual information) than the same image
 /// under its original prompt, and comes first in the queue. The micro models the other tests
-/// train in seconds barely read the prompt, so this needs `medclipseg demo --out DIR` (about
-/// 4 minutes with a release build):
+/// train in seconds barely read the prompt (measured in a debug build on 20 test pairs: 6 of 20
+/// after 6 epochs, 16 s of training; 7 of 20 after 20 epochs, 55 s; chance is 10), and the demo
+/// preset needs its 300+ steps (about 2.7 s a step in a debug build), so this needs
+/// `medclipseg demo --out DIR` (about 4 minutes with a release build):
 /// `MEDCLIPSEG_DEMO_DIR=DIR MEDCLIPSEG_BIN=target/release/medclipseg cargo test -p medclipseg
 /// --test calibrate_rank -- --ignored`.
 #[test]
