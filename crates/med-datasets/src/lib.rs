@@ -78,7 +78,9 @@ pub use layout::{
 pub use loader::{Batch, BatchIter, DataLoader, LoaderConfig};
 pub use preprocess::{Augmentation, ChannelOrder, MaskRead, PreprocessConfig, Sample, load_sample};
 pub use registry::{DatasetInfo, DgGroup, PaperConfig, Registry, Role, registry};
-pub use sheet::{PromptEntry, PromptSheet, SheetFormat, read_prompt_sheet, write_prompt_sheet};
+pub use sheet::{
+    ImagePrompts, PromptEntry, PromptSheet, SheetFormat, read_prompt_sheet, write_prompt_sheet,
+};
 pub use synth::{SynthConfig, SynthSummary, generate};
 pub use vocab::{PromptVocabulary, prompt_vocabulary};
 

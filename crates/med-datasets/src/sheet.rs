@@ -151,11 +151,38 @@ fn cell_text(cell: &Data) -> Option<String> {
     }
 }
 
-fn cells_to_sheet(path: &Path, cells: Cells) -> Result<PromptSheet> {
+/// The first non-blank row as trimmed header names, and the non-blank rows after it
+/// (`None` for a sheet with no non-blank row).
+fn split_header(cells: Cells) -> Option<(Vec<String>, Cells)> {
     let mut rows = cells
         .into_iter()
         .filter(|(_, r)| r.iter().any(Option::is_some));
-    let Some((_, header_cells)) = rows.next() else {
+    let (_, header_cells) = rows.next()?;
+    let header = header_cells
+        .iter()
+        .map(|c| c.as_deref().unwrap_or("").trim().to_string())
+        .collect();
+    Some((header, rows.collect()))
+}
+
+/// The index of a required column, or an error naming it and the header found.
+fn required_column(path: &Path, header: &[String], name: &str) -> Result<usize> {
+    find_column(header, name).ok_or_else(|| missing_column(path, header, name))
+}
+
+fn missing_column(path: &Path, header: &[String], name: &str) -> Error {
+    Error::sheet(
+        path,
+        format!("missing column {name:?} in the header row (found {header:?})"),
+    )
+}
+
+fn find_column(header: &[String], name: &str) -> Option<usize> {
+    header.iter().position(|h| h.eq_ignore_ascii_case(name))
+}
+
+fn cells_to_sheet(path: &Path, cells: Cells) -> Result<PromptSheet> {
+    let Some((header, rows)) = split_header(cells) else {
         return Ok(PromptSheet {
             path: path.to_path_buf(),
             header: Vec::new(),
@@ -163,25 +190,16 @@ fn cells_to_sheet(path: &Path, cells: Cells) -> Result<PromptSheet> {
             rows: Vec::new(),
         });
     };
-    let header: Vec<String> = header_cells
-        .iter()
-        .map(|c| c.as_deref().unwrap_or("").trim().to_string())
-        .collect();
-    let find = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let missing = |name: &str| {
-        Error::sheet(
-            path,
-            format!("missing column {name:?} in the header row (found {header:?})"),
-        )
-    };
-    let image_col = find(IMAGE_COLUMN).ok_or_else(|| missing(IMAGE_COLUMN))?;
-    let desc_col = find(DESCRIPTION_COLUMN).ok_or_else(|| missing(DESCRIPTION_COLUMN))?;
+    let find = |name: &str| find_column(&header, name);
+    let image_col = required_column(path, &header, IMAGE_COLUMN)?;
+    let desc_col = required_column(path, &header, DESCRIPTION_COLUMN)?;
     let (mask_col, mask_name) = match (find(GROUND_TRUTH_COLUMN), find(MASK_COLUMN_ALIAS)) {
         (Some(c), _) | (None, Some(c)) => (c, header[c].clone()),
-        (None, None) => return Err(missing(GROUND_TRUTH_COLUMN)),
+        (None, None) => return Err(missing_column(path, &header, GROUND_TRUTH_COLUMN)),
     };
     let take = |r: &[Option<String>], c: usize| r.get(c).cloned().flatten();
     let rows = rows
+        .into_iter()
         .map(|(row, r)| SheetRow {
             row,
             image: take(&r, image_col).map(|s| s.trim().to_string()),
@@ -195,6 +213,73 @@ fn cells_to_sheet(path: &Path, cells: Cells) -> Result<PromptSheet> {
         mask_column: Some(mask_name),
         rows,
     })
+}
+
+/// An `Image,Description` table (a CSV, e.g. `predict --prompts` / `rank --prompts`): the prompt
+/// of each image file name. Other columns are ignored; RFC 4180 quoting and Excel's byte-order
+/// mark are handled by [`csv_text`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePrompts {
+    /// The file that was read.
+    pub path: PathBuf,
+    /// Image file name (trimmed) → its line in the file and its prompt (`None`: empty cell).
+    rows: std::collections::BTreeMap<String, (usize, Option<String>)>,
+}
+
+impl ImagePrompts {
+    /// Reads the CSV; a missing `Image` or `Description` column or an empty `Image` cell is an
+    /// error naming the file (and line).
+    pub fn read_csv(path: &Path) -> Result<Self> {
+        let Some((header, cells)) = split_header(read_csv_cells(path)?) else {
+            return Err(Error::sheet(
+                path,
+                "empty CSV (expected a header Image,Description)",
+            ));
+        };
+        let image_col = required_column(path, &header, IMAGE_COLUMN)?;
+        let desc_col = required_column(path, &header, DESCRIPTION_COLUMN)?;
+        let mut rows = std::collections::BTreeMap::new();
+        for (line, cells) in cells {
+            let cell = |c: usize| cells.get(c).cloned().flatten();
+            let image = cell(image_col).map(|s| s.trim().to_string());
+            let Some(image) = image.filter(|s| !s.is_empty()) else {
+                return Err(Error::Row {
+                    path: path.to_path_buf(),
+                    row: line,
+                    problem: "empty Image cell".into(),
+                });
+            };
+            rows.insert(image, (line, cell(desc_col)));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            rows,
+        })
+    }
+
+    /// The prompt of an image file name; no row, or an empty or blank `Description`, is an error
+    /// naming the file, the line and the image.
+    pub fn prompt(&self, image: &str) -> Result<&str> {
+        let Some((line, description)) = self.rows.get(image) else {
+            return Err(Error::sheet(
+                &self.path,
+                format!("no prompt for image {image}"),
+            ));
+        };
+        match description.as_deref() {
+            Some(text) if !text.trim().is_empty() => Ok(text),
+            _ => Err(Error::Row {
+                path: self.path.clone(),
+                row: *line,
+                problem: format!("image {image}: empty Description"),
+            }),
+        }
+    }
+
+    /// The line of an image's row, if it has one.
+    pub fn line(&self, image: &str) -> Option<usize> {
+        self.rows.get(image).map(|(line, _)| *line)
+    }
 }
 
 /// One row to write: image file name, prompt, mask file name.
@@ -315,6 +400,42 @@ mod tests {
         assert_eq!(sheet.mask_column.as_deref(), Some("Mask"));
         assert_eq!(sheet.rows[0].image.as_deref(), Some("i.png"));
         assert_eq!(sheet.rows[0].ground_truth.as_deref(), Some("m.png"));
+    }
+
+    #[test]
+    fn image_prompts_from_an_excel_csv_with_quotes() {
+        // Excel's "CSV UTF-8" starts with U+FEFF, which used to hide the `Image` header.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prompts.csv");
+        let text =
+            "\u{feff}Image,Description\r\na.png,\"one, small \"\"round\"\" lesion\"\r\nb.png,\r\n";
+        std::fs::write(&path, text).unwrap();
+        let table = ImagePrompts::read_csv(&path).unwrap();
+        assert_eq!(
+            table.prompt("a.png").unwrap(),
+            "one, small \"round\" lesion"
+        );
+        assert_eq!(table.line("a.png"), Some(2));
+        let empty = table.prompt("b.png").unwrap_err().to_string();
+        assert!(
+            empty.contains("row 3")
+                && empty.contains("b.png")
+                && empty.contains("empty Description"),
+            "{empty}"
+        );
+        let missing = table.prompt("c.png").unwrap_err().to_string();
+        assert!(missing.contains("no prompt for image c.png"), "{missing}");
+    }
+
+    #[test]
+    fn image_prompts_need_both_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prompts.csv");
+        std::fs::write(&path, "Image,Text\na.png,x\n").unwrap();
+        let err = ImagePrompts::read_csv(&path).unwrap_err().to_string();
+        assert!(err.contains("\"Description\""), "{err}");
+        std::fs::write(&path, "").unwrap();
+        assert!(ImagePrompts::read_csv(&path).is_err());
     }
 
     #[test]

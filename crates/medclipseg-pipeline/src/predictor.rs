@@ -113,6 +113,13 @@ impl Prediction {
         Ok(())
     }
 
+    /// The uncertain band between two calibrated thresholds: `low ≤ probability < high`
+    /// ([`seg_metrics::conformal::band_mask`]).
+    pub fn band_mask(&self, low: f32, high: f32) -> Result<Mask2d> {
+        let band = seg_metrics::conformal::band_mask(&self.probability, low, high);
+        Ok(Mask2d::new(self.height, self.width, band)?)
+    }
+
     /// The maps the annotation-queue scores read ([`seg_metrics::ranking`]).
     pub fn uncertainty_maps(&self) -> seg_metrics::ranking::UncertaintyMaps<'_> {
         seg_metrics::ranking::UncertaintyMaps {

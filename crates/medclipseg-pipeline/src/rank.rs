@@ -53,43 +53,14 @@ pub fn inputs_with_prompt(dir: &Path, prompt: &str) -> Result<Vec<RankInput>> {
 }
 
 /// Every image of a folder (sorted) with its prompt from a CSV with `Image,Description`
-/// columns (one row per image file name); an image without a row is an error naming it.
+/// columns ([`med_datasets::ImagePrompts`]); an image without a row or with an empty
+/// `Description` is an error naming it (and the CSV line).
 pub fn inputs_with_prompt_csv(dir: &Path, csv_path: &Path) -> Result<Vec<RankInput>> {
-    let bad = |what: String| PipelineError::BadInput(format!("{}: {what}", csv_path.display()));
-    let text = std::fs::read_to_string(csv_path).map_err(|source| PipelineError::Read {
-        path: csv_path.to_path_buf(),
-        source,
-    })?;
-    let rows = med_datasets::csv_text::parse(&text).map_err(|e| bad(e.to_string()))?;
-    let header = &rows.first().ok_or_else(|| bad("empty CSV".into()))?.1;
-    let column = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(name))
-    };
-    let (Some(image), Some(description)) = (column("Image"), column("Description")) else {
-        return Err(bad(
-            "the header must have Image and Description columns".into()
-        ));
-    };
-    let table: std::collections::BTreeMap<String, String> = rows
-        .iter()
-        .skip(1)
-        .filter_map(|(_, row)| {
-            Some((
-                row.get(image)?.trim().to_string(),
-                row.get(description)?.clone(),
-            ))
-        })
-        .collect();
+    let table = med_datasets::ImagePrompts::read_csv(csv_path)?;
     crate::calibrator::image_files(dir)?
         .into_iter()
         .map(|path| {
-            let name = file_name(&path);
-            let prompt = table
-                .get(&name)
-                .cloned()
-                .ok_or_else(|| bad(format!("no prompt for image {name}")))?;
+            let prompt = table.prompt(&file_name(&path))?.to_string();
             Ok(RankInput { path, prompt })
         })
         .collect()

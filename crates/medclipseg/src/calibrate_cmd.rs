@@ -48,6 +48,8 @@ pub struct CalibrateRequest {
     pub risk: Risk,
     /// Level.
     pub alpha: f64,
+    /// A second level whose threshold bounds the uncertain band with the first.
+    pub band_alpha: Option<f64>,
     /// Calibration file to write.
     pub out: PathBuf,
     /// Monte-Carlo samples.
@@ -69,6 +71,12 @@ pub fn curve_path(out: &Path) -> PathBuf {
 pub fn run(request: &CalibrateRequest) -> Result<CalibrationFile> {
     // Bad input is reported before the model is read.
     check_alpha(request.alpha)?;
+    if let Some(band_alpha) = request.band_alpha {
+        check_alpha(band_alpha).context("--band-alpha")?;
+        if band_alpha == request.alpha {
+            bail!("--band-alpha {band_alpha} must differ from --alpha");
+        }
+    }
     let (items, prompt_style) = items(&request.source)?;
     let device = backend::device(&request.device)?;
     let checkpoint_sha256 = sha256_file(&request.checkpoint)?;
@@ -82,7 +90,7 @@ pub fn run(request: &CalibrateRequest) -> Result<CalibrationFile> {
     let set = Calibrator::new(&predictor).measure(&items, &mut |_, _| progress.inc(1))?;
     progress.finish_and_clear();
     let result = set.calibrate(request.risk, request.alpha)?;
-    let file = CalibrationFile::new(
+    let mut file = CalibrationFile::new(
         &result,
         CalibrationProvenance {
             calibration_sha256: set.sha256.clone(),
@@ -91,6 +99,12 @@ pub fn run(request: &CalibrateRequest) -> Result<CalibrationFile> {
             samples: request.samples,
         },
     );
+    if let Some(band_alpha) = request.band_alpha {
+        let band = set
+            .calibrate(request.risk, band_alpha)
+            .context("--band-alpha")?;
+        file = file.with_band(&band)?;
+    }
     file.write(&request.out)?;
     let figure = curve_path(&request.out);
     write_risk_curve_png(&result, &figure)?;

@@ -200,6 +200,10 @@ struct CalibrateArgs {
     /// Target level, strictly between 0 and 1.
     #[arg(long)]
     alpha: f64,
+    /// A second level for the uncertain band (predict --calibration then writes band/<name>.png:
+    /// the pixels between the two thresholds).
+    #[arg(long)]
+    band_alpha: Option<f64>,
     /// Calibration file to write (the figure goes next to it as .png).
     #[arg(long)]
     out: PathBuf,
@@ -275,6 +279,7 @@ fn calibrate(a: CalibrateArgs, quiet: bool) -> Result<()> {
         source,
         risk: a.risk.parse()?,
         alpha: a.alpha,
+        band_alpha: a.band_alpha,
         out: a.out,
         samples: a.samples,
         seed: a.seed,

@@ -98,6 +98,9 @@ struct PredictionRecord {
     raw: String,
     foreground_fraction: f64,
     mean_uncertainty: f64,
+    /// The uncertain band's mask (with a calibration file that has a band level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    band: Option<String>,
     /// How a DICOM image's values became 8-bit (none for image files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     intensity: Option<String>,
@@ -118,21 +121,25 @@ struct OutputPaths {
     overlay: PathBuf,
     uncertainty: PathBuf,
     raw: PathBuf,
+    /// `band/<name>.png`, when the calibration has a band level.
+    band: Option<PathBuf>,
 }
 
 impl OutputPaths {
-    fn new(out: &Path, name: &str) -> Self {
+    fn new(out: &Path, name: &str, with_band: bool) -> Self {
         Self {
             mask: out.join("masks").join(format!("{name}.png")),
             overlay: out.join("overlays").join(format!("{name}.png")),
             uncertainty: out.join("uncertainty").join(format!("{name}.png")),
             raw: out.join("raw").join(format!("{name}.safetensors")),
+            band: with_band.then(|| out.join("band").join(format!("{name}.png"))),
         }
     }
 
     fn all_exist(&self) -> bool {
         [&self.mask, &self.overlay, &self.uncertainty, &self.raw]
-            .iter()
+            .into_iter()
+            .chain(&self.band)
             .all(|p| p.is_file())
     }
 }
@@ -172,7 +179,10 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
     let calibration = calibration
         .map(|path| crate::calibrate_cmd::read_for(path, &request.checkpoint))
         .transpose()?;
-    let threshold = calibration.as_ref().map(|c| c.threshold);
+    let thresholds = calibration.as_ref().map(|c| CalibratedThresholds {
+        mask: c.threshold,
+        band: c.band_range(),
+    });
     if let Some(shard) = request.shard {
         // The index stays the one in the whole folder: an image gets the same noise either way.
         jobs.retain(|(_, job)| shard.takes(&job.name));
@@ -203,7 +213,8 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
     progress.set_message("predict");
     let (mut records, mut failures, mut skipped, mut unsaved) = (Vec::new(), Vec::new(), 0, 0);
     for (index, job) in &jobs {
-        let outputs = OutputPaths::new(&request.out, &job.name);
+        let with_band = thresholds.is_some_and(|t| t.band.is_some());
+        let outputs = OutputPaths::new(&request.out, &job.name, with_band);
         let key = job.path.display().to_string();
         match previous.get(&key) {
             Some(record) if outputs.all_exist() => {
@@ -216,7 +227,7 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
                 *index as u64,
                 &outputs,
                 request.window,
-                threshold,
+                thresholds,
             ) {
                 Ok(record) => {
                     records.push(record);
@@ -265,6 +276,13 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
     Ok(())
 }
 
+/// The thresholds a calibration file sets: the mask's, and the uncertain band's `[low, high)`.
+#[derive(Debug, Clone, Copy)]
+struct CalibratedThresholds {
+    mask: f32,
+    band: Option<(f32, f32)>,
+}
+
 /// What the provenance says about a calibrated threshold.
 fn calibration_note(file: &seg_metrics::conformal::CalibrationFile) -> serde_json::Value {
     serde_json::json!({
@@ -275,6 +293,13 @@ fn calibration_note(file: &seg_metrics::conformal::CalibrationFile) -> serde_jso
         "prompt_style": file.prompt_style,
         "calibration_sha256": file.calibration_sha256,
         "statement": file.statement,
+        "band": file.band.as_ref().zip(file.band_range()).map(|(band, (low, high))| serde_json::json!({
+            "alpha": band.alpha,
+            "threshold": seg_metrics::conformal::threshold_value(band.threshold),
+            "masks": "band/<name>.png: pixels with low <= probability < high",
+            "low": seg_metrics::conformal::threshold_value(low),
+            "high": seg_metrics::conformal::threshold_value(high),
+        })),
     })
 }
 
@@ -294,7 +319,7 @@ fn predict_one(
     key: u64,
     outputs: &OutputPaths,
     window: Option<med_volumes::IntensityMap>,
-    threshold: Option<f32>,
+    thresholds: Option<CalibratedThresholds>,
 ) -> Result<PredictionRecord> {
     let prompt = job.prompt.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
     // A DICOM file (found by content, whatever its name) is read as the PNG of it would be.
@@ -305,10 +330,13 @@ fn predict_one(
         (read_bgr(&job.path)?, None)
     };
     let mut prediction = predictor.predict_image_keyed(&image, prompt, key)?;
-    if let Some(threshold) = threshold {
-        prediction.apply_threshold(threshold)?;
+    if let Some(thresholds) = thresholds {
+        prediction.apply_threshold(thresholds.mask)?;
     }
     write_outputs(outputs, &image, &prediction)?;
+    if let (Some(path), Some((low, high))) = (&outputs.band, thresholds.and_then(|t| t.band)) {
+        medclipseg_pipeline::predictor::write_mask_png(path, &prediction.band_mask(low, high)?)?;
+    }
     Ok(PredictionRecord {
         image: job.path.display().to_string(),
         prompt: prompt.clone(),
@@ -318,6 +346,7 @@ fn predict_one(
         raw: outputs.raw.display().to_string(),
         foreground_fraction: prediction.foreground_fraction(),
         mean_uncertainty: prediction.mean_entropy(),
+        band: outputs.band.as_ref().map(|p| p.display().to_string()),
         intensity,
     })
 }
@@ -347,17 +376,18 @@ fn jobs(request: &PredictRequest) -> Result<Vec<Job>> {
             })
             .collect(),
         (None, Some(csv)) => {
-            let table = read_prompt_csv(csv)?;
+            let table = med_datasets::ImagePrompts::read_csv(csv)?;
             images
                 .iter()
                 .map(|i| {
                     let name = i.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                    let (line, prompt) = table
-                        .get(name)
-                        .ok_or_else(|| format!("{}: no prompt for image {name}", csv.display()))?;
+                    let prompt = table.prompt(name).map_err(|e| e.to_string())?;
                     medclipseg_pipeline::check_prompt(prompt)
-                        .map(|()| prompt.clone())
-                        .map_err(|e| format!("{} line {line} (image {name}): {e}", csv.display()))
+                        .map(|()| prompt.to_string())
+                        .map_err(|e| {
+                            let line = table.line(name).unwrap_or_default();
+                            format!("{} line {line} (image {name}): {e}", csv.display())
+                        })
                 })
                 .collect()
         }
@@ -407,40 +437,6 @@ fn output_names(paths: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
-/// `Image,Description` rows of a CSV (RFC 4180 quoting, Excel's byte-order mark tolerated).
-/// The table maps an image name to its line in the file and its prompt.
-fn read_prompt_csv(path: &Path) -> Result<BTreeMap<String, (usize, String)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let rows = med_datasets::csv_text::parse(&text)
-        .with_context(|| format!("{}: not a readable CSV", path.display()))?;
-    let Some((_, header)) = rows.first() else {
-        bail!("{}: empty CSV", path.display());
-    };
-    let column = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(name))
-    };
-    let (Some(image), Some(description)) = (column("Image"), column("Description")) else {
-        bail!(
-            "{}: the header must have Image and Description columns",
-            path.display()
-        );
-    };
-    let mut table = BTreeMap::new();
-    for (line, row) in rows.iter().skip(1) {
-        match (row.get(image), row.get(description)) {
-            (Some(img), Some(desc)) => {
-                table.insert(img.trim().to_string(), (*line, desc.clone()));
-            }
-            _ if row.iter().all(|c| c.trim().is_empty()) => {}
-            _ => bail!("{}: line {line} has too few columns", path.display()),
-        }
-    }
-    Ok(table)
-}
-
 /// Writes the mask, overlay, uncertainty map and raw maps of one image (each atomically).
 fn write_outputs(outputs: &OutputPaths, image: &Image8, prediction: &Prediction) -> Result<()> {
     let (h, w) = (image.height, image.width);
@@ -483,20 +479,6 @@ fn write_outputs(outputs: &OutputPaths, image: &Image8, prediction: &Prediction)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn excel_csv_utf8_with_a_byte_order_mark_is_read() {
-        // Excel's "CSV UTF-8" starts with U+FEFF, which used to hide the `Image` header.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("prompts.csv");
-        let text = "\u{feff}Image,Description\r\na.png,\"one, small \"\"round\"\" lesion\"\r\n";
-        std::fs::write(&path, text).unwrap();
-        let table = read_prompt_csv(&path).unwrap();
-        assert_eq!(
-            table["a.png"],
-            (2, "one, small \"round\" lesion".to_string())
-        );
-    }
 
     #[test]
     fn shards_split_names_between_them_once() {

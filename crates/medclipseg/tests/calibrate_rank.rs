@@ -135,9 +135,9 @@ fn calibrate_then_predict_eval_and_rank() {
 
     // calibrate: the file, its bound, and the figure next to it.
     let cal = tmp.path().join("cal.json");
-    let printed: serde_json::Value =
-        serde_json::from_slice(&ok(&calibrate_args(&checkpoint, &root, "0.2", &cal)).stdout)
-            .unwrap();
+    let mut args = calibrate_args(&checkpoint, &root, "0.2", &cal);
+    args.extend(["--band-alpha", "0.4"]);
+    let printed: serde_json::Value = serde_json::from_slice(&ok(&args).stdout).unwrap();
     let file = json(&cal);
     assert_eq!(printed, file);
     assert_eq!(
@@ -176,6 +176,36 @@ fn calibrate_then_predict_eval_and_rank() {
         .map(|&p| if p >= threshold { 255 } else { 0 })
         .collect();
     assert_eq!(mask.into_raw(), expected);
+    // The uncertain band: threshold(0.2) <= p < threshold(0.4) (FNR's threshold grows with α).
+    assert_eq!(file["band"]["alpha"].as_f64(), Some(0.4));
+    let band_threshold = file["band"]["threshold"].as_f64().unwrap() as f32;
+    assert!(
+        band_threshold >= threshold,
+        "{band_threshold} < {threshold}"
+    );
+    let band = image::open(pred.join("band").join(format!("{stem}.png")))
+        .unwrap()
+        .to_luma8();
+    let expected_band: Vec<u8> = prob
+        .iter()
+        .map(|&p| {
+            if p >= threshold && p < band_threshold {
+                255
+            } else {
+                0
+            }
+        })
+        .collect();
+    assert_eq!(band.into_raw(), expected_band);
+    let provenance_band = &json(&pred.join("provenance.json"))["calibration"]["band"];
+    assert_eq!(
+        provenance_band["low"].as_f64().map(|v| v as f32),
+        Some(threshold)
+    );
+    assert_eq!(
+        provenance_band["high"].as_f64().map(|v| v as f32),
+        Some(band_threshold)
+    );
 
     // eval --calibration: the empirical test risk beside alpha.
     let eval = tmp.path().join("eval");
@@ -305,8 +335,10 @@ fn calibrate_then_predict_eval_and_rank() {
 /// On the demo model, an image under a contradictory prompt ("… lesion detected …, but the
 /// tissue appears completely normal") is more uncertain (mutual information) than the same image
 /// under its original prompt, and comes first in the queue. The micro models the other tests
-/// train in seconds barely read the prompt, so this needs `medclipseg demo --out DIR` (about
-/// 4 minutes with a release build):
+/// train in seconds barely read the prompt (measured in a debug build on 20 test pairs: 6 of 20
+/// after 6 epochs, 16 s of training; 7 of 20 after 20 epochs, 55 s; chance is 10), and the demo
+/// preset needs its 300+ steps (about 2.7 s a step in a debug build), so this needs
+/// `medclipseg demo --out DIR` (about 4 minutes with a release build):
 /// `MEDCLIPSEG_DEMO_DIR=DIR MEDCLIPSEG_BIN=target/release/medclipseg cargo test -p medclipseg
 /// --test calibrate_rank -- --ignored`.
 #[test]

@@ -162,10 +162,7 @@ fn an_empty_prompt_is_an_error_naming_the_image_or_the_csv_row() {
     ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let expected = format!(
-        "{} line 3 (image b.bmp): the prompt is empty",
-        csv.display()
-    );
+    let expected = format!("{}, row 3: image b.bmp: empty Description", csv.display());
     assert!(stderr.contains(&expected), "{stderr}");
 }
 

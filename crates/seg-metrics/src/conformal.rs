@@ -155,6 +155,12 @@ pub fn threshold_mask(probability: &[f32], threshold: f32) -> Vec<bool> {
     probability.iter().map(|&p| p >= threshold).collect()
 }
 
+/// The uncertain band between two calibrated thresholds: `low ≤ p < high` (pixels in the mask
+/// at the lower threshold but not at the higher one).
+pub fn band_mask(probability: &[f32], low: f32, high: f32) -> Vec<bool> {
+    probability.iter().map(|&p| p >= low && p < high).collect()
+}
+
 /// One image's pixel counts at every grid threshold (the sufficient statistics of every risk).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThresholdCounts {
@@ -368,6 +374,21 @@ pub struct CalibrationFile {
     pub samples: usize,
     /// What the threshold promises, in words.
     pub statement: String,
+    /// A second level of the same risk on the same images, for the uncertain band
+    /// ([`CalibrationFile::band_range`]); absent in files without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<BandLevel>,
+}
+
+/// The second level of a calibration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BandLevel {
+    /// Its level α.
+    pub alpha: f64,
+    /// Its calibrated threshold.
+    pub threshold: f32,
+    /// Its conformal bound (≤ α).
+    pub bound: f64,
 }
 
 impl CalibrationFile {
@@ -386,7 +407,43 @@ impl CalibrationFile {
             prompt_style: provenance.prompt_style,
             samples: provenance.samples,
             statement: statement(result.risk, result.alpha),
+            band: None,
         }
+    }
+
+    /// Adds a second level calibrated on the same images for the same risk; errors when the
+    /// risk, the image count or the level does not fit (equal levels give no band).
+    pub fn with_band(mut self, band: &CrcResult) -> Result<Self> {
+        if band.risk != self.risk || band.n != self.n {
+            return Err(conformal_error(format!(
+                "the band level was calibrated for {} on {} images, the threshold for {} on {}",
+                band.risk.label(),
+                band.n,
+                self.risk.label(),
+                self.n
+            )));
+        }
+        if band.alpha == self.alpha {
+            return Err(conformal_error(format!(
+                "the band level must differ from alpha {}",
+                self.alpha
+            )));
+        }
+        self.band = Some(BandLevel {
+            alpha: band.alpha,
+            threshold: band.threshold,
+            bound: band.bound,
+        });
+        Ok(self)
+    }
+
+    /// `(low, high)`: the two thresholds in order, when the file has a band level.
+    pub fn band_range(&self) -> Option<(f32, f32)> {
+        let band = self.band.as_ref()?;
+        Some((
+            self.threshold.min(band.threshold),
+            self.threshold.max(band.threshold),
+        ))
     }
 
     /// Reads and checks a calibration file (α in (0, 1), threshold in [0, 1] or empty).
@@ -395,13 +452,19 @@ impl CalibrationFile {
         let file: Self = serde_json::from_slice(&bytes).map_err(|e| {
             conformal_error(format!("{}: not a calibration file: {e}", path.display()))
         })?;
-        check_alpha(file.alpha).map_err(|e| conformal_error(format!("{}: {e}", path.display())))?;
-        if !(0.0..=EMPTY_THRESHOLD).contains(&file.threshold) {
-            return Err(conformal_error(format!(
-                "{}: threshold {} outside [0, 1]",
-                path.display(),
-                file.threshold
-            )));
+        let band = file.band.as_ref();
+        let alphas = std::iter::once(file.alpha).chain(band.map(|b| b.alpha));
+        let thresholds = std::iter::once(file.threshold).chain(band.map(|b| b.threshold));
+        for alpha in alphas {
+            check_alpha(alpha).map_err(|e| conformal_error(format!("{}: {e}", path.display())))?;
+        }
+        for threshold in thresholds {
+            if !(0.0..=EMPTY_THRESHOLD).contains(&threshold) {
+                return Err(conformal_error(format!(
+                    "{}: threshold {threshold} outside [0, 1]",
+                    path.display(),
+                )));
+            }
         }
         Ok(file)
     }
@@ -568,6 +631,59 @@ mod tests {
         // α = 0.3 needs R ≤ 1/15: only t ≤ 0.3.
         let strict = calibrate_threshold(&counts, Risk::Fnr, 0.3).unwrap();
         assert_eq!(strict.threshold, 0.3);
+    }
+
+    #[test]
+    fn the_band_lies_between_the_two_levels_and_round_trips() {
+        // The hand-worked case above: α = 0.5 gives 0.8, α = 0.3 gives 0.3.
+        let images = [
+            (vec![0.9f32, 0.6, 0.2, 0.1], vec![true, true, false, false]),
+            (vec![0.8, 0.3, 0.7, 0.05], vec![true, true, false, false]),
+            (vec![0.95, 0.4, 0.1, 0.0], vec![true, false, false, false]),
+        ];
+        let counts: Vec<ThresholdCounts> = images
+            .iter()
+            .map(|(p, t)| ThresholdCounts::new(p, t).unwrap())
+            .collect();
+        let provenance = CalibrationProvenance {
+            calibration_sha256: "cal".into(),
+            checkpoint_sha256: "abc".into(),
+            prompt_style: "original".into(),
+            samples: 4,
+        };
+        let main = calibrate_threshold(&counts, Risk::Fnr, 0.3).unwrap();
+        let loose = calibrate_threshold(&counts, Risk::Fnr, 0.5).unwrap();
+        let file = CalibrationFile::new(&main, provenance.clone())
+            .with_band(&loose)
+            .unwrap();
+        assert_eq!(file.band_range(), Some((0.3, 0.8)));
+        // Image 2: 0.8 is in the mask at both, 0.3 and 0.7 only at the lower, 0.05 at neither.
+        assert_eq!(
+            band_mask(&images[1].0, 0.3, 0.8),
+            [false, true, true, false]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cal.json");
+        file.write(&path).unwrap();
+        assert_eq!(CalibrationFile::read(&path).unwrap(), file);
+        // A file without a band reads as before; the same level twice, or another risk, is refused.
+        let plain = CalibrationFile::new(&loose, provenance.clone());
+        assert_eq!(plain.band_range(), None);
+        let same = CalibrationFile::new(&main, provenance.clone()).with_band(&main);
+        assert!(same.unwrap_err().to_string().contains("must differ"));
+        let fdr = calibrate_threshold(&counts, Risk::Fdr, 0.9).unwrap();
+        assert!(
+            CalibrationFile::new(&main, provenance)
+                .with_band(&fdr)
+                .is_err()
+        );
+        // A band level outside (0, 1) in a file is an error naming it.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("0.5", "1.5");
+        std::fs::write(&path, text).unwrap();
+        let err = CalibrationFile::read(&path).unwrap_err().to_string();
+        assert!(err.contains("cal.json") && err.contains("1.5"), "{err}");
     }
 
     #[test]
