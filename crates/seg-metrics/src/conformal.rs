@@ -597,18 +597,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn hand_worked_fnr_threshold() {
-        // Three images of 4 pixels; lesion pixels marked true.
-        let images = [
+    /// Three images of 4 pixels (probabilities, lesion pixels marked true), worked by hand.
+    fn hand_worked_images() -> [(Vec<f32>, Vec<bool>); 3] {
+        [
             (vec![0.9f32, 0.6, 0.2, 0.1], vec![true, true, false, false]),
             (vec![0.8, 0.3, 0.7, 0.05], vec![true, true, false, false]),
             (vec![0.95, 0.4, 0.1, 0.0], vec![true, false, false, false]),
-        ];
-        let counts: Vec<ThresholdCounts> = images
+        ]
+    }
+
+    fn hand_worked_counts(images: &[(Vec<f32>, Vec<bool>)]) -> Vec<ThresholdCounts> {
+        images
             .iter()
             .map(|(p, t)| ThresholdCounts::new(p, t).unwrap())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn hand_worked_fnr_threshold() {
+        let images = hand_worked_images();
+        let counts = hand_worked_counts(&images);
         // n = 3, B = 1: need (3/4)·R + 1/4 ≤ α. With α = 0.5: R ≤ 1/3.
         // FNR per image at t: image 1 misses 0.6 above t=0.6, 0.9 above 0.9; image 2 misses 0.3
         // above 0.3, 0.8 above 0.8; image 3 misses 0.95 above 0.95.
@@ -636,15 +644,8 @@ mod tests {
     #[test]
     fn the_band_lies_between_the_two_levels_and_round_trips() {
         // The hand-worked case above: α = 0.5 gives 0.8, α = 0.3 gives 0.3.
-        let images = [
-            (vec![0.9f32, 0.6, 0.2, 0.1], vec![true, true, false, false]),
-            (vec![0.8, 0.3, 0.7, 0.05], vec![true, true, false, false]),
-            (vec![0.95, 0.4, 0.1, 0.0], vec![true, false, false, false]),
-        ];
-        let counts: Vec<ThresholdCounts> = images
-            .iter()
-            .map(|(p, t)| ThresholdCounts::new(p, t).unwrap())
-            .collect();
+        let images = hand_worked_images();
+        let counts = hand_worked_counts(&images);
         let provenance = CalibrationProvenance {
             calibration_sha256: "cal".into(),
             checkpoint_sha256: "abc".into(),
