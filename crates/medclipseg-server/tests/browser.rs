@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{PROMPT, Running, config, micro_checkpoint};
+use common::{PROMPT, Running};
 use serde_json::{Value, json};
 
 fn tool(env: &str, candidates: &[&str]) -> Option<PathBuf> {
@@ -223,11 +223,7 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
     let Some((driver, session)) = open_browser(dir.path()).await else {
         return;
     };
-    let server = Running::start(
-        config(&dir.path().join("store")),
-        &micro_checkpoint(dir.path()),
-    )
-    .await;
+    let server = Running::start_micro(dir.path()).await;
     let scan = dir.path().join("scan.png");
     write_scan(&scan);
 
@@ -315,11 +311,7 @@ async fn the_page_slices_a_nifti_volume_with_a_ct_window() {
     let Some((driver, session)) = open_browser(dir.path()).await else {
         return;
     };
-    let server = Running::start(
-        config(&dir.path().join("store")),
-        &micro_checkpoint(dir.path()),
-    )
-    .await;
+    let server = Running::start_micro(dir.path()).await;
     let ct = dir.path().join("ct.nii.gz");
     common::write_ct_nifti(&ct);
     session

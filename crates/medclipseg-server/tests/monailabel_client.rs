@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Running, config, micro_checkpoint, write_ct_nifti};
+use common::{Running, write_ct_nifti};
 use serde_json::Value;
 
 fn python() -> Option<PathBuf> {
@@ -47,11 +47,7 @@ async fn the_monailabel_client_uploads_infers_and_gets_a_label_on_the_grid() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(
-        config(&dir.path().join("store")),
-        &micro_checkpoint(dir.path()),
-    )
-    .await;
+    let server = Running::start_micro(dir.path()).await;
     // The client sends its full local path as the file name: the server keeps the base name.
     let image = dir.path().join("nested").join("ct scan.nii.gz");
     std::fs::create_dir_all(image.parent().unwrap()).unwrap();

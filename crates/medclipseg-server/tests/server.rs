@@ -92,11 +92,7 @@ async fn predict_round_trip_gives_the_library_result_and_every_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn progress_streams_per_chunk_until_done() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(
-        config(&dir.path().join("store")),
-        &micro_checkpoint(dir.path()),
-    )
-    .await;
+    let server = Running::start_micro(dir.path()).await;
     let reply = server
         .predict(
             Some(("scan.png", scan_png())),
@@ -123,11 +119,7 @@ async fn progress_streams_per_chunk_until_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_inputs_get_4xx_json_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(
-        config(&dir.path().join("store")),
-        &micro_checkpoint(dir.path()),
-    )
-    .await;
+    let server = Running::start_micro(dir.path()).await;
     let error = |r: reqwest::Response| async move {
         let status = r.status();
         let body: Value = r.json().await.expect("a JSON error body");
@@ -397,11 +389,7 @@ async fn sixteen_concurrent_requests_are_all_answered_correctly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_running_job_is_cancelled_and_the_worker_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(
-        config(&dir.path().join("store")),
-        &micro_checkpoint(dir.path()),
-    )
-    .await;
+    let server = Running::start_micro(dir.path()).await;
     let r = server
         .predict(
             Some(("scan.png", scan_png())),
@@ -628,11 +616,7 @@ fn parts(content_type: &str, body: &[u8]) -> Vec<(String, Option<String>, Vec<u8
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn monai_label_infer_answers_a_label_file_on_the_volume_grid() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(
-        config(&dir.path().join("store")),
-        &micro_checkpoint(dir.path()),
-    )
-    .await;
+    let server = Running::start_micro(dir.path()).await;
     let info = server.get_json("/info/").await;
     assert!(
         info.get("config").is_none(),
@@ -716,11 +700,7 @@ async fn monai_label_infer_answers_a_label_file_on_the_volume_grid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dicom_series_uploads_as_files_and_predicts_on_its_grid() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Running::start(
-        config(&dir.path().join("store")),
-        &micro_checkpoint(dir.path()),
-    )
-    .await;
+    let server = Running::start_micro(dir.path()).await;
     let series = dir.path().join("series");
     std::fs::create_dir_all(&series).unwrap();
     med_volumes::testing::write_ct_series(&series, 12, 10, 3).unwrap();

@@ -41,6 +41,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Starts a server with the default test config (datastore `dir/store`) on a micro
+    /// checkpoint written into `dir`.
+    pub async fn start_micro(dir: &Path) -> Running {
+        Running::start(config(&dir.join("store")), &micro_checkpoint(dir)).await
+    }
+
     /// Starts a server on `config` with the checkpoint's model.
     pub async fn start(config: ServeConfig, checkpoint: &Path) -> Running {
         let server = Server::start(config, predictor(checkpoint)).unwrap();
