@@ -168,6 +168,20 @@ enum Command {
     Rank(RankArgs),
 }
 
+/// The Monte-Carlo options `predict`, `calibrate` and `rank` share.
+#[derive(Args)]
+struct McArgs {
+    /// Monte-Carlo samples per image.
+    #[arg(long, default_value_t = 30, value_parser = at_least_one)]
+    samples: usize,
+    /// Seed of the Monte-Carlo noise.
+    #[arg(long, default_value_t = 666)]
+    seed: u64,
+    /// Device of the compiled-in backend.
+    #[arg(long, default_value = "default")]
+    device: String,
+}
+
 #[derive(Args)]
 struct CalibrateArgs {
     /// Checkpoint of ours.
@@ -207,15 +221,8 @@ struct CalibrateArgs {
     /// Calibration file to write (the figure goes next to it as .png).
     #[arg(long)]
     out: PathBuf,
-    /// Monte-Carlo samples per image.
-    #[arg(long, default_value_t = 30, value_parser = at_least_one)]
-    samples: usize,
-    /// Seed of the Monte-Carlo noise.
-    #[arg(long, default_value_t = 666)]
-    seed: u64,
-    /// Device of the compiled-in backend.
-    #[arg(long, default_value = "default")]
-    device: String,
+    #[command(flatten)]
+    mc: McArgs,
 }
 
 #[derive(Args)]
@@ -247,15 +254,8 @@ struct RankArgs {
     /// Images shown on the HTML page.
     #[arg(long, default_value_t = 20)]
     top: usize,
-    /// Monte-Carlo samples per image.
-    #[arg(long, default_value_t = 30, value_parser = at_least_one)]
-    samples: usize,
-    /// Seed of the Monte-Carlo noise.
-    #[arg(long, default_value_t = 666)]
-    seed: u64,
-    /// Device of the compiled-in backend.
-    #[arg(long, default_value = "default")]
-    device: String,
+    #[command(flatten)]
+    mc: McArgs,
 }
 
 /// `calibrate`: prints the calibration file.
@@ -281,9 +281,9 @@ fn calibrate(a: CalibrateArgs, quiet: bool) -> Result<()> {
         alpha: a.alpha,
         band_alpha: a.band_alpha,
         out: a.out,
-        samples: a.samples,
-        seed: a.seed,
-        device: a.device,
+        samples: a.mc.samples,
+        seed: a.mc.seed,
+        device: a.mc.device,
         quiet,
     })?;
     println!("{}", serde_json::to_string_pretty(&file)?);
@@ -302,9 +302,9 @@ fn rank(a: RankArgs, quiet: bool) -> Result<()> {
         budget: a.budget,
         resume: a.resume,
         top: a.top,
-        samples: a.samples,
-        seed: a.seed,
-        device: a.device,
+        samples: a.mc.samples,
+        seed: a.mc.seed,
+        device: a.mc.device,
         quiet,
     })
     .map(|_| ())
@@ -490,15 +490,8 @@ struct PredictArgs {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
-    /// Monte-Carlo samples per image.
-    #[arg(long, default_value_t = 30, value_parser = at_least_one)]
-    samples: usize,
-    /// Seed of the Monte-Carlo noise.
-    #[arg(long, default_value_t = 666)]
-    seed: u64,
-    /// Device of the compiled-in backend.
-    #[arg(long, default_value = "default")]
-    device: String,
+    #[command(flatten)]
+    mc: McArgs,
     /// Volumes only: axis to slice along, 0, 1 or 2 in the volume's voxel order (default: the last).
     #[arg(long, value_parser = ["0", "1", "2"])]
     axis: Option<String>,
@@ -537,9 +530,9 @@ fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
         prompt: a.prompt,
         prompts_csv: a.prompts,
         out: a.out,
-        samples: a.samples,
-        seed: a.seed,
-        device: a.device,
+        samples: a.mc.samples,
+        seed: a.mc.seed,
+        device: a.mc.device,
         resume: a.resume,
         quiet,
         window: None,
