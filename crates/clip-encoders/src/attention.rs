@@ -1,6 +1,6 @@
 //! Multi-head attention in the layouts of the checkpoints we load.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Dropout, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
@@ -36,32 +36,42 @@ pub fn multi_head_attention<B: Backend>(
     multi_head_attention_with(q, k, v, heads, bias, None)
 }
 
-/// A function applied to the attention probabilities `[B, H, Tq, Tk]` before they weight the
-/// values (BERT's attention dropout while training).
-pub(crate) type ProbsHook<'a, B> = &'a dyn Fn(Tensor<B, 4>) -> Tensor<B, 4>;
-
-/// [`multi_head_attention`] with `on_probs` applied to the attention probabilities.
-/// Without a hook, the flex backend runs the fused kernel ([`crate::fast`]).
+/// [`multi_head_attention`] with dropout on the attention probabilities (BERT while training;
+/// Burn's `Dropout` is the identity without autodiff). On flex the fused kernels run: the
+/// inference one without autodiff, the one with its own backward under `Autodiff<Flex>`.
 pub(crate) fn multi_head_attention_with<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
     v: Tensor<B, 3>,
     heads: usize,
     bias: Option<Tensor<B, 4>>,
-    on_probs: Option<ProbsHook<'_, B>>,
+    dropout: Option<&Dropout>,
 ) -> Tensor<B, 3> {
-    let (q, k, v, bias) = match on_probs {
-        Some(_) => (q, k, v, bias),
-        None => match crate::fast::attention(crate::fast::AttentionInputs { q, k, v, bias }, heads)
-        {
+    let training = B::ad_enabled(&q.device());
+    let dropout = dropout.filter(|d| training && d.prob > 0.0);
+    let inputs = crate::fast::AttentionInputs { q, k, v, bias };
+    let (q, k, v, bias) =
+        match crate::fast::attention(inputs, heads, dropout.map_or(0.0, |d| d.prob)) {
             Ok(out) => return out,
             Err(back) => (back.q, back.k, back.v, back.bias),
-        },
-    };
-    let on_probs = |probs| match on_probs {
-        Some(hook) => hook(probs),
+        };
+    let on_probs = |probs| match dropout {
+        Some(dropout) => dropout.forward(probs),
         None => probs,
     };
+    attention_formula(q, k, v, heads, bias, on_probs)
+}
+
+/// Multi-head attention in Burn ops (any backend; Burn's own gradients), with `on_probs`
+/// applied to the probabilities `[B, H, Tq, Tk]` (dropout).
+pub(crate) fn attention_formula<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+    bias: Option<Tensor<B, 4>>,
+    on_probs: impl Fn(Tensor<B, 4>) -> Tensor<B, 4>,
+) -> Tensor<B, 3> {
     let [batch, tq, dim] = q.dims();
     let tk = k.dims()[1];
     let head_dim = dim / heads;

@@ -7,7 +7,8 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
-use crate::attention::{ProbsHook, linear3d, multi_head_attention_with};
+use crate::attention::{linear3d, multi_head_attention_with};
+use crate::fast::layer_norm;
 use crate::weights::{StateWriter, WeightMap};
 
 /// BERT sizes (HF `BertConfig` names).
@@ -122,14 +123,15 @@ impl<B: Backend> BertLayer<B> {
     /// `[B, L, H]` -> `[B, L, H]`; `bias` is the additive padding mask `[B, 1, 1, L]`.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
         let context = self.attention(x.clone(), bias);
-        let attended = self.attention_norm.forward(
+        let attended = layer_norm(
+            &self.attention_norm,
             self.hidden_dropout
                 .forward(linear3d(&self.attention_output, context))
                 + x,
         );
         let hidden = crate::activation::gelu(linear3d(&self.intermediate, attended.clone()));
-        self.output_norm
-            .forward(self.hidden_dropout.forward(linear3d(&self.output, hidden)) + attended)
+        let output = self.hidden_dropout.forward(linear3d(&self.output, hidden));
+        layer_norm(&self.output_norm, output + attended)
     }
 
     fn attention(&self, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
@@ -139,11 +141,14 @@ impl<B: Backend> BertLayer<B> {
             linear3d(&self.value, x),
         );
         // Dropout sits on the probabilities (the identity without autodiff or at p = 0).
-        // Dropout sits on the probabilities; it is the identity without autodiff (and then
-        // the fused attention kernel may run).
-        let dropout = |probs| self.attention_dropout.forward(probs);
-        let hook = B::ad_enabled(&bias.device()).then_some(&dropout as ProbsHook<'_, B>);
-        multi_head_attention_with(q, k, v, self.heads, Some(bias), hook)
+        multi_head_attention_with(
+            q,
+            k,
+            v,
+            self.heads,
+            Some(bias),
+            Some(&self.attention_dropout),
+        )
     }
 
     fn save(&self, s: &mut StateWriter, prefix: &str) {
@@ -214,7 +219,7 @@ impl<B: Backend> BertTextTower<B> {
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(types);
         self.embeddings_dropout
-            .forward(self.embeddings_norm.forward(summed))
+            .forward(layer_norm(&self.embeddings_norm, summed))
     }
 
     /// Additive attention mask `[B, 1, 1, L]`: 0 for tokens, a huge negative for padding.

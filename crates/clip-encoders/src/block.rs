@@ -5,6 +5,7 @@ use burn::prelude::*;
 
 use crate::activation::Activation;
 use crate::attention::{PackedSelfAttention, linear3d};
+use crate::fast::layer_norm;
 use crate::weights::{StateWriter, WeightMap};
 
 /// `x += attn(ln_1(x)); x += mlp(ln_2(x))` (open_clip `ResidualAttentionBlock`).
@@ -51,17 +52,17 @@ impl<B: Backend> ResidualAttentionBlock<B> {
 
     /// `[B, T, D]` -> `[B, T, D]`; `bias` is an additive attention mask (causal for text).
     pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), bias);
+        let x = x.clone() + self.attn.forward(layer_norm(&self.ln_1, x), bias);
         let hidden = self
             .activation
-            .apply(linear3d(&self.c_fc, self.ln_2.forward(x.clone())));
+            .apply(linear3d(&self.c_fc, layer_norm(&self.ln_2, x.clone())));
         x + linear3d(&self.c_proj, hidden)
     }
 
     /// The attention's value path on the normalised input, `out_proj(v_proj(ln_1(x)))`, taken
     /// before the block's own attention and MLP update: `[B, T, D]` -> `[B, T, D]`.
     pub fn value_path(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.attn.value_path(self.ln_1.forward(x))
+        self.attn.value_path(layer_norm(&self.ln_1, x))
     }
 
     /// Writes the block under `prefix` (inverse of [`Self::load`]).

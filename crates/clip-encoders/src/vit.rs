@@ -181,7 +181,7 @@ impl<B: Backend> VisionTransformer<B> {
         let pos = self.positional_embedding.val().unsqueeze_dim::<3>(0);
         let tokens = tokens + pos;
         match &self.ln_pre {
-            Some(norm) => norm.forward(tokens),
+            Some(norm) => crate::fast::layer_norm(norm, tokens),
             None => tokens,
         }
     }
@@ -210,9 +210,7 @@ impl<B: Backend> VisionTransformer<B> {
     /// `ln_post` on all tokens, then `proj`: `[B, T, W]` -> `[B, T, E]`.
     pub fn head(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, tokens, width] = x.dims();
-        let out = self
-            .ln_post
-            .forward(x)
+        let out = crate::fast::layer_norm(&self.ln_post, x)
             .reshape([batch * tokens, width])
             .matmul(self.proj.val());
         let dim = out.dims()[1];
@@ -315,7 +313,10 @@ mod tests {
         x: Tensor<Flex, 3>,
     ) -> Tensor<Flex, 3> {
         let width = x.dims()[2];
-        let qkv = crate::attention::linear3d(&block.attn.in_proj, block.ln_1.forward(x));
+        let qkv = crate::attention::linear3d(
+            &block.attn.in_proj,
+            crate::fast::layer_norm(&block.ln_1, x),
+        );
         let value = qkv.narrow(2, 2 * width, width);
         crate::attention::linear3d(&block.attn.out_proj, value)
     }

@@ -5,6 +5,7 @@ use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softmax};
+use clip_encoders::fast::layer_norm;
 use clip_encoders::{StateWriter, WeightMap, linear3d, softplus};
 
 use crate::noise::Noise;
@@ -112,8 +113,8 @@ impl<B: Backend> ProbCrossAttention<B> {
         let q = linear3d(&self.q_proj, query.clone());
         let key_out = linear3d(&self.k_proj, context.clone());
         let value_out = linear3d(&self.v_proj, context);
-        let key_mean = self.norm_k.forward(key_out.clone().narrow(2, 0, dim));
-        let value_mean = self.norm_v.forward(value_out.clone().narrow(2, 0, dim));
+        let key_mean = layer_norm(&self.norm_k, key_out.clone().narrow(2, 0, dim));
+        let value_mean = layer_norm(&self.norm_v, value_out.clone().narrow(2, 0, dim));
 
         let mut logits = q.clone().matmul(key_mean.clone().swap_dims(1, 2)) / (dim as f64).sqrt();
         if self.probabilistic {

@@ -231,6 +231,68 @@ elementwise!(
     quick_gelu1
 );
 
+/// `grads[i] *= $derivative(xs[i])`, compiled for the best ISA of this CPU.
+macro_rules! backward {
+    ($(#[$doc:meta])* $name:ident, $derivative:ident) => {
+        $(#[$doc])*
+        pub fn $name(xs: &[f32], grads: &mut [f32]) {
+            assert_eq!(xs.len(), grads.len(), concat!(stringify!($name), ": lengths differ"));
+            #[inline(always)]
+            fn run<const FMA: bool>(xs: &[f32], grads: &mut [f32]) {
+                for (g, &x) in grads.iter_mut().zip(xs) {
+                    *g *= $derivative::<FMA>(x);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512(xs: &[f32], grads: &mut [f32]) {
+                    run::<true>(xs, grads)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2(xs: &[f32], grads: &mut [f32]) {
+                    run::<true>(xs, grads)
+                }
+                match isa() {
+                    // SAFETY: `isa()` detected these features on this CPU.
+                    Isa::Avx512 => unsafe { avx512(xs, grads) },
+                    Isa::Avx2Fma => unsafe { avx2(xs, grads) },
+                    Isa::Baseline => run::<false>(xs, grads),
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            run::<false>(xs, grads)
+        }
+    };
+}
+
+/// `d/dx x·σ(1.702x) = σ + 1.702·x·σ·(1 − σ)` with `σ = σ(1.702x)`.
+#[inline(always)]
+fn quick_gelu_slope<const FMA: bool>(x: f32) -> f32 {
+    let s = sigmoid1::<FMA>(1.702 * x);
+    madd::<FMA>(1.702 * x * s, 1.0 - s, s)
+}
+
+/// `d/dx x·Φ(x) = Φ(x) + x·φ(x)` (exact GELU).
+#[inline(always)]
+fn gelu_slope<const FMA: bool>(x: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let half_tail = 0.5 * erfc_nonneg::<FMA>(x.abs() * std::f32::consts::FRAC_1_SQRT_2);
+    let cdf = if x >= 0.0 { 1.0 - half_tail } else { half_tail };
+    madd::<FMA>(x * INV_SQRT_2PI, exp1::<FMA>(-0.5 * x * x), cdf)
+}
+
+backward!(
+    /// QuickGELU's backward: `grads[i] *= d/dx x·σ(1.702x)` at `x = xs[i]`.
+    quick_gelu_backward,
+    quick_gelu_slope
+);
+backward!(
+    /// Exact GELU's backward: `grads[i] *= Φ(x) + x·φ(x)` at `x = xs[i]`.
+    gelu_backward,
+    gelu_slope
+);
+
 /// Softmax of every row of length `row_len` of `xs`, in place.
 pub fn softmax_rows_in_place(xs: &mut [f32], row_len: usize) {
     assert!(
@@ -405,6 +467,48 @@ mod tests {
             |x| x / (1.0 + (-1.702 * x).exp()),
             3e-6,
         );
+    }
+
+    #[test]
+    fn quick_gelu_backward_matches_central_differences() {
+        let xs: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.025).collect();
+        let mut grads: Vec<f32> = xs.iter().map(|x| 0.5 + x.abs()).collect();
+        let upstream = grads.clone();
+        quick_gelu_backward(&xs, &mut grads);
+        let f = |x: f64| x / (1.0 + (-1.702 * x).exp());
+        for ((&x, &g), &up) in xs.iter().zip(&grads).zip(&upstream) {
+            let h = 1e-5;
+            let slope = (f(x as f64 + h) - f(x as f64 - h)) / (2.0 * h);
+            let expected = slope * up as f64;
+            assert!(
+                (g as f64 - expected).abs() <= 1e-5 * (1.0 + expected.abs()),
+                "x = {x}: {g} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn gelu_backward_matches_central_differences() {
+        let xs: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.025).collect();
+        let mut grads: Vec<f32> = xs.iter().map(|x| 0.5 + x.abs()).collect();
+        let upstream = grads.clone();
+        gelu_backward(&xs, &mut grads);
+        let erf = |z: f64| {
+            if z.abs() < 3.0 {
+                erf_series(z)
+            } else {
+                z.signum() * (1.0 - erfc_tail(z.abs()))
+            }
+        };
+        let f = |x: f64| x * 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
+        for ((&x, &g), &up) in xs.iter().zip(&grads).zip(&upstream) {
+            let h = 1e-5;
+            let expected = (f(x as f64 + h) - f(x as f64 - h)) / (2.0 * h) * up as f64;
+            assert!(
+                (g as f64 - expected).abs() <= 1e-5 * (1.0 + expected.abs()),
+                "x = {x}: {g} vs {expected}"
+            );
+        }
     }
 
     #[test]

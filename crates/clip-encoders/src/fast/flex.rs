@@ -37,7 +37,7 @@ fn wrap<B: Backend, const D: usize>(t: FlexTensor) -> Tensor<B, D> {
     cast(Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(t))).expect("B is Flex")
 }
 
-fn from_vec(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(super) fn from_vec(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::new(
         burn::tensor::Bytes::from_elems(data),
         Layout::contiguous(shape.into()),
@@ -46,7 +46,7 @@ fn from_vec(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 }
 
 /// A contiguous, uniquely owned copy-or-move of `t` whose storage is exactly its elements.
-fn owned_contiguous(t: FlexTensor) -> FlexTensor {
+pub(super) fn owned_contiguous(t: FlexTensor) -> FlexTensor {
     let out = t.to_contiguous();
     drop(t);
     out
@@ -69,7 +69,7 @@ pub(super) fn map_in_place<B: Backend, const D: usize>(
 
 /// A strided f32 matrix view: base pointer (offset applied), row and column strides.
 #[derive(Clone, Copy)]
-struct Mat {
+pub(super) struct Mat {
     ptr: *const f32,
     row_stride: isize,
     col_stride: isize,
@@ -82,7 +82,7 @@ unsafe impl Sync for Mat {}
 
 impl Mat {
     /// The last two dimensions of `t` at batch offset `batch_offset` (in elements).
-    fn of(t: &FlexTensor, batch_offset: isize) -> Self {
+    pub(super) fn of(t: &FlexTensor, batch_offset: isize) -> Self {
         let strides = t.layout().strides();
         let rank = strides.len();
         let base = t.storage::<f32>().as_ptr();
@@ -95,7 +95,7 @@ impl Mat {
         }
     }
 
-    fn offset(self, elements: isize) -> Self {
+    pub(super) fn offset(self, elements: isize) -> Self {
         // SAFETY: callers stay inside the tensor this view was made from.
         Mat {
             ptr: unsafe { self.ptr.offset(elements) },
@@ -103,7 +103,16 @@ impl Mat {
         }
     }
 
-    fn transposed(self) -> Self {
+    /// A row-major buffer of rows of `row_len` elements.
+    pub(super) fn contiguous(ptr: *const f32, row_len: usize) -> Self {
+        Mat {
+            ptr,
+            row_stride: row_len as isize,
+            col_stride: 1,
+        }
+    }
+
+    pub(super) fn transposed(self) -> Self {
         Mat {
             row_stride: self.col_stride,
             col_stride: self.row_stride,
@@ -117,7 +126,7 @@ impl Mat {
 /// # Safety
 /// `dst` must be valid for the writes and not aliased by another running task; `a`/`b` valid.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm(
+pub(super) unsafe fn gemm(
     m: usize,
     n: usize,
     k: usize,
@@ -205,16 +214,29 @@ pub(super) fn linear<B: Backend>(
 
 /// A raw output pointer shared by tasks writing disjoint parts.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(super) struct OutPtr(pub(super) *mut f32);
 // SAFETY: every task writes a disjoint set of elements (one head's columns of one entry).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
+}
+
+/// Writes the additive bias of batch entry `b` into `scores [Tq, tk]` (a contiguous `bias` of
+/// shape `[B or 1, 1, Tq or 1, tk]`); true, so that the scores gemm accumulates onto it.
+pub(super) fn fill_bias(scores: &mut [f32], bias: &FlexTensor, b: usize, tk: usize) -> bool {
+    let [entries, _, rows, _] = bias.layout().shape().dims::<4>();
+    let data = bias.storage::<f32>();
+    let entry = &data[(if entries == 1 { 0 } else { b }) * rows * tk..][..rows * tk];
+    for (r, dst) in scores.chunks_exact_mut(tk).enumerate() {
+        let src = if rows == 1 { 0 } else { r };
+        dst.copy_from_slice(&entry[src * tk..(src + 1) * tk]);
+    }
+    true
 }
 
 /// Multi-head attention `softmax(q kᵀ/√d + bias) v` head by head, one (entry, head) per task,
@@ -248,7 +270,6 @@ pub(super) fn attention<B: Backend>(
     let head_dim = dim / heads;
     let scale = 1.0 / (head_dim as f32).sqrt();
     let bias = bias.map(owned_contiguous);
-    let bias_rows = bias.as_ref().map(|b| b.layout().shape().dims::<4>());
     let mut out = vec![0.0f32; batch * tq * dim];
     let out_ptr = OutPtr(out.as_mut_ptr());
     let batch_stride = |t: &FlexTensor| t.layout().strides()[0];
@@ -262,18 +283,9 @@ pub(super) fn attention<B: Backend>(
             let q_bh = Mat::of(&q, b as isize * qs).offset(col);
             let k_bh = Mat::of(&k, b as isize * ks).offset(col);
             let v_bh = Mat::of(&v, b as isize * vs).offset(col);
-            let keep = match (&bias, bias_rows) {
-                (Some(bias), Some([bb, _, rows, _])) => {
-                    let data = bias.storage::<f32>();
-                    let entry = &data[(if bb == 1 { 0 } else { b }) * rows * tk..][..rows * tk];
-                    for (r, dst) in scores.chunks_exact_mut(tk).enumerate() {
-                        let src = if rows == 1 { 0 } else { r };
-                        dst.copy_from_slice(&entry[src * tk..(src + 1) * tk]);
-                    }
-                    true
-                }
-                _ => false,
-            };
+            let keep = bias
+                .as_ref()
+                .is_some_and(|bias| fill_bias(scores, bias, b, tk));
             // SAFETY: `scores` is this task's buffer of tq·tk; q/k/v views stay in their
             // tensors; the output block (entry b, columns of head h) belongs to this task only.
             unsafe {

@@ -12,8 +12,10 @@
 
 #[cfg(feature = "flex-kernels")]
 mod flex;
+#[cfg(feature = "flex-kernels")]
+mod train;
 
-use burn::nn::Linear;
+use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 use burn::tensor::activation;
 
@@ -32,7 +34,50 @@ pub fn quick_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
         Ok(y) => return y,
         Err(x) => x,
     };
+    #[cfg(feature = "flex-kernels")]
+    let x = match train::activation(x, train::QUICK_GELU) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     x.clone() * activation::sigmoid(x * 1.702)
+}
+
+/// `norm.forward(x)`: LayerNorm over the last dimension. Under `Autodiff<Flex>` one tracked
+/// operation with its own backward (Burn's formula is ten, each a pass over `x` forward and
+/// again backward); on every other backend Burn's own (flex has a fused kernel for inference).
+pub fn layer_norm<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    #[cfg(feature = "flex-kernels")]
+    if let (Some(beta), Some(epsilon)) = (&norm.beta, layer_norm_epsilon(norm)) {
+        match train::layer_norm(x, norm.gamma.val(), beta.val(), epsilon) {
+            Ok(y) => return y,
+            Err(x) => return norm.forward(x),
+        }
+    }
+    norm.forward(x)
+}
+
+/// A LayerNorm's epsilon. Burn 0.21 keeps the field private; the module's `Display` (its
+/// `ModuleDisplay` content, `epsilon: …`) is the only way to read it.
+#[cfg(feature = "flex-kernels")]
+fn layer_norm_epsilon<B: Backend>(norm: &LayerNorm<B>) -> Option<f64> {
+    let shown = norm.to_string();
+    let rest = &shown[shown.find("epsilon: ")? + "epsilon: ".len()..];
+    let end = rest.find(|c: char| c == ',' || c == '}' || c.is_whitespace())?;
+    rest[..end].parse().ok()
+}
+
+/// Exact GELU `x·Φ(x)` under `Autodiff<Flex>` as one operation with its own backward; the
+/// input back for every other backend.
+pub(crate) fn gelu_autodiff<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    #[cfg(feature = "flex-kernels")]
+    return train::activation(x, train::GELU);
+    #[cfg(not(feature = "flex-kernels"))]
+    Err(x)
 }
 
 /// `linear.forward(x)` for `x: [M, K]`.
@@ -47,22 +92,34 @@ pub fn linear2d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2>
     linear.forward(x)
 }
 
-/// Multi-head attention `softmax(q kᵀ/√d + bias) v` on flex; the inputs back otherwise.
+/// Multi-head attention `softmax(q kᵀ/√d + bias) v` on flex, with dropout `p` on the
+/// probabilities when `dropout > 0` (training only); the inputs back otherwise.
 ///
-/// `q`: `[B, Tq, D]`, `k`/`v`: `[B, Tk, D]`, `bias`: `[B or 1, 1, Tq or 1, Tk]`.
+/// `q`: `[B, Tq, D]`, `k`/`v`: `[B, Tk, D]`, `bias`: `[B or 1, 1, Tq or 1, Tk]`. Without autodiff
+/// (and without dropout) the inference kernel runs; under `Autodiff<Flex>` the kernel with its
+/// own backward (`train.rs`).
 pub(crate) fn attention<B: Backend>(
     inputs: AttentionInputs<B>,
     heads: usize,
+    dropout: f64,
 ) -> Result<Tensor<B, 3>, AttentionInputs<B>> {
     #[cfg(feature = "flex-kernels")]
     {
         let shared_heads = inputs.bias.as_ref().is_none_or(|b| b.dims()[1] == 1);
         if shared_heads {
-            let AttentionInputs { q, k, v, bias } = inputs;
-            return flex::attention(q, k, v, heads, bias);
+            let inputs = if dropout == 0.0 {
+                let AttentionInputs { q, k, v, bias } = inputs;
+                match flex::attention(q, k, v, heads, bias) {
+                    Ok(out) => return Ok(out),
+                    Err(back) => back,
+                }
+            } else {
+                inputs
+            };
+            return train::attention(inputs, heads, dropout);
         }
     }
-    let _ = heads;
+    let _ = (heads, dropout);
     Err(inputs)
 }
 
