@@ -169,6 +169,65 @@ pub(super) unsafe fn gemm(
     }
 }
 
+/// One head's block of a merged `[.., D]` output: `dst [rows, cols]` with row stride `dim`,
+/// `= scale · a [rows, inner] × b [inner, cols]`, on the calling thread.
+///
+/// # Safety
+/// As [`gemm`].
+pub(super) unsafe fn head_gemm(
+    dst: *mut f32,
+    dim: usize,
+    [rows, cols, inner]: [usize; 3],
+    a: Mat,
+    b: Mat,
+    scale: f32,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm(
+            rows,
+            cols,
+            inner,
+            dst,
+            dim as isize,
+            false,
+            a,
+            b,
+            scale,
+            false,
+        )
+    }
+}
+
+/// The attention scores of one head, `scores [tq, tk] = keep·scores + scale · q kᵀ`.
+///
+/// # Safety
+/// As [`gemm`]; `scores` holds `tq·tk` elements.
+pub(super) unsafe fn scores_gemm(
+    scores: &mut [f32],
+    [tq, tk, head_dim]: [usize; 3],
+    keep: bool,
+    q: Mat,
+    k: Mat,
+    scale: f32,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm(
+            tq,
+            tk,
+            head_dim,
+            scores.as_mut_ptr(),
+            tk as isize,
+            keep,
+            q,
+            k.transposed(),
+            scale,
+            false,
+        )
+    }
+}
+
 /// Products smaller than this many multiply-adds run on one thread (gemm's own split costs more).
 const PARALLEL_GEMM: usize = 1 << 21;
 
@@ -289,18 +348,7 @@ pub(super) fn attention<B: Backend>(
             // SAFETY: `scores` is this task's buffer of tq·tk; q/k/v views stay in their
             // tensors; the output block (entry b, columns of head h) belongs to this task only.
             unsafe {
-                gemm(
-                    tq,
-                    tk,
-                    head_dim,
-                    scores.as_mut_ptr(),
-                    tk as isize,
-                    keep,
-                    q_bh,
-                    k_bh.transposed(),
-                    scale,
-                    false,
-                );
+                scores_gemm(scores, [tq, tk, head_dim], keep, q_bh, k_bh, scale);
                 math::softmax_rows_in_place(scores, tk);
                 let probs = Mat {
                     ptr: scores.as_ptr(),
@@ -308,18 +356,7 @@ pub(super) fn attention<B: Backend>(
                     col_stride: 1,
                 };
                 let dst = out_ptr.get().add(b * tq * dim + h * head_dim);
-                gemm(
-                    tq,
-                    head_dim,
-                    tk,
-                    dst,
-                    dim as isize,
-                    false,
-                    probs,
-                    v_bh,
-                    1.0,
-                    false,
-                );
+                head_gemm(dst, dim, [tq, head_dim, tk], probs, v_bh, 1.0);
             }
         },
     );

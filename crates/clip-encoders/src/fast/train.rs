@@ -25,7 +25,9 @@ use burn::tensor::{DType, Distribution, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
-use super::flex::{Mat, OutPtr, cast, fill_bias, from_vec, gemm, owned_contiguous};
+use super::flex::{
+    Mat, OutPtr, cast, fill_bias, from_vec, gemm, head_gemm, owned_contiguous, scores_gemm,
+};
 use simd_math as math;
 
 type Ad = Autodiff<Flex>;
@@ -223,17 +225,13 @@ fn attention_forward(
                 // SAFETY: `scores` is this task's block of `probs`; the q/k/v views stay inside
                 // their tensors; the output block (entry b, columns of head h) is this task's.
                 unsafe {
-                    gemm(
-                        tq,
-                        tk,
-                        head_dim,
-                        scores.as_mut_ptr(),
-                        tk as isize,
+                    scores_gemm(
+                        scores,
+                        [tq, tk, head_dim],
                         keep,
                         view(q, b, h),
-                        view(k, b, h).transposed(),
+                        view(k, b, h),
                         dims.scale(),
-                        false,
                     );
                 }
                 math::softmax_rows_in_place(scores, tk);
@@ -251,18 +249,7 @@ fn attention_forward(
                 // SAFETY: as above.
                 unsafe {
                     let dst = out_ptr.get().add(b * tq * dim + h * head_dim);
-                    gemm(
-                        tq,
-                        head_dim,
-                        tk,
-                        dst,
-                        dim as isize,
-                        false,
-                        weights,
-                        view(v, b, h),
-                        1.0,
-                        false,
-                    );
+                    head_gemm(dst, dim, [tq, head_dim, tk], weights, view(v, b, h), 1.0);
                 }
             },
         );
@@ -325,17 +312,13 @@ fn attention_backward(
             unsafe {
                 if let Some(dv) = dv_ptr {
                     let dst = dv.get().add(b * tk * dim + col);
-                    gemm(
-                        tk,
-                        head_dim,
-                        tq,
+                    head_gemm(
                         dst,
-                        dim as isize,
-                        false,
+                        dim,
+                        [tk, head_dim, tq],
                         Mat::contiguous(weights.as_ptr(), tk).transposed(),
                         go,
                         1.0,
-                        false,
                     );
                 }
                 gemm(
@@ -362,33 +345,11 @@ fn attention_backward(
             unsafe {
                 if let Some(dq) = dq_ptr {
                     let dst = dq.get().add(b * tq * dim + col);
-                    gemm(
-                        tq,
-                        head_dim,
-                        tk,
-                        dst,
-                        dim as isize,
-                        false,
-                        ds,
-                        k,
-                        scale,
-                        false,
-                    );
+                    head_gemm(dst, dim, [tq, head_dim, tk], ds, k, scale);
                 }
                 if let Some(dk) = dk_ptr {
                     let dst = dk.get().add(b * tk * dim + col);
-                    gemm(
-                        tk,
-                        head_dim,
-                        tq,
-                        dst,
-                        dim as isize,
-                        false,
-                        ds.transposed(),
-                        q,
-                        scale,
-                        false,
-                    );
+                    head_gemm(dst, dim, [tk, head_dim, tq], ds.transposed(), q, scale);
                 }
             }
         },
