@@ -21,12 +21,10 @@ use serde::Serialize;
 use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::error::{PipelineError, Result};
-use crate::predictor::{NoiseSource, derive_seed, noise, write_atomic, write_mask_png};
+use crate::predictor::{write_atomic, write_mask_png};
 use crate::prompts::Prompts;
+use crate::seeds::{NoiseSource, STREAM_EVAL, derive_seed, noise};
 use crate::validation::to_tensors;
-
-/// Seed stream of the evaluation's Monte-Carlo noise.
-pub const STREAM_EVAL: u64 = 7;
 
 /// How images are predicted and scored.
 #[derive(Debug, Clone)]
@@ -119,7 +117,7 @@ pub trait EvalObserver {
     fn style_finished(&mut self, _result: &StyleResult) {}
 }
 
-impl EvalObserver for crate::trainer::Silent {}
+impl EvalObserver for crate::train_observer::Silent {}
 
 /// Results of one dataset under one prompt style.
 #[derive(Debug, Clone, Serialize)]

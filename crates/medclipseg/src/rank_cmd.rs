@@ -67,7 +67,7 @@ pub fn run(request: &RankRequest) -> Result<RankSummary> {
         resume: request.resume,
         top: request.top,
     };
-    let progress = crate::train_cmd::progress_bar(inputs.len() as u64, request.quiet);
+    let progress = crate::observers::progress_bar(inputs.len() as u64, request.quiet);
     progress.set_message("rank");
     let summary = rank::rank(&predictor, &inputs, &options, &mut |event| {
         if let RankEvent::Failed(path, error) = event {
