@@ -50,7 +50,7 @@ pub mod volume_input;
 
 pub use calibrator::{CalibrationItem, CalibrationSet, Calibrator};
 pub use checkpoint::{LoadedModel, Vocabulary, save_checkpoint};
-pub use error::{PipelineError, Result};
+pub use error::{PipelineError, Result, with_causes};
 pub use eval_run::{EvalRun, EvalRunRequest};
 pub use evaluator::{
     EvalObserver, EvalPlan, EvalSettings, EvalSummary, Evaluator, ImageOutcome, ImageScore,

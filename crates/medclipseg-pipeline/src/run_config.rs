@@ -344,8 +344,8 @@ impl RunConfig {
 
     /// Applies the registry's departures of `dataset.name`'s official config (see [`Self::paper_for`]).
     fn apply_official_departures(&mut self) -> ConfigResult<()> {
-        let registry =
-            med_datasets::registry().map_err(|e| ConfigError::Registry(e.to_string()))?;
+        let registry = med_datasets::registry()
+            .map_err(|e| ConfigError::Registry(crate::error::with_causes(&e)))?;
         if let Some(info) = registry.get(&self.dataset.name) {
             let departures = info.paper_config;
             if let Some(epochs) = departures.epochs {

@@ -9,7 +9,6 @@
 //! means). A volume without a label volume, or one that fails, is skipped and named in the
 //! report; the others are scored.
 
-use std::error::Error as _;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
@@ -17,7 +16,7 @@ use med_volumes::{InputOptions, IntensityMap, is_nifti_path};
 use seg_metrics::{MetricsRequest, Protocol};
 use serde::Serialize;
 
-use crate::error::{PipelineError, Result};
+use crate::error::{PipelineError, Result, with_causes};
 use crate::predictor::Predictor;
 use crate::predictor::write_atomic;
 use crate::run_files::write_json;
@@ -289,18 +288,6 @@ pub fn label_for(labels: &Path, name: &str) -> Result<PathBuf> {
                 labels.display()
             ))
         })
-}
-
-/// `error` and each of its causes, joined by `: `.
-fn with_causes(error: &PipelineError) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }
 
 /// The means of `rows` (NaN when none was scored).

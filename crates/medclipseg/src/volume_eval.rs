@@ -33,6 +33,8 @@ pub struct VolumeEvalRequest {
 
 /// Runs `eval --volumes`; fails after scoring the others when a volume had to be skipped.
 pub fn run(request: &VolumeEvalRequest) -> Result<VolumeEvalSummary> {
+    // A bad folder is reported before the model is read.
+    medclipseg_pipeline::volume_eval::list_volumes(&request.plan.volumes)?;
     let device = backend::device(&request.device)?;
     let loaded = LoadedModel::<Inner>::load(&request.checkpoint, &device)?;
     let vocabulary = loaded.vocabulary.clone();
