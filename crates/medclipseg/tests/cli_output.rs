@@ -289,5 +289,6 @@ fn file_errors_say_each_cause_once() {
         1,
         "{line}"
     );
-    assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
+    // create_dir_all says "File exists" or "Not a directory" by platform: one OS error.
+    assert_eq!(line.matches("(os error").count(), 1, "{line}");
 }
