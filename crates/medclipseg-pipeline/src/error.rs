@@ -16,7 +16,7 @@ pub enum PipelineError {
     },
     /// The run configuration could not be read, changed or used.
     #[error(transparent)]
-    Config(#[from] crate::run_config::ConfigError),
+    Config(#[from] crate::config_error::ConfigError),
     /// A checkpoint's stored run configuration could not be read.
     #[error("{path}: the stored run config cannot be read: {reason}")]
     RunConfig {

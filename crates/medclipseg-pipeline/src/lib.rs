@@ -26,8 +26,10 @@
 
 pub mod calibrator;
 pub mod checkpoint;
+pub mod config_error;
 pub mod error;
 pub mod eval_run;
+pub mod eval_settings;
 pub mod evaluator;
 #[cfg(feature = "data-parallel")]
 pub mod parallel;
@@ -41,6 +43,7 @@ pub mod run_files;
 pub mod seeds;
 pub mod testing;
 pub mod train_observer;
+pub mod train_settings;
 pub mod trainer;
 pub mod training_run;
 pub mod validation;

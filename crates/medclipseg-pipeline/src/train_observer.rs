@@ -1,5 +1,5 @@
 //! What training reports while it runs: the [`TrainObserver`] callbacks, the events they carry,
-//! and the [`RunNotice`]s of a [`crate::TrainingRun`]. Single-device and data-parallel epochs
+//! and the [`RunNotice`]s of a training run. Single-device and data-parallel epochs
 //! report the same events. Shared by the trainer, the data-parallel path and the training run,
 //! so that none of them imports another for these types.
 

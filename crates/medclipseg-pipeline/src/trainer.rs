@@ -14,7 +14,6 @@ use burn::tensor::backend::AutodiffBackend;
 use med_datasets::{Batch, DataLoader};
 use medclipseg_model::train::{ModelOptimizer, StepLosses, cosine_lr, reference_adam, train_step};
 use medclipseg_model::{LoadScope, MedClipSeg, MedClipSegConfig};
-use seg_losses::SegLossConfig;
 use serde::Serialize;
 
 use crate::checkpoint::{Vocabulary, save_checkpoint};
@@ -25,55 +24,10 @@ use crate::run_files::{
     EpochRecord, TrainState, latest_pointer, load_resumable, save_resumable, write_json,
     write_metrics,
 };
-use crate::seeds::{NoiseSource, STREAM_INIT, STREAM_VALIDATION, derive_seed, training_step_noise};
+use crate::seeds::{STREAM_INIT, STREAM_VALIDATION, derive_seed, training_step_noise};
 use crate::train_observer::{EpochStart, LossSums, StepDone, TrainObserver};
+pub use crate::train_settings::TrainSettings;
 use crate::validation::{Validation, to_tensors, validate};
-
-/// How a run trains: the optimisation recipe, independent of where the data comes from.
-#[derive(Debug, Clone)]
-pub struct TrainSettings {
-    /// Epochs of the whole run (the cosine schedule spans them).
-    pub epochs: usize,
-    /// Adam's learning rate at epoch 0.
-    pub learning_rate: f64,
-    /// The cosine schedule's floor.
-    pub min_lr: f64,
-    /// Seed of the adapters' noise and of dropout (shuffling is the loader's own seed).
-    pub seed: u64,
-    /// Stop every epoch after this many steps; `None` = the whole split.
-    pub max_steps_per_epoch: Option<usize>,
-    /// The training loss.
-    pub loss: SegLossConfig,
-    /// The validation loss (the reference's is Dice + BCE: the training loss without SoftCon).
-    pub validation_loss: SegLossConfig,
-    /// Where the adapters' noise is drawn.
-    pub noise: NoiseSource,
-}
-
-impl TrainSettings {
-    /// The reference recipe for `epochs` epochs: learning rate 3e-4 annealed to 1e-4, seed
-    /// 666, the weighted Dice + BCE + SoftCon loss, validation on Dice + BCE, host noise.
-    pub fn reference(epochs: usize) -> Self {
-        let loss = SegLossConfig::new();
-        let mut validation_loss = loss.clone();
-        validation_loss.softcon_weight = 0.0;
-        Self {
-            epochs,
-            learning_rate: 3e-4,
-            min_lr: 1e-4,
-            seed: 666,
-            max_steps_per_epoch: None,
-            loss,
-            validation_loss,
-            noise: NoiseSource::Host,
-        }
-    }
-
-    /// Batches per epoch for a loader of `batches` batches.
-    pub fn steps_per_epoch(&self, batches: usize) -> usize {
-        self.max_steps_per_epoch.map_or(batches, |m| m.min(batches))
-    }
-}
 
 /// The data of a run: shuffled training batches and (possibly empty) validation batches.
 pub struct TrainData {
