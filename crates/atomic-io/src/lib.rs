@@ -37,7 +37,7 @@ impl std::fmt::Display for Step {
 
 /// A failed atomic write; the message names the target file and the step.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {step}: {source}", path.display())]
+#[error("{}: {step}", path.display())]
 pub struct AtomicWriteError {
     /// The file that was to be written.
     pub path: PathBuf,
@@ -172,7 +172,12 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.step, Step::Write);
-        assert!(err.to_string().contains("encoder failed"), "{err}");
+        // The cause is the source, not part of the message: a chain printer says it once.
+        let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert_eq!(
+            chain,
+            format!("{}: cannot write: encoder failed", path.display())
+        );
         assert!(entries(dir.path()).is_empty());
     }
 

@@ -69,6 +69,9 @@ pub trait TextTokenizer: Send + Sync {
     fn encode_batch(&self, texts: &[&str]) -> Result<TokenBatch>;
     /// Tokens per row of [`Self::encode_batch`]'s output.
     fn context_length(&self) -> usize;
+    /// Tokens of `text` with its special tokens, before the cut to [`Self::context_length`]
+    /// (more than the context length: the text was cut).
+    fn token_count(&self, text: &str) -> Result<usize>;
     /// Number of token ids (rows of the text tower's embedding table).
     fn vocab_size(&self) -> usize;
     /// The id that fills padding positions.

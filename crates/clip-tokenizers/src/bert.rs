@@ -45,6 +45,8 @@ const MAX_INPUT_CHARS_PER_WORD: usize = 100;
 #[derive(Debug, Clone)]
 pub struct BertTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer without truncation, to count the tokens of a text that is cut.
+    untruncated: Tokenizer,
     max_length: usize,
     pad_id: u32,
 }
@@ -161,6 +163,13 @@ impl BertTokenizer {
         let (pad_id, cls, sep) = (special_id(PAD)?, special_id(CLS)?, special_id(SEP)?);
         special_id(UNK)?;
         tokenizer.with_padding(None);
+        let mut untruncated = tokenizer.clone();
+        untruncated
+            .with_truncation(None)
+            .map_err(|e| TokenizerError::InvalidTokenizerJson {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length,
@@ -172,6 +181,7 @@ impl BertTokenizer {
             })?;
         let bert = BertTokenizer {
             inner: tokenizer,
+            untruncated,
             max_length,
             pad_id,
         };
@@ -221,6 +231,15 @@ impl TextTokenizer for BertTokenizer {
 
     fn context_length(&self) -> usize {
         self.max_length
+    }
+
+    fn token_count(&self, text: &str) -> Result<usize> {
+        let cleaned = clean_text(text);
+        let encoding = self
+            .untruncated
+            .encode(cleaned.as_str(), true)
+            .map_err(|e| encode_error(&cleaned, e.to_string()))?;
+        Ok(encoding.get_ids().len())
     }
 
     fn vocab_size(&self) -> usize {
@@ -414,6 +433,21 @@ mod tests {
         let batch = bert.encode_batch(&[FIXTURE_PROMPTS[0].0]).unwrap();
         assert_eq!(batch.ids, [2, 94, 100, 108, 7, 111, 109, 3]);
         assert_eq!(batch.attention_mask, [1; 8]);
+    }
+
+    #[test]
+    fn token_counts_are_taken_before_the_cut() {
+        let (text, expected) = FIXTURE_PROMPTS[0];
+        assert!(
+            expected.len() > 8,
+            "the fixture prompt must be longer than the cut"
+        );
+        let bert = fixture_tokenizer(8);
+        assert_eq!(bert.token_count(text).unwrap(), expected.len());
+        assert_eq!(
+            fixture_tokenizer(256).token_count(text).unwrap(),
+            expected.len()
+        );
     }
 
     #[test]

@@ -141,6 +141,10 @@ impl TextTokenizer for ClipBpeTokenizer {
         self.context_length
     }
 
+    fn token_count(&self, text: &str) -> Result<usize> {
+        Ok(self.encode_ids(text).len())
+    }
+
     fn vocab_size(&self) -> usize {
         usize::from(self.bpe.end_of_text().to_u16()) + 1
     }
@@ -318,6 +322,9 @@ mod tests {
         // open_clip `SimpleTokenizer()(text, context_length=8)`.
         assert_eq!(batch.ids, [49406, 637, 8675, 924, 24981, 268, 10127, 49407]);
         assert_eq!(short.context_length(), 8);
+        // The count is taken before the cut.
+        let (text, ids) = SPEC_PROMPTS[0];
+        assert_eq!(short.token_count(text).unwrap(), ids.len());
         assert!(matches!(
             ClipBpeTokenizer::new().with_context_length(1),
             Err(TokenizerError::ContextLengthTooSmall {

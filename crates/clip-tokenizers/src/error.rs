@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum TokenizerError {
     /// A vocabulary or tokenizer file could not be read (missing, permissions, ...).
-    #[error("cannot read tokenizer file {path}: {source}")]
+    #[error("cannot read tokenizer file {path}")]
     Io {
         /// The file.
         path: PathBuf,

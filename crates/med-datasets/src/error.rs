@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A file or folder could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -135,5 +135,22 @@ impl Error {
             path: path.to_path_buf(),
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_names_the_file_and_leaves_the_cause_to_source() {
+        let path = Path::new("/nonexistent/scan.png");
+        let err = crate::imaging::read_bgr(path).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        let cause = std::error::Error::source(&err).expect("the I/O error");
+        // What a chain printer (`anyhow`'s `{:#}`) shows: the file, then the cause, once each.
+        let chain = format!("{err}: {cause}");
+        assert_eq!(chain.matches("/nonexistent/scan.png").count(), 1, "{chain}");
+        assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
     }
 }

@@ -10,7 +10,7 @@ pub type Result<T, E = VolumeError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum VolumeError {
     /// A file or folder could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -18,7 +18,7 @@ pub enum VolumeError {
         source: std::io::Error,
     },
     /// The NIfTI library rejected the file.
-    #[error("{}: cannot read or write NIfTI: {source}", path.display())]
+    #[error("{}: cannot read or write NIfTI", path.display())]
     Nifti {
         /// The file.
         path: PathBuf,

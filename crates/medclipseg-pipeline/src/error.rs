@@ -16,7 +16,7 @@ pub enum PipelineError {
     },
     /// The run configuration could not be read, changed or used.
     #[error(transparent)]
-    Config(#[from] crate::run_config::ConfigError),
+    Config(#[from] crate::config_error::ConfigError),
     /// A checkpoint's stored run configuration could not be read.
     #[error("{path}: the stored run config cannot be read: {reason}")]
     RunConfig {
@@ -86,7 +86,7 @@ pub enum PipelineError {
     #[error(transparent)]
     Mask(#[from] seg_metrics::MetricsError),
     /// A file could not be written.
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write")]
     Write {
         /// The file.
         path: PathBuf,
@@ -107,7 +107,7 @@ pub enum PipelineError {
     #[error("cannot read a tensor back from the device: {0}")]
     ReadBack(String),
     /// A file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read {
         /// The file.
         path: PathBuf,
@@ -116,7 +116,7 @@ pub enum PipelineError {
         source: std::io::Error,
     },
     /// A JSON file could not be written or parsed.
-    #[error("{path}: {source}")]
+    #[error("{path}: cannot read or write the JSON")]
     Json {
         /// The file.
         path: PathBuf,
@@ -161,7 +161,7 @@ pub enum PipelineError {
     /// A training step failed (a non-finite loss); the weights of the failed step were not
     /// applied and the last checkpoint written is intact.
     #[error(
-        "{source}: training stopped at epoch {epoch} step {step} (batch {batch:?}); the last good \
+        "training stopped at epoch {epoch} step {step} (batch {batch:?}); the last good \
          checkpoint is {latest} (resume the run after fixing the cause)"
     )]
     TrainingStopped {
@@ -225,6 +225,19 @@ pub enum PipelineError {
     /// An evaluation was asked for with no dataset or prompt style.
     #[error("nothing was evaluated")]
     NothingEvaluated,
+}
+
+/// `error`'s message followed by each of its causes, joined by `: ` (as `anyhow`'s `{:#}`
+/// prints them): for messages shown where no error chain is printed (an HTTP reply, a table).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// `error`'s message without the leading `path: ` that the caller's message already says.

@@ -15,66 +15,18 @@ use med_datasets::{
     Batch, ChannelOrder, DataLoader, LoaderConfig, PreprocessConfig, Problem, PromptStyle,
     ReadOptions, Record, SheetKind, read_records,
 };
-use medclipseg_model::{McConfig, McPrediction, MedClipSeg, mc_predict};
-use seg_metrics::{BinaryMask, Mask2d, MetricsRequest, Protocol, round4};
+use medclipseg_model::{McPrediction, MedClipSeg, mc_predict};
+use seg_metrics::{BinaryMask, Mask2d, round4};
 use serde::Serialize;
 use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::error::{PipelineError, Result};
-use crate::predictor::{NoiseSource, derive_seed, noise, write_atomic, write_mask_png};
+use crate::predictor::{write_atomic, write_mask_png};
 use crate::prompts::Prompts;
+use crate::seeds::{STREAM_EVAL, derive_seed, noise};
 use crate::validation::to_tensors;
 
-/// Seed stream of the evaluation's Monte-Carlo noise.
-pub const STREAM_EVAL: u64 = 7;
-
-/// How images are predicted and scored.
-#[derive(Debug, Clone)]
-pub struct EvalSettings {
-    /// Monte-Carlo samples per image (at least 1).
-    pub samples: usize,
-    /// Run and discard one extra pass first, as the reference does.
-    pub discard_first_pass: bool,
-    /// Largest batch of images × samples per network call.
-    pub max_batch: usize,
-    /// Protocol and tolerance of the surface metrics (the first tolerance is reported).
-    pub metrics: MetricsRequest,
-    /// Round per-image scores to 4 decimals before the mean, as the reference does.
-    pub rounded: bool,
-    /// Images per loaded batch.
-    pub batch_size: usize,
-    /// Seed of the Monte-Carlo noise.
-    pub seed: u64,
-    /// Panels (image | GT | prediction | uncertainty) written per dataset and style.
-    pub panels: usize,
-    /// Where the adapters' noise is drawn.
-    pub noise: NoiseSource,
-}
-
-impl EvalSettings {
-    /// The reference protocol with `samples` Monte-Carlo samples: the MedCLIPSeg NSD at 2 px,
-    /// rounded per-image scores, seed 666, host noise, no panels.
-    pub fn reference(samples: usize) -> Self {
-        Self {
-            samples,
-            discard_first_pass: false,
-            max_batch: 8,
-            metrics: MetricsRequest::new(Protocol::MedClipSeg),
-            rounded: true,
-            batch_size: 8,
-            seed: 666,
-            panels: 0,
-            noise: NoiseSource::Host,
-        }
-    }
-
-    fn mc(&self) -> McConfig {
-        McConfig::new()
-            .with_samples(self.samples)
-            .with_discard_first_pass(self.discard_first_pass)
-            .with_max_batch(self.max_batch)
-    }
-}
+pub use crate::eval_settings::EvalSettings;
 
 /// The scores of one image (rounded as [`EvalSettings::rounded`] says).
 #[derive(Debug, Clone, PartialEq)]
@@ -119,7 +71,7 @@ pub trait EvalObserver {
     fn style_finished(&mut self, _result: &StyleResult) {}
 }
 
-impl EvalObserver for crate::trainer::Silent {}
+impl EvalObserver for crate::train_observer::Silent {}
 
 /// Results of one dataset under one prompt style.
 #[derive(Debug, Clone, Serialize)]

@@ -26,7 +26,10 @@
 
 pub mod calibrator;
 pub mod checkpoint;
+pub mod config_error;
 pub mod error;
+pub mod eval_run;
+pub mod eval_settings;
 pub mod evaluator;
 #[cfg(feature = "data-parallel")]
 pub mod parallel;
@@ -37,36 +40,49 @@ pub mod resize;
 pub mod run_config;
 pub mod run_data;
 pub mod run_files;
+pub mod seeds;
 pub mod testing;
+pub mod train_observer;
+pub mod train_settings;
 pub mod trainer;
 pub mod training_run;
 pub mod validation;
 pub mod volume;
+pub mod volume_eval;
+pub mod volume_input;
 
 pub use calibrator::{CalibrationItem, CalibrationSet, Calibrator};
 pub use checkpoint::{LoadedModel, Vocabulary, save_checkpoint};
-pub use error::{PipelineError, Result};
+pub use error::{PipelineError, Result, with_causes};
+pub use eval_run::{EvalRun, EvalRunRequest};
 pub use evaluator::{
     EvalObserver, EvalPlan, EvalSettings, EvalSummary, Evaluator, ImageOutcome, ImageScore,
     StyleResult,
 };
 pub use med_datasets::imaging::Image8;
 pub use medclipseg_model::McProgress;
-pub use predictor::{
-    NoiseSource, Prediction, Predictor, STREAM_PREDICT, derive_seed, noise, write_mask_png,
-};
-pub use prompts::{EncodedPrompts, Prompts, check_prompt};
+pub use predictor::{Prediction, Predictor, write_mask_png};
+pub use prompts::{EncodedPrompts, PromptLength, Prompts, check_prompt};
 pub use resize::resize_map;
 pub use run_config::{ConfigError, EvalOverrides, RunConfig};
 pub use run_data::RunRecords;
 pub use run_files::{EpochRecord, TrainState, resolve_checkpoint};
+pub use seeds::{NoiseSource, STREAM_PREDICT, derive_seed, noise};
+pub use train_observer::{EpochStart, RunNotice, Silent, StepDone, TrainObserver};
 pub use trainer::{
-    EpochStart, RunFolder, Silent, StepDone, TrainData, TrainObserver, TrainSettings, TrainSummary,
-    Trainer, init_model, load_backbone,
+    RunFolder, TrainData, TrainSettings, TrainSummary, Trainer, init_model, load_backbone,
 };
-pub use training_run::{RunNotice, TrainRequest, TrainingRun};
+pub use training_run::{TrainRequest, TrainingRun};
 pub use validation::{Validation, batch_dice, to_tensors, validate};
-pub use volume::{VolumePrediction, VolumeScore, slice_to_bgr, volume_metrics};
+pub use volume::{VolumePrediction, VolumeScore, score_volume_mask, slice_to_bgr, volume_metrics};
+pub use volume_eval::{
+    ScoredVolume, SkippedVolume, VolumeEvalObserver, VolumeEvalPlan, VolumeEvalReport,
+    VolumeEvalSummary, VolumeEvaluator, VolumeRow,
+};
+pub use volume_input::{
+    DicomImage, PredictedVolume, VolumeFiles, VolumeInput, VolumeRecord, dicom_image,
+    open_volume_inputs, volume_name, write_volume_maps,
+};
 
 /// Reads an image file as the BGR 8-bit image the model takes (16-bit images are stretched to
 /// their real range); the error names the file.

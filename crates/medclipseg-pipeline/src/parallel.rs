@@ -24,9 +24,9 @@ use medclipseg_model::train::{ModelOptimizer, StepLosses, forward_loss};
 use seg_losses::SegLossConfig;
 
 use crate::error::{PipelineError, Result};
-use crate::predictor::{NoiseSource, derive_seed, noise};
 use crate::prompts::Prompts;
-use crate::trainer::{LossSums, STREAM_DROPOUT, STREAM_TRAIN_NOISE, TrainObserver};
+use crate::seeds::{NoiseSource, training_step_noise};
+use crate::train_observer::{EpochStart, LossSums, StepDone, TrainObserver};
 use crate::validation::to_tensors;
 
 /// What one epoch of data-parallel training needs.
@@ -43,6 +43,8 @@ pub struct ParallelEpoch<'a, B: AutodiffBackend> {
     pub noise: NoiseSource,
     /// 0-based epoch.
     pub epoch: usize,
+    /// Epochs of the run (for the observer's events).
+    pub epochs: usize,
     /// Learning rate of the epoch.
     pub lr: f64,
     /// Run seed.
@@ -86,7 +88,14 @@ pub fn run_epoch<B: AutodiffBackend>(
     job: &ParallelEpoch<B>,
     observer: &mut dyn TrainObserver,
 ) -> Result<ReplicaOutput<B>> {
-    let mut replicas = run_replicas(model, optimizer, job, observer)?;
+    observer.epoch_started(EpochStart {
+        epoch: job.epoch,
+        epochs: job.epochs,
+        steps: job.steps,
+    });
+    let replicas = run_replicas(model, optimizer, job, observer);
+    observer.steps_finished(job.epoch);
+    let mut replicas = replicas?;
     let losses = mean_losses(replicas.iter().map(|r| &r.losses));
     let first = replicas.swap_remove(0);
     Ok(ReplicaOutput { losses, ..first })
@@ -119,6 +128,7 @@ fn run_replicas<B: AutodiffBackend>(
     }
     let (senders, receivers): (Vec<Sender<Batch>>, Vec<Receiver<Batch>>) =
         (0..n).map(|_| channel()).unzip();
+    let (losses_tx, losses_rx) = channel::<ReplicaStep>();
     std::thread::scope(|scope| {
         let workers: Vec<_> = receivers
             .into_iter()
@@ -126,11 +136,21 @@ fn run_replicas<B: AutodiffBackend>(
             .map(|(k, rx)| {
                 let replica = model.clone().fork(&job.devices[k]);
                 let optimizer = optimizer.clone();
-                scope.spawn(move || replica_loop(k, replica, optimizer, rx, job))
+                let losses = losses_tx.clone();
+                scope.spawn(move || replica_loop(k, replica, optimizer, rx, losses, job))
             })
             .collect();
-        let feed_error = feed(job, &senders, observer).err();
+        drop(losses_tx);
+        let mut reporter = StepReporter {
+            epoch: job.epoch,
+            epochs: job.epochs,
+            replicas: n,
+            losses: &losses_rx,
+            pending: Default::default(),
+        };
+        let feed_error = feed(job, &senders, &mut reporter, observer).err();
         drop(senders);
+        reporter.report_all(observer);
         let results: Vec<_> = workers
             .into_iter()
             .map(|w| w.join().unwrap_or(Err(PipelineError::WorkerPanicked)))
@@ -142,11 +162,61 @@ fn run_replicas<B: AutodiffBackend>(
     })
 }
 
+/// The losses of one replica's step, sent to the thread that holds the observer.
+struct ReplicaStep {
+    step: usize,
+    losses: StepLosses,
+}
+
+/// Turns the replicas' step losses into the observer's step events: a step is reported once
+/// all replicas have sent it, with their mean (the loss of the whole batch, as shards are
+/// equal).
+struct StepReporter<'a> {
+    epoch: usize,
+    epochs: usize,
+    replicas: usize,
+    losses: &'a Receiver<ReplicaStep>,
+    pending: std::collections::BTreeMap<usize, (usize, LossSums)>,
+}
+
+impl StepReporter<'_> {
+    fn take(&mut self, message: ReplicaStep, observer: &mut dyn TrainObserver) {
+        let (count, sums) = self.pending.entry(message.step).or_default();
+        *count += 1;
+        sums.add(&message.losses);
+        if *count == self.replicas {
+            let losses = sums.mean(self.replicas);
+            self.pending.remove(&message.step);
+            observer.step_finished(StepDone {
+                epoch: self.epoch,
+                epochs: self.epochs,
+                step: message.step,
+                losses,
+            });
+        }
+    }
+
+    /// Reports the steps finished so far, without waiting.
+    fn report_ready(&mut self, observer: &mut dyn TrainObserver) {
+        while let Ok(message) = self.losses.try_recv() {
+            self.take(message, observer);
+        }
+    }
+
+    /// Reports every remaining step; returns when every replica has stopped.
+    fn report_all(&mut self, observer: &mut dyn TrainObserver) {
+        while let Ok(message) = self.losses.recv() {
+            self.take(message, observer);
+        }
+    }
+}
+
 /// Sends every batch of the epoch to the replicas, one shard each; a final batch with fewer
 /// images than devices is skipped (and reported to the observer).
 fn feed<B: AutodiffBackend>(
     job: &ParallelEpoch<B>,
     senders: &[Sender<Batch>],
+    reporter: &mut StepReporter,
     observer: &mut dyn TrainObserver,
 ) -> Result<()> {
     let n = senders.len();
@@ -160,6 +230,7 @@ fn feed<B: AutodiffBackend>(
             // A worker that stopped has reported why; its result tells.
             let _ = tx.send(shard(&batch, k, n));
         }
+        reporter.report_ready(observer);
     }
     Ok(())
 }
@@ -170,6 +241,7 @@ fn replica_loop<B: AutodiffBackend>(
     model: MedClipSeg<B>,
     optimizer: ModelOptimizer<B>,
     shards: Receiver<Batch>,
+    losses: Sender<ReplicaStep>,
     job: &ParallelEpoch<B>,
 ) -> Result<ReplicaOutput<B>> {
     let n = job.devices.len();
@@ -184,7 +256,7 @@ fn replica_loop<B: AutodiffBackend>(
         CollectiveConfig::default().with_num_devices(n),
     )
     .map_err(|e| collective(e, "cannot join the collective"))?;
-    let (model, optimizer, outcome) = train_shards(k, model, optimizer, &shards, job);
+    let (model, optimizer, outcome) = train_shards(k, model, optimizer, &shards, &losses, job);
     let finished = finish_collective::<B::InnerBackend>(peer)
         .map_err(|e| collective(e, "cannot leave the collective"));
     let losses = outcome?;
@@ -203,6 +275,7 @@ fn train_shards<B: AutodiffBackend>(
     mut model: MedClipSeg<B>,
     mut optimizer: ModelOptimizer<B>,
     shards: &Receiver<Batch>,
+    losses: &Sender<ReplicaStep>,
     job: &ParallelEpoch<B>,
 ) -> (MedClipSeg<B>, ModelOptimizer<B>, Result<StepLosses>) {
     let mut sums = LossSums::default();
@@ -213,6 +286,11 @@ fn train_shards<B: AutodiffBackend>(
                 model = optimizer.step(job.lr, model, grads);
                 sums.add(&values);
                 steps += 1;
+                // The observer's thread may have stopped listening after a failure.
+                let _ = losses.send(ReplicaStep {
+                    step,
+                    losses: values,
+                });
             }
             Err(e) => return (model, optimizer, Err(e)),
         }
@@ -233,12 +311,7 @@ fn replica_step<B: AutodiffBackend>(
     let peer = PeerId(k as u32);
     let tensors = to_tensors::<B>(batch, job.prompts, device)?;
     let tag = (step * n + k) as u64;
-    B::seed(
-        device,
-        derive_seed(job.seed, STREAM_DROPOUT, job.epoch as u64, tag),
-    );
-    let noise_seed = derive_seed(job.seed, STREAM_TRAIN_NOISE, job.epoch as u64, tag);
-    let mut noise = noise::<B>(job.noise, noise_seed, noise_seed, device);
+    let mut noise = training_step_noise::<B>(job.seed, job.epoch, tag, job.noise, device);
     let (terms, _) = forward_loss(model, &tensors, job.loss, &mut noise);
     let values = StepLosses::read(&terms);
     // Every replica learns whether any loss is non-finite before anyone steps.
@@ -291,18 +364,26 @@ mod tests {
     use medclipseg_model::MedClipSegConfig;
     use medclipseg_model::train::reference_adam;
 
-    use crate::trainer::Silent;
+    use crate::train_observer::Silent;
 
     type Train = Autodiff<Flex>;
+
+    /// Burn's collective is one per process: tests that join it take turns.
+    static COLLECTIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn collective_turn() -> std::sync::MutexGuard<'static, ()> {
+        COLLECTIVE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 
     fn record_bytes(model: &MedClipSeg<Train>) -> Vec<u8> {
         let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
         Recorder::<Train>::record(&recorder, model.clone().into_record(), ()).unwrap()
     }
 
-    #[test]
-    fn replicas_stay_identical_and_report_the_mean_of_their_shards() {
-        let tmp = tempfile::tempdir().unwrap();
+    /// A loader of 8 synthetic 32-px training images in batches of 4, and its tokenizer.
+    fn tiny_data(dir: &std::path::Path) -> (DataLoader, Prompts) {
         let synth = SynthConfig {
             image_size: 32,
             train: 8,
@@ -311,20 +392,33 @@ mod tests {
             shifted: None,
             ..SynthConfig::default()
         };
-        med_datasets::generate(tmp.path(), &synth).unwrap();
+        med_datasets::generate(dir, &synth).unwrap();
         let train = SheetKind::Train(Percent::try_from(100).unwrap());
-        let sheet = read_records(tmp.path(), "Synthetic", train, ReadOptions::default()).unwrap();
+        let sheet = read_records(dir, "Synthetic", train, ReadOptions::default()).unwrap();
         let preprocess = PreprocessConfig {
             size: 32,
             ..PreprocessConfig::default()
         };
         let loader = DataLoader::new(sheet.records, preprocess, LoaderConfig::train(4, 5)).unwrap();
-        let config = MedClipSegConfig::micro();
-        let vocab = tmp.path().join("Synthetic").join("vocab.txt");
-        let prompts = Prompts::for_tower(&config.text, Some(&vocab)).unwrap();
+        let vocab = dir.join("Synthetic").join("vocab.txt");
+        let text = MedClipSegConfig::micro().text;
+        let prompts = Prompts::for_tower(&text, Some(&vocab)).unwrap();
+        (loader, prompts)
+    }
+
+    /// A micro model on the default device, every parameter drawn (replicas share the values).
+    fn micro_model() -> MedClipSeg<Train> {
+        let model: MedClipSeg<Train> = MedClipSegConfig::micro().init(&Default::default());
+        model.clone().load_record(model.into_record())
+    }
+
+    #[test]
+    fn replicas_stay_identical_and_report_the_mean_of_their_shards() {
+        let _turn = collective_turn();
+        let tmp = tempfile::tempdir().unwrap();
+        let (loader, prompts) = tiny_data(tmp.path());
         let devices = vec![Default::default(), Default::default()];
-        let model: MedClipSeg<Train> = config.init(&devices[0]);
-        let model = model.clone().load_record(model.into_record());
+        let model = micro_model();
         let loss = SegLossConfig::new();
         let job = ParallelEpoch::<Train> {
             devices: &devices,
@@ -333,6 +427,7 @@ mod tests {
             loss: &loss,
             noise: NoiseSource::Host,
             epoch: 0,
+            epochs: 1,
             lr: 1e-3,
             seed: 5,
             steps: loader.num_batches(),
@@ -351,6 +446,66 @@ mod tests {
         assert_ne!(a, b);
         let mean = mean_losses(replicas.iter().map(|r| &r.losses));
         assert!((mean.total - (a + b) / 2.0).abs() < 1e-12);
+    }
+
+    /// Every event a [`TrainObserver`] gets, in order.
+    #[derive(Default)]
+    struct Events {
+        started: Vec<EpochStart>,
+        steps: Vec<StepDone>,
+        finished: Vec<usize>,
+    }
+
+    impl TrainObserver for Events {
+        fn epoch_started(&mut self, epoch: EpochStart) {
+            self.started.push(epoch);
+        }
+        fn step_finished(&mut self, step: StepDone) {
+            self.steps.push(step);
+        }
+        fn steps_finished(&mut self, epoch: usize) {
+            self.finished.push(epoch);
+        }
+    }
+
+    #[test]
+    fn a_two_replica_epoch_reports_its_steps_like_one_device() {
+        let _turn = collective_turn();
+        let tmp = tempfile::tempdir().unwrap();
+        let (loader, prompts) = tiny_data(tmp.path());
+        let devices = vec![Default::default(), Default::default()];
+        let loss = SegLossConfig::new();
+        let job = ParallelEpoch::<Train> {
+            devices: &devices,
+            loader: &loader,
+            prompts: &prompts,
+            loss: &loss,
+            noise: NoiseSource::Host,
+            epoch: 1,
+            epochs: 3,
+            lr: 1e-3,
+            seed: 5,
+            steps: loader.num_batches(),
+        };
+        let mut events = Events::default();
+        let model = micro_model();
+        let out = run_epoch(model, reference_adam().init(), &job, &mut events).unwrap();
+        assert_eq!(loader.num_batches(), 2);
+        let [started] = events.started.as_slice() else {
+            panic!("{} epoch starts", events.started.len());
+        };
+        assert_eq!((started.epoch, started.epochs, started.steps), (1, 3, 2));
+        let steps: Vec<usize> = events.steps.iter().map(|s| s.step).collect();
+        assert_eq!(steps, [0, 1]);
+        assert!(events.steps.iter().all(|s| s.epoch == 1 && s.epochs == 3));
+        assert_eq!(events.finished, [1]);
+        // The steps' losses are the replicas' means: they average to the epoch's.
+        let mean = events.steps.iter().map(|s| s.losses.total).sum::<f64>() / 2.0;
+        assert!(
+            (mean - out.losses.total).abs() < 1e-9,
+            "{mean} vs {}",
+            out.losses.total
+        );
     }
 
     #[test]

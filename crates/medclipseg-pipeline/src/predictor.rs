@@ -17,50 +17,7 @@ use crate::checkpoint::LoadedModel;
 use crate::error::{PipelineError, Result};
 use crate::prompts::Prompts;
 use crate::resize::resize_map;
-
-/// Seed stream of prediction noise (the app's train/validation streams are 1 to 4).
-pub const STREAM_PREDICT: u64 = 9;
-
-/// A seed for one purpose, derived from a run seed so that runs reproduce:
-/// `(seed, stream, a, b)` -> a well-mixed 64-bit value (SplitMix64 finaliser).
-pub fn derive_seed(seed: u64, stream: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed
-        ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ a.wrapping_mul(0xBF58_476D_1CE4_E5B9)
-        ^ b.wrapping_mul(0x94D0_49BB_1331_11EB);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Where the adapters' value noise is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NoiseSource {
-    /// Seeded host streams keyed per (image key, sample): the prediction of an image does not
-    /// depend on the batch it came in, the backend or the thread count.
-    #[default]
-    Host,
-    /// The backend's own generator, seeded per batch: no host work, reproducible only for the
-    /// same backend, device and batch layout.
-    Device,
-}
-
-/// Adapter noise for one batch: host streams of `run_seed` (rows keyed by the caller's image
-/// keys), or the device generator seeded with `batch_seed`.
-pub fn noise<B: Backend>(
-    source: NoiseSource,
-    run_seed: u64,
-    batch_seed: u64,
-    device: &B::Device,
-) -> Noise<B> {
-    match source {
-        NoiseSource::Host => Noise::seeded(run_seed),
-        NoiseSource::Device => {
-            B::seed(device, batch_seed);
-            Noise::Device
-        }
-    }
-}
+use crate::seeds::{NoiseSource, STREAM_PREDICT, derive_seed, noise};
 
 /// Noise seeds of one batch: `variant` keeps images and volume slices apart, `batch` seeds the
 /// device generator.
@@ -245,6 +202,12 @@ impl<B: Backend> Predictor<B> {
     /// The model.
     pub fn model(&self) -> &MedClipSeg<B> {
         &self.model
+    }
+
+    /// The length of `prompt` in tokens and how many the text tower is given (a longer prompt
+    /// is cut: say so to the user).
+    pub fn prompt_length(&self, prompt: &str) -> Result<crate::prompts::PromptLength> {
+        self.prompts.length(prompt)
     }
 
     /// The model's config.

@@ -16,6 +16,23 @@ pub struct Prompts {
     tokenizer: Arc<dyn TextTokenizer>,
 }
 
+/// How much of a prompt the text tower sees: a prompt longer than the tower's context is cut
+/// to its first `kept` tokens (special tokens included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptLength {
+    /// Tokens of the whole prompt.
+    pub tokens: usize,
+    /// Tokens the tower is given.
+    pub kept: usize,
+}
+
+impl PromptLength {
+    /// True when the prompt was cut.
+    pub fn is_cut(&self) -> bool {
+        self.tokens > self.kept
+    }
+}
+
 /// Token ids and attention mask of a batch of prompts.
 pub struct EncodedPrompts<B: Backend> {
     /// `[B, L]` ids.
@@ -74,6 +91,20 @@ impl Prompts {
         Ok(Self { tokenizer })
     }
 
+    /// Tokens per prompt the text tower takes; longer prompts are cut.
+    pub fn context_length(&self) -> usize {
+        self.tokenizer.context_length()
+    }
+
+    /// The length of `prompt` in tokens, and how many of them the tower is given.
+    pub fn length(&self, prompt: &str) -> Result<PromptLength> {
+        let tokens = self.tokenizer.token_count(prompt)?;
+        Ok(PromptLength {
+            tokens,
+            kept: tokens.min(self.context_length()),
+        })
+    }
+
     /// Tokenises prompts into tensors on `device`; an empty prompt is an error
     /// ([`check_prompt`]).
     pub fn encode<B: Backend>(
@@ -114,5 +145,29 @@ mod tests {
             Err(PipelineError::EmptyPrompt)
         ));
         check_prompt("a tumour").unwrap();
+    }
+
+    #[test]
+    fn a_prompt_longer_than_the_context_says_how_much_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let vocab = dir.path().join("vocab.txt");
+        std::fs::write(&vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\ntumour\n").unwrap();
+        let text = medclipseg_model::MedClipSegConfig::micro().text;
+        let prompts = Prompts::for_tower(&text, Some(&vocab)).unwrap();
+        let context = prompts.context_length();
+        let short = prompts.length("a tumour").unwrap();
+        assert_eq!(short, PromptLength { tokens: 4, kept: 4 });
+        assert!(!short.is_cut());
+        let long = vec!["tumour"; context + 10].join(" ");
+        let cut = prompts.length(&long).unwrap();
+        // [CLS] + words + [SEP], of which the context's worth is kept.
+        assert_eq!(
+            cut,
+            PromptLength {
+                tokens: context + 12,
+                kept: context
+            }
+        );
+        assert!(cut.is_cut());
     }
 }

@@ -182,7 +182,7 @@ pub fn rank<B: Backend>(
             }
             Err(error) => {
                 progress(RankEvent::Failed(&input.path, &error));
-                failed.push((input.path.clone(), error.to_string()));
+                failed.push((input.path.clone(), crate::error::with_causes(&error)));
             }
         }
     }

@@ -15,80 +15,7 @@ use pvl_adapters::Interaction;
 use seg_losses::{DiceMode, SegLossConfig, SoftConConfig, SoftConPooling, SoftConTargets};
 use serde::{Deserialize, Serialize};
 
-/// Why a run configuration could not be read, changed or used. Each variant names the file,
-/// the key or the value concerned; a cause is either in the message or in `source()`, never
-/// in both.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A config file could not be read.
-    #[error("{path}: cannot read the config file")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A config file could not be parsed.
-    #[error("{path}: invalid config: {reason}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        reason: String,
-    },
-    /// A config file with an extension we do not read.
-    #[error("{path}: unknown config format {extension:?} (use .toml, .json{yaml})", yaml = if cfg!(feature = "reference-yaml") { " or the reference .yaml" } else { "" })]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// Its extension.
-        extension: String,
-    },
-    /// A `--set` item is not `SECTION.KEY=VALUE`.
-    #[error("--set {item:?}: {problem}")]
-    Override {
-        /// The item as given.
-        item: String,
-        /// What is wrong with it.
-        problem: String,
-    },
-    /// The overrides made a config that does not deserialize (a wrong type, say).
-    #[error("--set produced an invalid config: {0}")]
-    Overridden(String),
-    /// A value is out of its range or not one of its names.
-    #[error("{0}")]
-    Invalid(String),
-    /// The model section gives a model that does not fit together.
-    #[error("model config: {0}")]
-    Model(String),
-    /// A model config file could not be read or parsed.
-    #[error("{path}: {problem}")]
-    ModelFile {
-        /// The file (or the preset name that was not one).
-        path: PathBuf,
-        /// What is wrong.
-        problem: String,
-    },
-    /// The dataset registry could not be read.
-    #[error("the dataset registry: {0}")]
-    Registry(String),
-    /// Frozen towers without pretrained weights.
-    #[error(
-        "the towers are frozen (model preset {preset:?}) but model.backbone_checkpoint is not \
-         set: they would stay random and every score would collapse. Pass \
-         --set model.backbone_checkpoint=FILE (e.g. UniMedCLIP ViT-B/16), train the \
-         towers too (--set model.freeze_encoders=false), or accept random frozen towers \
-         with --set model.allow_random_towers=true"
-    )]
-    RandomTowers {
-        /// The model preset.
-        preset: String,
-    },
-}
-
-/// The result type of this module.
-pub type ConfigResult<T> = std::result::Result<T, ConfigError>;
+pub use crate::config_error::{ConfigError, ConfigResult};
 
 fn invalid(message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(message.into())
@@ -344,8 +271,8 @@ impl RunConfig {
 
     /// Applies the registry's departures of `dataset.name`'s official config (see [`Self::paper_for`]).
     fn apply_official_departures(&mut self) -> ConfigResult<()> {
-        let registry =
-            med_datasets::registry().map_err(|e| ConfigError::Registry(e.to_string()))?;
+        let registry = med_datasets::registry()
+            .map_err(|e| ConfigError::Registry(crate::error::with_causes(&e)))?;
         if let Some(info) = registry.get(&self.dataset.name) {
             let departures = info.paper_config;
             if let Some(epochs) = departures.epochs {
@@ -632,8 +559,11 @@ impl RunConfig {
     }
 
     /// The library's training recipe; `noise` says where the adapters' noise is drawn.
-    pub fn train_settings(&self, noise: crate::NoiseSource) -> ConfigResult<crate::TrainSettings> {
-        Ok(crate::TrainSettings {
+    pub fn train_settings(
+        &self,
+        noise: crate::NoiseSource,
+    ) -> ConfigResult<crate::train_settings::TrainSettings> {
+        Ok(crate::train_settings::TrainSettings {
             epochs: self.train.epochs,
             learning_rate: self.train.learning_rate,
             min_lr: self.train.min_lr,
@@ -684,14 +614,17 @@ impl RunConfig {
     /// The evaluation protocol's settings from the `test` section, with the caller's
     /// `samples` and `tolerance` when given; `default_max_batch` stands for an unset
     /// `test.max_batch`.
-    pub fn eval_settings(&self, overrides: EvalOverrides) -> crate::Result<crate::EvalSettings> {
+    pub fn eval_settings(
+        &self,
+        overrides: EvalOverrides,
+    ) -> crate::Result<crate::eval_settings::EvalSettings> {
         let samples = overrides.samples.unwrap_or(self.test.num_samples);
         if samples == 0 {
             return Err(crate::PipelineError::NoSamples);
         }
         let mut metrics = seg_metrics::MetricsRequest::new(overrides.protocol);
         metrics.tolerances = vec![overrides.tolerance.unwrap_or(self.test.nsd_tolerance)];
-        Ok(crate::EvalSettings {
+        Ok(crate::eval_settings::EvalSettings {
             samples,
             discard_first_pass: self.test.discard_first_pass,
             max_batch: self.test.max_batch.unwrap_or(overrides.default_max_batch),

@@ -14,72 +14,20 @@ use burn::tensor::backend::AutodiffBackend;
 use med_datasets::{Batch, DataLoader};
 use medclipseg_model::train::{ModelOptimizer, StepLosses, cosine_lr, reference_adam, train_step};
 use medclipseg_model::{LoadScope, MedClipSeg, MedClipSegConfig};
-use seg_losses::SegLossConfig;
 use serde::Serialize;
 
 use crate::checkpoint::{Vocabulary, save_checkpoint};
 use crate::error::{PipelineError, Result};
-use crate::predictor::{NoiseSource, derive_seed, noise};
 use crate::prompts::Prompts;
 use crate::run_config::RunConfig;
 use crate::run_files::{
     EpochRecord, TrainState, latest_pointer, load_resumable, save_resumable, write_json,
     write_metrics,
 };
+use crate::seeds::{STREAM_INIT, STREAM_VALIDATION, derive_seed, training_step_noise};
+use crate::train_observer::{EpochStart, LossSums, StepDone, TrainObserver};
+pub use crate::train_settings::TrainSettings;
 use crate::validation::{Validation, to_tensors, validate};
-
-/// Seed stream of the adapters' value noise in training steps.
-pub const STREAM_TRAIN_NOISE: u64 = 1;
-/// Seed stream of the dropout masks of training steps.
-pub const STREAM_DROPOUT: u64 = 2;
-/// Seed stream of the parameter initialisation.
-pub const STREAM_INIT: u64 = 4;
-
-/// How a run trains: the optimisation recipe, independent of where the data comes from.
-#[derive(Debug, Clone)]
-pub struct TrainSettings {
-    /// Epochs of the whole run (the cosine schedule spans them).
-    pub epochs: usize,
-    /// Adam's learning rate at epoch 0.
-    pub learning_rate: f64,
-    /// The cosine schedule's floor.
-    pub min_lr: f64,
-    /// Seed of the adapters' noise and of dropout (shuffling is the loader's own seed).
-    pub seed: u64,
-    /// Stop every epoch after this many steps; `None` = the whole split.
-    pub max_steps_per_epoch: Option<usize>,
-    /// The training loss.
-    pub loss: SegLossConfig,
-    /// The validation loss (the reference's is Dice + BCE: the training loss without SoftCon).
-    pub validation_loss: SegLossConfig,
-    /// Where the adapters' noise is drawn.
-    pub noise: NoiseSource,
-}
-
-impl TrainSettings {
-    /// The reference recipe for `epochs` epochs: learning rate 3e-4 annealed to 1e-4, seed
-    /// 666, the weighted Dice + BCE + SoftCon loss, validation on Dice + BCE, host noise.
-    pub fn reference(epochs: usize) -> Self {
-        let loss = SegLossConfig::new();
-        let mut validation_loss = loss.clone();
-        validation_loss.softcon_weight = 0.0;
-        Self {
-            epochs,
-            learning_rate: 3e-4,
-            min_lr: 1e-4,
-            seed: 666,
-            max_steps_per_epoch: None,
-            loss,
-            validation_loss,
-            noise: NoiseSource::Host,
-        }
-    }
-
-    /// Batches per epoch for a loader of `batches` batches.
-    pub fn steps_per_epoch(&self, batches: usize) -> usize {
-        self.max_steps_per_epoch.map_or(batches, |m| m.min(batches))
-    }
-}
 
 /// The data of a run: shuffled training batches and (possibly empty) validation batches.
 pub struct TrainData {
@@ -111,53 +59,6 @@ impl RunFolder {
             resume: false,
         }
     }
-}
-
-/// Progress and log callbacks of [`Trainer::fit`]; every method does nothing by default.
-pub trait TrainObserver {
-    /// A single-device epoch starts: `steps` optimisation steps follow.
-    fn epoch_started(&mut self, _epoch: EpochStart) {}
-    /// A single-device step finished with these losses.
-    fn step_finished(&mut self, _step: StepDone) {}
-    /// The optimisation steps of an epoch are over (validation and checkpoints follow).
-    fn steps_finished(&mut self, _epoch: usize) {}
-    /// Data-parallel training skipped a final batch too short to give every device an image.
-    fn batch_skipped(&mut self, _images: usize, _devices: usize) {}
-    /// An epoch is complete and its checkpoints and metrics are written.
-    fn epoch_finished(&mut self, _record: &EpochRecord, _epochs: usize) {}
-    /// Something the caller may want to say (a skipped row, raised epochs, a built
-    /// vocabulary): see [`crate::training_run::RunNotice`].
-    fn notice(&mut self, _notice: &crate::training_run::RunNotice) {}
-}
-
-/// A [`TrainObserver`] that ignores everything.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Silent;
-
-impl TrainObserver for Silent {}
-
-/// The start of an epoch.
-#[derive(Debug, Clone, Copy)]
-pub struct EpochStart {
-    /// 0-based epoch.
-    pub epoch: usize,
-    /// Epochs of the run.
-    pub epochs: usize,
-    /// Steps in this epoch.
-    pub steps: usize,
-}
-
-/// A finished training step.
-#[derive(Debug, Clone, Copy)]
-pub struct StepDone {
-    /// 0-based epoch.
-    pub epoch: usize,
-    /// Epochs of the run.
-    pub epochs: usize,
-    /// 0-based step within the epoch.
-    pub step: usize,
-    /// The step's losses.
-    pub losses: StepLosses,
 }
 
 /// `summary.json` of a training run.
@@ -371,6 +272,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         observer: &mut dyn TrainObserver,
     ) -> Result<StepLosses> {
         let steps = self.settings.steps_per_epoch(loader.num_batches());
+        #[cfg(feature = "data-parallel")]
         if self.devices.len() > 1 {
             return self.run_parallel_epoch(loader, prompts, epoch, lr, steps, observer);
         }
@@ -406,12 +308,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let device = &self.devices[0];
         let seed = self.settings.seed;
         let tensors = to_tensors::<B>(batch, prompts, device)?;
-        B::seed(
-            device,
-            derive_seed(seed, STREAM_DROPOUT, epoch as u64, step as u64),
-        );
-        let noise_seed = derive_seed(seed, STREAM_TRAIN_NOISE, epoch as u64, step as u64);
-        let mut noise = noise::<B>(self.settings.noise, noise_seed, noise_seed, device);
+        let mut noise =
+            training_step_noise::<B>(seed, epoch, step as u64, self.settings.noise, device);
         let model = self.model.clone();
         let (next, result) = train_step(
             model,
@@ -431,6 +329,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         })
     }
 
+    /// One data-parallel epoch ([`crate::parallel`]); [`Trainer::open`] refuses several
+    /// devices without the `data-parallel` feature, so nothing else calls for it.
     #[cfg(feature = "data-parallel")]
     fn run_parallel_epoch(
         &mut self,
@@ -448,6 +348,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             loss: &self.settings.loss,
             noise: self.settings.noise,
             epoch,
+            epochs: self.settings.epochs,
             lr,
             seed: self.settings.seed,
             steps,
@@ -457,21 +358,6 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.model = out.model;
         self.optimizer = out.optimizer;
         Ok(out.losses)
-    }
-
-    #[cfg(not(feature = "data-parallel"))]
-    fn run_parallel_epoch(
-        &mut self,
-        _loader: &DataLoader,
-        _prompts: &Prompts,
-        _epoch: usize,
-        _lr: f64,
-        _steps: usize,
-        _observer: &mut dyn TrainObserver,
-    ) -> Result<StepLosses> {
-        Err(PipelineError::DataParallelDisabled {
-            devices: self.devices.len(),
-        })
     }
 
     /// The validation pass of `epoch` (one stochastic sample per image); `None` without a
@@ -488,7 +374,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             data.validation.iter_epoch(0),
             prompts,
             &self.settings.validation_loss,
-            derive_seed(self.settings.seed, 0, epoch as u64, 0),
+            derive_seed(self.settings.seed, STREAM_VALIDATION, epoch as u64, 0),
             self.settings.noise,
             &self.devices[0],
         )
@@ -556,36 +442,6 @@ fn improved(validation: Option<Validation>, best: Option<(f64, usize)>) -> bool 
     }
 }
 
-/// Running sums of the loss terms over an epoch's steps.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct LossSums {
-    dice: f64,
-    bce: f64,
-    softcon: f64,
-    total: f64,
-}
-
-impl LossSums {
-    /// Adds one step's losses.
-    pub(crate) fn add(&mut self, l: &StepLosses) {
-        self.dice += l.dice;
-        self.bce += l.bce;
-        self.softcon += l.softcon;
-        self.total += l.total;
-    }
-
-    /// The means over `steps` steps (the sums themselves for 0 steps).
-    pub(crate) fn mean(&self, steps: usize) -> StepLosses {
-        let n = steps.max(1) as f64;
-        StepLosses {
-            dice: self.dice / n,
-            bce: self.bce / n,
-            softcon: self.softcon / n,
-            total: self.total / n,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,21 +467,5 @@ mod tests {
         s.max_steps_per_epoch = Some(2);
         assert_eq!(s.steps_per_epoch(7), 2);
         assert_eq!(s.steps_per_epoch(1), 1);
-    }
-
-    #[test]
-    fn loss_means_divide_by_the_steps() {
-        let mut sums = LossSums::default();
-        for total in [1.0, 3.0] {
-            sums.add(&StepLosses {
-                dice: total / 2.0,
-                bce: total / 4.0,
-                softcon: 0.0,
-                total,
-            });
-        }
-        let mean = sums.mean(2);
-        assert_eq!((mean.total, mean.dice, mean.bce), (2.0, 1.0, 0.5));
-        assert_eq!(LossSums::default().mean(0).total, 0.0);
     }
 }

@@ -13,14 +13,14 @@ use medclipseg_model::{MedClipSeg, MedClipSegConfig};
 
 use crate::checkpoint::Vocabulary;
 use crate::error::{PipelineError, Result};
-use crate::predictor::{NoiseSource, write_atomic};
+use crate::predictor::write_atomic;
 use crate::prompts::Prompts;
 use crate::run_config::RunConfig;
 use crate::run_data::RunRecords;
 use crate::run_files::write_json;
-use crate::trainer::{
-    RunFolder, TrainData, TrainObserver, TrainSummary, Trainer, init_model, load_backbone,
-};
+use crate::seeds::NoiseSource;
+use crate::train_observer::{RunNotice, TrainObserver};
+use crate::trainer::{RunFolder, TrainData, TrainSummary, Trainer, init_model, load_backbone};
 
 /// What a training run is: its config and where it goes.
 #[derive(Debug, Clone)]
@@ -33,57 +33,6 @@ pub struct TrainRequest {
     pub resume: bool,
     /// Where the adapters' noise is drawn.
     pub noise: NoiseSource,
-}
-
-/// Something a run tells its caller before or between epochs (the library never prints).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunNotice {
-    /// A sheet row was skipped (a missing image, say).
-    RowSkipped(med_datasets::Problem),
-    /// `train.min_steps` raised the epochs of a small dataset.
-    EpochsRaised {
-        /// `train.min_steps`.
-        min_steps: usize,
-        /// Training images.
-        n_train: usize,
-        /// Steps per epoch.
-        steps_per_epoch: usize,
-        /// The epochs planned.
-        planned: usize,
-        /// `train.epochs` as configured.
-        configured: usize,
-    },
-    /// The dataset has no validation sheet: `best.safetensors` follows the latest epoch.
-    NoValidation {
-        /// The dataset folder.
-        dataset: PathBuf,
-        /// The sheet that is missing (`Val_text` at its percentage).
-        sheet: String,
-    },
-    /// A run folder is resumed after `epochs_done` epochs.
-    Resuming {
-        /// The run folder.
-        dir: PathBuf,
-        /// Epochs already done.
-        epochs_done: usize,
-    },
-    /// Frozen towers keep their random initialisation (`model.allow_random_towers`).
-    RandomFrozenTowers,
-    /// A BERT vocabulary was built from the training prompts.
-    VocabularyBuilt {
-        /// `dataset.name`.
-        dataset: String,
-        /// Tokens in it.
-        tokens: usize,
-        /// Training prompts it was built from.
-        prompts: usize,
-        /// Where it was written.
-        path: PathBuf,
-        /// Rarest words that did not fit the tower's table (spelled out instead).
-        dropped_words: usize,
-        /// The tower's table size.
-        rows: usize,
-    },
 }
 
 /// A run ready to train: data, model and tokenizer built, the run folder opened.

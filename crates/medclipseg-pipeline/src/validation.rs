@@ -9,11 +9,8 @@ use medclipseg_model::train::{TrainBatch, forward_loss};
 use seg_losses::SegLossConfig;
 
 use crate::error::{PipelineError, Result};
-use crate::predictor::{NoiseSource, derive_seed, noise};
 use crate::prompts::Prompts;
-
-/// Seed stream of validation noise.
-pub const STREAM_VAL_NOISE: u64 = 3;
+use crate::seeds::{NoiseSource, STREAM_VAL_NOISE, derive_seed, noise};
 
 /// A loaded batch as model inputs on `device`: images `[N, 3, S, S]`, prompt ids and attention
 /// mask `[N, L]`, masks `[N, S, S]`.

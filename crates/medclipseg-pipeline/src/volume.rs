@@ -193,11 +193,52 @@ pub fn volume_metrics(
             )));
         }
     }
-    let select = label.map_or(
+    let (p, g) = med_volumes::read_label_pair(pred, gt, label_select(label))?;
+    score_label_pair(p, g, request)
+}
+
+/// [`volume_metrics`] of a prediction in memory (`mask`, on the grid of the volume read from
+/// `input`) against the label volume `gt`: the same scores as after writing the mask as NIfTI
+/// and reading it back.
+pub fn score_volume_mask(
+    mask: &Volume,
+    input: &std::path::Path,
+    gt: &std::path::Path,
+    label: Option<i64>,
+    request: &seg_metrics::MetricsRequest,
+) -> Result<VolumeScore> {
+    let select = label_select(label);
+    let p = med_volumes::LabelVolume {
+        dims: mask.dims(),
+        spacing: mask.spacing(),
+        mask: select.for_prediction(mask.data()).mask(mask.data()),
+    };
+    let g = med_volumes::read_label_volume(gt, select)?;
+    if p.dims != g.dims {
+        return Err(med_volumes::VolumeError::ShapeMismatch {
+            pred_path: input.to_path_buf(),
+            pred: p.dims,
+            gt_path: gt.to_path_buf(),
+            gt: g.dims,
+        }
+        .into());
+    }
+    score_label_pair(p, g, request)
+}
+
+fn label_select(label: Option<i64>) -> med_volumes::LabelSelect {
+    label.map_or(
         med_volumes::LabelSelect::AnyNonZero,
         med_volumes::LabelSelect::Label,
-    );
-    let (p, g) = med_volumes::read_label_pair(pred, gt, select)?;
+    )
+}
+
+/// The scores of a prediction `p` against the ground truth `g`, in the ground truth's spacing.
+fn score_label_pair(
+    p: med_volumes::LabelVolume,
+    g: med_volumes::LabelVolume,
+    request: &seg_metrics::MetricsRequest,
+) -> Result<VolumeScore> {
     let to_mask = |v: med_volumes::LabelVolume| {
         // NIfTI stores i fastest: that is (depth, rows, cols) = (k, j, i) in seg-metrics' order.
         let [nx, ny, nz] = v.dims;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The datastore folder could not be prepared.
-    #[error("{path}: {source}")]
+    #[error("{path}: the datastore")]
     Datastore {
         /// The folder or file.
         path: PathBuf,
@@ -19,7 +19,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// The socket failed.
-    #[error("serving: {0}")]
+    #[error("serving")]
     Io(#[from] std::io::Error),
     /// The worker thread could not start or panicked.
     #[error("the inference worker: {0}")]

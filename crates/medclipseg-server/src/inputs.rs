@@ -23,9 +23,10 @@ impl Input {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let unreadable = |e: &dyn std::fmt::Display| {
+        let unreadable = |e: &dyn std::error::Error| {
             // The message names the upload, not the server's folder.
-            let text = e.to_string().replace(&path.display().to_string(), &name);
+            let text =
+                medclipseg_pipeline::with_causes(e).replace(&path.display().to_string(), &name);
             ApiError::unprocessable(format!("{name}: cannot read the image: {text}"))
         };
         match kind {

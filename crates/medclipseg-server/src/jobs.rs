@@ -169,7 +169,9 @@ impl JobOutput {
     /// A map read back: NIfTI for volumes and masks, the 8-bit PNG for a picture's other maps
     /// (the precision the page shows).
     fn read_map(&self, name: &str) -> Result<Volume, ApiError> {
-        let failed = |e: &dyn std::fmt::Display| ApiError::internal(format!("{name}: {e}"));
+        let failed = |e: &dyn std::error::Error| {
+            ApiError::internal(format!("{name}: {}", medclipseg_pipeline::with_causes(e)))
+        };
         let nifti =
             |file: &str| med_volumes::read_nifti(&self.dir.join(file)).map_err(|e| failed(&e));
         if self.volume || name == "mask" {
@@ -461,7 +463,9 @@ fn run_job<B: Backend>(
         }
     };
     let prompt = &job.request.prompt;
-    let failed = |e: medclipseg_pipeline::PipelineError| ApiError::unprocessable(e.to_string());
+    let failed = |e: medclipseg_pipeline::PipelineError| {
+        ApiError::unprocessable(medclipseg_pipeline::with_causes(&e))
+    };
     let grid = input.grid()?;
     let maps = match &input {
         Input::Picture(image) => {
@@ -602,7 +606,13 @@ fn write_outputs(
     summary: &Summary,
     request: &JobRequest,
 ) -> Result<Vec<String>, ApiError> {
-    let io = |e: &dyn std::fmt::Display| ApiError::internal(format!("{}: {e}", dir.display()));
+    let io = |e: &dyn std::error::Error| {
+        ApiError::internal(format!(
+            "{}: {}",
+            dir.display(),
+            medclipseg_pipeline::with_causes(e)
+        ))
+    };
     std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
     let mut files = Vec::new();
     for (name, map) in maps {

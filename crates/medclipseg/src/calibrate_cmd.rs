@@ -85,7 +85,7 @@ pub fn run(request: &CalibrateRequest) -> Result<CalibrationFile> {
         .with_samples(request.samples)
         .with_seed(request.seed)
         .with_noise(backend::pipeline_noise_source());
-    let progress = crate::train_cmd::progress_bar(items.len() as u64, request.quiet);
+    let progress = crate::observers::progress_bar(items.len() as u64, request.quiet);
     progress.set_message("calibrate");
     let set = Calibrator::new(&predictor).measure(&items, &mut |_, _| progress.inc(1))?;
     progress.finish_and_clear();
@@ -155,13 +155,4 @@ fn items(source: &CalibrationSource) -> Result<(Vec<CalibrationItem>, String)> {
             "custom".to_string(),
         )),
     }
-}
-
-/// Reads `--calibration FILE` for predict and eval, and checks it was made with `checkpoint`
-/// (an error otherwise: another model's threshold carries no guarantee).
-pub fn read_for(path: &Path, checkpoint: &Path) -> Result<CalibrationFile> {
-    let file = CalibrationFile::read(path)?;
-    file.check_checkpoint(&sha256_file(checkpoint)?)
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(file)
 }

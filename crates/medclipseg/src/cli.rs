@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::builder::PossibleValuesParser;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use med_datasets::PromptStyle;
-use seg_metrics::Protocol;
 
+use crate::args::ProtocolArg;
 use crate::{
     bench_cmd, calibrate_cmd, demo_cmd, eval_cmd, predict_cmd, rank_cmd, tools_cmd, train_cmd,
     volume_eval, volume_predict,
@@ -45,27 +45,6 @@ struct Cli {
     /// Warnings and errors only on stderr, and no progress bars.
     #[arg(short, long, global = true)]
     quiet: bool,
-}
-
-/// `--protocol`: which reference's NSD to reproduce.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ProtocolArg {
-    /// The reference's: a one-slice 3-D surface (every foreground pixel is surface).
-    Medclipseg,
-    /// DeepMind surface-distance, contour-based.
-    Deepmind,
-    /// MONAI, contour-based.
-    Monai,
-}
-
-impl From<ProtocolArg> for Protocol {
-    fn from(arg: ProtocolArg) -> Self {
-        match arg {
-            ProtocolArg::Medclipseg => Protocol::MedClipSeg,
-            ProtocolArg::Deepmind => Protocol::DeepMind,
-            ProtocolArg::Monai => Protocol::Monai,
-        }
-    }
 }
 
 /// `--prompt-style`: the five test styles and `all`, listed in `--help`.
@@ -594,7 +573,6 @@ struct EvalCommon {
     seed: u64,
     device: String,
     out: PathBuf,
-    quiet: bool,
 }
 
 /// `eval --volumes DIR --labels DIR --prompt TEXT`.
@@ -610,25 +588,24 @@ fn eval_volumes(
     let (Some(labels), Some(prompt)) = (labels, prompt) else {
         bail!("--volumes needs --labels DIR and --prompt TEXT");
     };
-    let options = volume_predict::VolumeOptions {
-        axis: axis.as_deref().map(str::parse).transpose()?,
-        intensity: intensity_map(window.as_deref())?,
-        window_given: window.is_some(),
-        ..Default::default()
-    };
     let summary = volume_eval::run(&volume_eval::VolumeEvalRequest {
         checkpoint: common.checkpoint,
-        volumes,
-        labels,
-        prompt,
-        label,
-        options,
-        tolerances: vec![common.tolerance],
+        plan: medclipseg_pipeline::VolumeEvalPlan {
+            volumes,
+            labels,
+            prompt,
+            label,
+            axis: axis.as_deref().map(str::parse).transpose()?.unwrap_or(2),
+            window: window
+                .as_deref()
+                .map(|w| intensity_map(Some(w)))
+                .transpose()?,
+            tolerances: vec![common.tolerance],
+            out: common.out,
+        },
         samples: common.samples,
         seed: common.seed,
         device: common.device,
-        out: common.out,
-        quiet: common.quiet,
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
@@ -773,7 +750,6 @@ fn eval(a: EvalArgs, quiet: bool) -> Result<()> {
                 seed: a.seed,
                 device: a.device,
                 out: a.out,
-                quiet,
             },
         );
     }

@@ -11,10 +11,13 @@ use med_datasets::{PromptStyle, SynthConfig};
 use seg_viz::{BarChart, Report, Table};
 use serde::Serialize;
 
-use crate::eval_cmd::{self, EvalRequest, EvalSummary};
-use crate::store;
-use crate::train_cmd::{self, TrainRequest, TrainSummary};
-use medclipseg_pipeline::RunConfig;
+use crate::backend::{self, Inner, Train};
+use crate::observers::{EvalProgress, TrainProgress, stuck_at_zero_warning};
+use crate::store::{self, Provenance};
+use medclipseg_pipeline::{
+    EvalOverrides, EvalPlan, EvalRun, EvalRunRequest, EvalSummary, RunConfig, TrainSummary,
+    TrainingRun,
+};
 
 /// What `demo` needs.
 #[derive(Debug, Clone)]
@@ -100,44 +103,32 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
             format!("{}: cannot clear the previous demo run", run_dir.display())
         })?;
     }
-    let trained = train_cmd::run(&TrainRequest {
-        config: config.clone(),
-        out: run_dir.clone(),
-        resume: false,
-        device: request.device.clone(),
-        stop_after: None,
-        quiet: request.quiet,
-    })?;
+    let trained = train(request, &config, &run_dir)?;
 
     tracing::info!("[3/4] evaluating under every prompt style and on the shifted domain");
-    let eval_request = |datasets: Vec<String>, styles: Vec<PromptStyle>, out: &str| EvalRequest {
-        checkpoint: trained.latest.clone(),
-        model_config: None,
-        tokenizer: None,
-        data_root: data_root.clone(),
-        datasets,
-        styles,
-        samples: Some(config.test.num_samples),
-        protocol: seg_metrics::Protocol::MedClipSeg,
-        tolerance: None,
-        batch_size: 8,
-        seed: config.train.seed,
-        out: request.out.join(out),
-        device: request.device.clone(),
-        panels: 6,
-        quiet: request.quiet,
-    };
-    let id = eval_cmd::run(&eval_request(
-        vec![config.dataset.name.clone()],
-        PromptStyle::ALL.to_vec(),
-        "eval",
-    ))?;
+    let id = evaluate(
+        request,
+        &config,
+        &trained.latest,
+        EvalPlan {
+            data_root: data_root.clone(),
+            datasets: vec![config.dataset.name.clone()],
+            styles: PromptStyle::ALL.to_vec(),
+            out: request.out.join("eval"),
+        },
+    )?;
     let ood = match &shifted_name {
-        Some(name) => Some(eval_cmd::run(&eval_request(
-            vec![name.clone()],
-            vec![PromptStyle::Original],
-            "eval_shifted",
-        ))?),
+        Some(name) => Some(evaluate(
+            request,
+            &config,
+            &trained.latest,
+            EvalPlan::new(
+                &data_root,
+                name,
+                PromptStyle::Original,
+                request.out.join("eval_shifted"),
+            ),
+        )?),
         None => None,
     };
 
@@ -155,13 +146,72 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
         report: report_path,
     };
     store::write_json(&request.out.join("summary.json"), &summary)?;
-    let mut provenance = store::Provenance::new().with_checkpoint(&trained.latest)?;
+    let mut provenance = Provenance::new().with_checkpoint(&trained.latest)?;
     provenance.seed = Some(config.train.seed);
     provenance.samples = Some(config.test.num_samples);
     provenance.config = Some(serde_json::to_value(&config)?);
     provenance.model_config = Some(serde_json::to_value(&model_config)?);
     provenance.write(&request.out)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(summary)
+}
+
+/// Trains the demo model into `run_dir`, as `medclipseg train` does.
+fn train(request: &DemoRequest, config: &RunConfig, run_dir: &Path) -> Result<TrainSummary> {
+    let library_request = medclipseg_pipeline::TrainRequest {
+        config: config.clone(),
+        out: run_dir.to_path_buf(),
+        resume: false,
+        noise: backend::pipeline_noise_source(),
+    };
+    let devices = backend::devices(&request.device)?;
+    let mut progress = TrainProgress::new(request.quiet);
+    let mut run = TrainingRun::<Train>::prepare(&library_request, devices, &mut progress)?;
+    Provenance::for_training(&run.config, &run.model_config)?.write(run_dir)?;
+    let summary = run.fit(None, &mut progress)?;
+    if let Some(warning) = stuck_at_zero_warning(&run.trainer().state().history) {
+        tracing::warn!("{warning}");
+    }
+    Ok(summary)
+}
+
+/// Evaluates the trained checkpoint under `plan`, writing what `medclipseg eval` writes.
+fn evaluate(
+    request: &DemoRequest,
+    config: &RunConfig,
+    checkpoint: &Path,
+    plan: EvalPlan,
+) -> Result<EvalSummary> {
+    let device = backend::device(&request.device)?;
+    let overrides = EvalOverrides {
+        samples: Some(config.test.num_samples),
+        tolerance: None,
+        protocol: seg_metrics::Protocol::MedClipSeg,
+        batch_size: 8,
+        seed: config.train.seed,
+        panels: 6,
+        noise: backend::pipeline_noise_source(),
+        default_max_batch: backend::DEFAULT_MC_BATCH,
+    };
+    let run = EvalRun::<Inner>::prepare(
+        &EvalRunRequest {
+            checkpoint: checkpoint.to_path_buf(),
+            model_config: None,
+            tokenizer: None,
+            overrides,
+            out: plan.out.clone(),
+        },
+        &device,
+    )?;
+    let summary = run
+        .evaluator
+        .evaluate(&plan, &mut EvalProgress::new(request.quiet))?;
+    store::write_eval_record(
+        &plan.out,
+        &serde_json::to_value(&summary)?,
+        &run,
+        config.train.seed,
+    )?;
     Ok(summary)
 }
 
@@ -268,7 +318,7 @@ fn write_report(
             ("epochs", trained.epochs.to_string()),
             ("training seconds", format!("{:.0}", trained.train_seconds)),
             ("Monte-Carlo samples", id.samples.to_string()),
-            ("backend", crate::backend::name().to_string()),
+            ("backend", backend::name().to_string()),
         ])
         .section("Training")
         .figure(relative(&out.join("run").join("loss_curve.png"), out), "Loss and validation DSC per epoch")

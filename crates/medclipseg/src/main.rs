@@ -1,6 +1,7 @@
 //! `medclipseg`: text-guided medical image segmentation with uncertainty (MedCLIPSeg, CVPR 2026)
 //! on Burn. Run `medclipseg --help`, or `medclipseg demo` for the embedded default.
 
+mod args;
 mod backend;
 mod bench_cmd;
 mod calibrate_cmd;
@@ -8,11 +9,11 @@ mod cli;
 mod demo_cmd;
 mod eval_cmd;
 mod logging;
+mod observers;
 mod predict_cmd;
 mod rank_cmd;
 mod serve_cmd;
 mod store;
-mod text;
 mod tools_cmd;
 mod train_cmd;
 mod volume_eval;

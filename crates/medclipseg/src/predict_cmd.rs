@@ -16,6 +16,7 @@ use seg_metrics::BinaryMask;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{self, Device, Inner};
+use crate::observers::CutPrompts;
 use crate::store::{self, Provenance};
 
 /// What to predict.
@@ -177,7 +178,7 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
         bail!("{}: no images found", request.input.display());
     }
     let calibration = calibration
-        .map(|path| crate::calibrate_cmd::read_for(path, &request.checkpoint))
+        .map(|path| crate::store::read_calibration_for(path, &request.checkpoint))
         .transpose()?;
     let thresholds = calibration.as_ref().map(|c| CalibratedThresholds {
         mask: c.threshold,
@@ -209,10 +210,15 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
     } else {
         BTreeMap::new()
     };
-    let progress = crate::train_cmd::progress_bar(jobs.len() as u64, request.quiet);
+    let progress = crate::observers::progress_bar(jobs.len() as u64, request.quiet);
     progress.set_message("predict");
     let (mut records, mut failures, mut skipped, mut unsaved) = (Vec::new(), Vec::new(), 0, 0);
+    let mut cut_prompts = CutPrompts::default();
     for (index, job) in &jobs {
+        if let Ok(prompt) = &job.prompt {
+            let what = job.path.display().to_string();
+            progress.suspend(|| cut_prompts.check(&predictor, prompt, &what))?;
+        }
         let with_band = thresholds.is_some_and(|t| t.band.is_some());
         let outputs = OutputPaths::new(&request.out, &job.name, with_band);
         let key = job.path.display().to_string();
@@ -324,8 +330,11 @@ fn predict_one(
     let prompt = job.prompt.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
     // A DICOM file (found by content, whatever its name) is read as the PNG of it would be.
     let (image, intensity) = if med_volumes::is_dicom_file(&job.path) {
-        let (image, note) = crate::volume_predict::dicom_image(&job.path, window)?;
-        (image, Some(note))
+        let dicom = medclipseg_pipeline::dicom_image(&job.path, window)?;
+        if dicom.monochrome1_inverted {
+            tracing::info!("MONOCHROME1 (high values dark): inverted before the model");
+        }
+        (dicom.image, Some(dicom.note))
     } else {
         (read_bgr(&job.path)?, None)
     };

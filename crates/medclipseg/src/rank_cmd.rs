@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use medclipseg_pipeline::rank::{self, RankEvent, RankOptions, RankSummary};
-use medclipseg_pipeline::{LoadedModel, Predictor};
+use medclipseg_pipeline::{LoadedModel, Predictor, with_causes};
 use seg_metrics::ranking::RankBy;
 
 use crate::backend::{self, Inner};
@@ -67,11 +67,12 @@ pub fn run(request: &RankRequest) -> Result<RankSummary> {
         resume: request.resume,
         top: request.top,
     };
-    let progress = crate::train_cmd::progress_bar(inputs.len() as u64, request.quiet);
+    let progress = crate::observers::progress_bar(inputs.len() as u64, request.quiet);
     progress.set_message("rank");
     let summary = rank::rank(&predictor, &inputs, &options, &mut |event| {
         if let RankEvent::Failed(path, error) = event {
-            progress.suspend(|| tracing::warn!("skipped {}: {error}", path.display()));
+            progress
+                .suspend(|| tracing::warn!("skipped {}: {}", path.display(), with_causes(error)));
         }
         progress.inc(1);
     })?;

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use medclipseg_pipeline::Vocabulary;
+use medclipseg_model::MedClipSegConfig;
+use medclipseg_pipeline::{EvalRun, RunConfig};
+use seg_metrics::conformal::CalibrationFile;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -75,6 +77,15 @@ impl Provenance {
         Ok(self)
     }
 
+    /// The record of a training run: its seed and configs.
+    pub fn for_training(config: &RunConfig, model: &MedClipSegConfig) -> Result<Self> {
+        let mut provenance = Self::new();
+        provenance.seed = Some(config.train.seed);
+        provenance.config = Some(serde_json::to_value(config)?);
+        provenance.model_config = Some(serde_json::to_value(model)?);
+        Ok(provenance)
+    }
+
     /// Writes `provenance.json` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         write_json(&dir.join("provenance.json"), self)
@@ -91,22 +102,26 @@ pub fn save_safetensors(path: &Path, sd: &torch_checkpoint::StateDict) -> Result
     Ok(())
 }
 
-/// The BERT vocabulary to use: the one given, else the one stored in the checkpoint (written
-/// into `out` so the run's outputs carry it).
-pub fn resolve_vocab(
-    given: Option<PathBuf>,
-    stored: Option<&Vocabulary>,
+/// `summary.json` (the evaluation's `json`) and `provenance.json` of an evaluation in `out`.
+pub fn write_eval_record<B: burn::prelude::Backend>(
     out: &Path,
-) -> Result<Option<PathBuf>> {
-    if given.is_some() {
-        return Ok(given);
-    }
-    match stored {
-        Some(vocabulary) => {
-            let path = out.join(&vocabulary.file_name);
-            write_atomic(&path, vocabulary.text.as_bytes())?;
-            Ok(Some(path))
-        }
-        None => Ok(None),
-    }
+    json: &serde_json::Value,
+    run: &EvalRun<B>,
+    seed: u64,
+) -> Result<()> {
+    write_json(&out.join("summary.json"), json)?;
+    let mut provenance = Provenance::new().with_checkpoint(&run.checkpoint)?;
+    provenance.seed = Some(seed);
+    provenance.samples = Some(run.samples);
+    provenance.model_config = Some(serde_json::to_value(&run.model_config)?);
+    provenance.write(out)
+}
+
+/// Reads `--calibration FILE` for predict and eval, and checks it was made with `checkpoint`
+/// (an error otherwise: another model's threshold carries no guarantee).
+pub fn read_calibration_for(path: &Path, checkpoint: &Path) -> Result<CalibrationFile> {
+    let file = CalibrationFile::read(path)?;
+    file.check_checkpoint(&sha256_file(checkpoint)?)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(file)
 }

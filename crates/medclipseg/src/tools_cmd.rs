@@ -37,8 +37,8 @@ pub struct MetricsArgs {
     #[arg(long = "tolerance")]
     tolerances: Vec<f64>,
     /// Which reference to reproduce.
-    #[arg(long, value_enum, default_value_t = crate::cli::ProtocolArg::Medclipseg)]
-    protocol: crate::cli::ProtocolArg,
+    #[arg(long, value_enum, default_value_t = crate::args::ProtocolArg::Medclipseg)]
+    protocol: crate::args::ProtocolArg,
     /// Reject masks with values other than 0 and 255.
     #[arg(long)]
     strict: bool,

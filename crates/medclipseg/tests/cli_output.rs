@@ -232,3 +232,63 @@ fn checkpoint_errors_say_each_cause_once() {
         "{line}"
     );
 }
+
+/// The `error:` line of a failed run of `args`.
+fn error_line(args: &[&str]) -> String {
+    let out = common::medclipseg(args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"))
+        .to_string()
+}
+
+#[test]
+fn file_errors_say_each_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A folder that cannot be read (the pipeline's read error).
+    let missing = tmp.path().join("no_volumes");
+    let line = error_line(&[
+        "eval",
+        "--checkpoint",
+        s(&tmp.path().join("model.safetensors")),
+        "--volumes",
+        s(&missing),
+        "--labels",
+        s(tmp.path()),
+        "--prompt",
+        "a lesion",
+        "--out",
+        s(&tmp.path().join("out")),
+    ]);
+    assert_eq!(
+        line,
+        format!(
+            "error: {}: cannot read: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+    // A file that cannot be written (an atomic write under a regular file).
+    let masks = synthetic_masks(&tmp.path().join("data"));
+    let blocker = tmp.path().join("blocker");
+    std::fs::write(&blocker, b"a file, not a folder").unwrap();
+    let csv = blocker.join("metrics.csv");
+    let line = error_line(&[
+        "metrics",
+        "--pred",
+        s(&masks),
+        "--gt",
+        s(&masks),
+        "--csv",
+        s(&csv),
+    ]);
+    assert_eq!(
+        line.matches(&*csv.display().to_string()).count(),
+        1,
+        "{line}"
+    );
+    // create_dir_all says "File exists" or "Not a directory" by platform: one OS error.
+    assert_eq!(line.matches("(os error").count(), 1, "{line}");
+}

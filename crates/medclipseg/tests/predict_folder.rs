@@ -240,3 +240,29 @@ fn three_shards_write_the_same_outputs_as_one_run_without_collisions() {
     let bad = predict(&checkpoint, &input, &sharded, &["--shard", "4/3"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--shard"));
 }
+
+#[test]
+fn a_prompt_longer_than_the_context_is_cut_with_a_warning_saying_what_was_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let input = scans(dir.path()).join("b.bmp");
+    let out = dir.path().join("pred");
+    // 2,000 words: far past the micro BERT's context.
+    let long = vec!["lesion"; 2000].join(" ");
+    let run = common::medclipseg(&common::predict_args(&checkpoint, &input, &out, &long, &[]));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("the prompt has 2002 tokens"))
+        .unwrap_or_else(|| panic!("no warning in {stderr}"));
+    assert!(warning.contains("only the first 32 were kept"), "{warning}");
+    assert!(warning.contains("b.bmp"), "{warning}");
+    // A prompt that fits says nothing.
+    let run = predict(&checkpoint, &input, &dir.path().join("short"), &[]);
+    assert!(!String::from_utf8_lossy(&run.stderr).contains("only the first"));
+}

@@ -69,7 +69,7 @@ pub enum MetricsError {
         reason: String,
     },
     /// A file or folder could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -77,7 +77,7 @@ pub enum MetricsError {
         source: std::io::Error,
     },
     /// An image file could not be decoded (not an image, truncated, unsupported format).
-    #[error("{}: cannot decode image: {source}", path.display())]
+    #[error("{}: cannot decode image", path.display())]
     Decode {
         /// The image file.
         path: PathBuf,

@@ -57,7 +57,7 @@ pub enum VizError {
     #[error(transparent)]
     Write(#[from] atomic_io::AtomicWriteError),
     /// PNG encoding failed.
-    #[error("cannot encode PNG for {}: {source}", path.display())]
+    #[error("cannot encode PNG for {}", path.display())]
     Encode {
         /// The file the PNG was meant for.
         path: PathBuf,
@@ -65,7 +65,7 @@ pub enum VizError {
         source: image::ImageError,
     },
     /// JSON serialisation failed.
-    #[error("cannot serialise JSON for {}: {source}", path.display())]
+    #[error("cannot serialise JSON for {}", path.display())]
     Json {
         /// The file the JSON was meant for.
         path: PathBuf,

@@ -171,7 +171,7 @@ pub enum Error {
         name: String,
     },
     /// A tensor could not be converted to the requested element type.
-    #[error("{}: tensor `{name}`: {source}", .path.display())]
+    #[error("{}: tensor `{name}`", .path.display())]
     Conversion {
         /// The file.
         path: PathBuf,

@@ -234,7 +234,10 @@ mod tests {
         let sd = sample();
         let msg = sd.require("zzz").unwrap_err().to_string();
         assert!(msg.contains("sample.pt") && msg.contains("zzz"), "{msg}");
-        let msg = sd.tensor_i64("b").unwrap_err().to_string();
+        // The file and tensor in the message, the dtype problem in its source.
+        let err = sd.tensor_i64("b").unwrap_err();
+        let msg = format!("{err}: {}", std::error::Error::source(&err).unwrap());
         assert!(msg.contains("sample.pt") && msg.contains("f32"), "{msg}");
+        assert_eq!(msg.matches("f32").count(), 1, "{msg}");
     }
 }
