@@ -88,6 +88,39 @@ pub struct DicomVolume {
     /// Patient and study attributes present in the first file (tag, VR, text), copied into
     /// derived objects such as a DICOM SEG.
     pub patient_study: Vec<(Tag, dicom_core::VR, String)>,
+    /// Set when the slices are not evenly spaced (missing slices, gaps): the affine places
+    /// them at the mean step, so callers should warn.
+    pub uneven_spacing: Option<UnevenSpacing>,
+}
+
+/// Steps between neighbouring slices that differ (by more than 1 % of the mean step, or
+/// 0.01 mm): a series with a missing slice or a gap. [`DicomVolume::volume`]'s affine places
+/// slice `k` at `k` mean steps from the first, so such a volume is geometrically wrong there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnevenSpacing {
+    /// The smallest step along the slice normal, mm.
+    pub min_step: f64,
+    /// The largest step, mm.
+    pub max_step: f64,
+    /// The mean step, the one the volume's affine and spacing use, mm.
+    pub mean_step: f64,
+    /// The largest step is between slices `k` and `k + 1` (volume order).
+    pub largest_after: usize,
+}
+
+impl std::fmt::Display for UnevenSpacing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "slices are unevenly spaced (missing slices or gaps?): steps from {:.3} to {:.3} mm, \
+             the largest between slices {} and {}; the volume places them {:.3} mm apart (the mean)",
+            self.min_step,
+            self.max_step,
+            self.largest_after,
+            self.largest_after + 1,
+            self.mean_step
+        )
+    }
 }
 
 /// Patient and study module attributes a derived object carries over.
@@ -263,24 +296,22 @@ pub(crate) fn open_object(path: &Path) -> Result<DefaultDicomObject> {
 /// Refuses a file whose elements declare more bytes than it holds, before dicom-rs would
 /// allocate them (see `dicom_scan`).
 fn check_declared_lengths(path: &Path, start: Option<DicomStart>) -> Result<()> {
-    let Some(start) = start else {
-        return Ok(());
-    };
-    let bytes = std::fs::read(path).map_err(|e| VolumeError::io(path, e))?;
-    let (offset, encoding) = match start {
-        DicomStart::Preamble | DicomStart::MetaGroup => {
-            let offset = if start == DicomStart::Preamble {
-                132
-            } else {
-                0
-            };
-            let syntax = dicom_scan::meta_transfer_syntax(&bytes, offset).unwrap_or_default();
-            (offset, dicom_scan::encoding_of(&syntax))
+    use dicom_scan::{Encoding, Start};
+    let (offset, start) = match start {
+        None => return Ok(()),
+        Some(DicomStart::Preamble) => (132, Start::MetaGroup),
+        Some(DicomStart::MetaGroup) => (0, Start::MetaGroup),
+        Some(DicomStart::DataSet { explicit: true }) => {
+            (0, Start::DataSet(Encoding::ExplicitLittle))
         }
-        DicomStart::DataSet { explicit: true } => (0, dicom_scan::Encoding::ExplicitLittle),
-        DicomStart::DataSet { explicit: false } => (0, dicom_scan::Encoding::ImplicitLittle),
+        Some(DicomStart::DataSet { explicit: false }) => {
+            (0, Start::DataSet(Encoding::ImplicitLittle))
+        }
     };
-    dicom_scan::check_lengths(path, &bytes, offset, encoding)
+    let mut file = std::fs::File::open(path).map_err(|e| VolumeError::io(path, e))?;
+    std::io::copy(&mut (&mut file).take(offset), &mut std::io::sink())
+        .map_err(|e| VolumeError::io(path, e))?;
+    dicom_scan::check_lengths(path, std::io::BufReader::new(file), start)
 }
 
 /// A data set with no file meta group: implicit (the standard's default) or explicit VR little
@@ -691,6 +722,7 @@ fn stack(source: &Path, files: Vec<DicomFile>) -> Result<DicomVolume> {
             .iter()
             .filter_map(|&(tag, vr)| element_text(&first.object, tag).map(|t| (tag, vr, t)))
             .collect(),
+        uneven_spacing: uneven_spacing(&records, normal),
     })
 }
 
@@ -707,6 +739,31 @@ fn sort_frames(records: &mut [FrameRecord], normal: [f64; 3]) {
     } else if records.iter().all(|r| r.instance.is_some()) {
         records.sort_by_key(|r| (r.instance, r.frame));
     }
+}
+
+/// The steps between neighbouring slices along `normal` when they differ (see
+/// [`UnevenSpacing`]); `None` when even, or without a position for every slice.
+fn uneven_spacing(records: &[FrameRecord], normal: [f64; 3]) -> Option<UnevenSpacing> {
+    let along: Vec<f64> = records
+        .iter()
+        .map(|r| r.position.map(|p| dot(p, normal)))
+        .collect::<Option<_>>()?;
+    let steps: Vec<f64> = along.windows(2).map(|w| w[1] - w[0]).collect();
+    if steps.len() < 2 {
+        return None;
+    }
+    let mean_step = steps.iter().sum::<f64>() / steps.len() as f64;
+    let tolerance = (0.01 * mean_step.abs()).max(0.01);
+    if steps.iter().all(|s| (s - mean_step).abs() <= tolerance) {
+        return None;
+    }
+    let (largest_after, &max_step) = steps.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+    Some(UnevenSpacing {
+        min_step: steps.iter().copied().fold(f64::INFINITY, f64::min),
+        max_step,
+        mean_step,
+        largest_after,
+    })
 }
 
 /// The world step from one slice to the next.

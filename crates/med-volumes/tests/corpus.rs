@@ -420,3 +420,65 @@ fn mutated_corpus_files_never_panic() {
         }
     }
 }
+
+/// A copy of a ct2_series slice moved to `z` (LPS, mm) with its own SOPInstanceUID.
+fn moved_slice(from: &str, z: f64, to: &Path) {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let mut object = dicom_object::open_file(corpus().join("ct2_series").join(from)).unwrap();
+    let position = [
+        "-125.0".to_string(),
+        "-128.100006".into(),
+        format!("{z:.6}"),
+    ];
+    object.put(DataElement::new(
+        tags::IMAGE_POSITION_PATIENT,
+        VR::DS,
+        PrimitiveValue::Strs(position.into_iter().collect()),
+    ));
+    let uid = format!("1.2.826.0.1.3680043.8.498.{}", (z * 1000.0) as u64);
+    object.put(DataElement::new(
+        tags::SOP_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from(uid.as_str()),
+    ));
+    object.meta_mut().media_storage_sop_instance_uid = uid;
+    object.write_to_file(to).unwrap();
+}
+
+#[test]
+fn a_series_with_a_missing_slice_is_reported_uneven() {
+    // ct2_series: 17136, 17166 and 17196 lie 1.25 mm apart (z 103.02, 104.27, 105.52); with a
+    // fourth slice 1.25 mm further the series is even.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["17136", "17166", "17196"] {
+        std::fs::copy(
+            corpus().join("ct2_series").join(name),
+            dir.path().join(name),
+        )
+        .unwrap();
+    }
+    moved_slice("17196", 106.769997, &dir.path().join("moved"));
+    let even = read_dicom(dir.path(), None).unwrap();
+    assert_eq!(even.volume.dims()[2], 4);
+    assert_eq!(even.uneven_spacing, None);
+    // One slice removed: a 2.5 mm step between slices 0 and 1 of the three left.
+    std::fs::remove_file(dir.path().join("17166")).unwrap();
+    let gap = read_dicom(dir.path(), None).unwrap();
+    let uneven = gap.uneven_spacing.clone().expect("the gap is reported");
+    assert_eq!(uneven.largest_after, 0);
+    assert!((uneven.max_step - 2.5).abs() < 1e-4, "{uneven:?}");
+    assert!((uneven.min_step - 1.25).abs() < 1e-4, "{uneven:?}");
+    assert!((uneven.mean_step - 1.875).abs() < 1e-4, "{uneven:?}");
+    assert!((gap.volume.spacing()[2] - 1.875).abs() < 1e-4);
+    let text = uneven.to_string();
+    assert!(
+        text.contains("unevenly spaced") && text.contains("2.500"),
+        "{text}"
+    );
+    // The corpus series itself has a 202.5 mm gap below its top three slices.
+    let ct2 = read_dicom(&corpus().join("ct2_series"), None).unwrap();
+    let uneven = ct2.uneven_spacing.expect("ct2_series is uneven");
+    assert!((uneven.max_step - 202.5).abs() < 1e-3, "{uneven:?}");
+    assert_eq!(uneven.largest_after, 0);
+}

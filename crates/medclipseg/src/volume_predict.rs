@@ -57,6 +57,10 @@ struct VolumeRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     photometric: Option<String>,
     monochrome1_inverted: bool,
+    /// A DICOM series whose slices are unevenly spaced (a missing slice, a gap): what the
+    /// reader found; the outputs' grid places the slices at the mean step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uneven_spacing: Option<String>,
     mask: String,
     entropy: String,
     foreground_voxels: usize,
@@ -176,12 +180,17 @@ fn volume_jobs(request: &PredictRequest, options: &VolumeOptions) -> Result<Vec<
                     })
                     .collect()
             }
-            Input::Dicom(dicom) => vec![VolumeJob {
-                volume: dicom.volume.clone(),
-                dicom: Some(dicom),
-                volume_index: None,
-                name,
-            }],
+            Input::Dicom(dicom) => {
+                if let Some(uneven) = &dicom.uneven_spacing {
+                    tracing::warn!("{}: {uneven}", request.input.display());
+                }
+                vec![VolumeJob {
+                    volume: dicom.volume.clone(),
+                    dicom: Some(dicom),
+                    volume_index: None,
+                    name,
+                }]
+            }
             Input::Image2d(path) => bail!("{}: not a volume", path.display()),
         },
     )
@@ -309,6 +318,11 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         record.volume_index = job.volume_index;
         record.photometric = job.dicom.as_ref().map(|d| d.photometric.clone());
         record.monochrome1_inverted = job.dicom.as_ref().is_some_and(|d| d.monochrome1_inverted);
+        record.uneven_spacing = job
+            .dicom
+            .as_ref()
+            .and_then(|d| d.uneven_spacing.as_ref())
+            .map(ToString::to_string);
         tracing::info!(
             "{} slices along axis {axis} -> {}",
             prediction.slices,
@@ -365,6 +379,7 @@ fn volume_record(
         volume_index: None,
         photometric: None,
         monochrome1_inverted: false,
+        uneven_spacing: None,
         mask: mask_path.display().to_string(),
         entropy: entropy_path.display().to_string(),
         foreground_voxels: foreground,
