@@ -17,7 +17,8 @@
 //! [`DicomVolume::rgb`], with its luma as the volume's values.
 //!
 //! With the default `dicom-codecs` feature JPEG (baseline, extended, lossless), RLE, deflate and
-//! JPEG 2000 decode; JPEG-LS is an error naming dicom-pixeldata's `charls` feature.
+//! JPEG 2000 decode; the `jpeg-ls` feature adds JPEG-LS (CharLS), without it a JPEG-LS file is
+//! an error naming that feature.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -970,7 +971,8 @@ fn decode_error(file: &DicomFile, error: impl std::error::Error) -> VolumeError 
     let syntax = file.object.meta().transfer_syntax().trim_end_matches('\0');
     let feature = match syntax {
         "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => Some(
-            "JPEG-LS is not in this build: it needs dicom-pixeldata's `charls` feature (CharLS, C++)",
+            "JPEG-LS is not in this build: med-volumes' `jpeg-ls` feature adds it (dicom-pixeldata's \
+             `charls`: CharLS, built with cmake and a C++ compiler)",
         ),
         _ if reason.contains("SamplePrecision(12)") => Some(
             "12-bit JPEG (extended, process 4) is not decoded by the pure-Rust JPEG decoder \

@@ -571,3 +571,21 @@ fn eval_scores_dicom_series_and_multi_frame_files_against_nifti_labels() {
     assert_eq!(summary["volumes"], 2);
     assert!(summary["skipped"].as_array().unwrap().is_empty());
 }
+
+/// JPEG-LS (the app's default `jpeg-ls` feature): lossless grey and near-lossless colour files
+/// give outputs at their size like any other DICOM file.
+#[cfg(feature = "jpeg-ls")]
+#[test]
+fn jpeg_ls_files_are_predicted_at_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    for (name, size) in [
+        ("MR_small_jpeg_ls_lossless", (64, 64)),
+        ("SC_rgb_jls_lossy_line", (100, 100)),
+    ] {
+        let out = dir.path().join(name);
+        let input = testdata(&format!("dicom/files/{name}.dcm"));
+        ok(&predict_args(&checkpoint, &input, &out, PROMPT, &[]));
+        assert_eq!(png_size(&out.join(format!("masks/{name}.png"))), size);
+    }
+}
