@@ -813,6 +813,7 @@ impl DecodedFile {
 
 fn decode_file(file: &DicomFile) -> Result<DecodedFile> {
     let path = &file.path;
+    check_jpeg2000_size(file)?;
     let decoded = decode_guarded(file)?;
     let frames = decoded.number_of_frames();
     let (rows, cols) = (decoded.rows() as usize, decoded.columns() as usize);
@@ -988,6 +989,37 @@ fn decode_error(file: &DicomFile, error: impl std::error::Error) -> VolumeError 
         transfer_syntax: syntax.to_string(),
         reason,
         feature,
+    }
+}
+
+/// JPEG 2000 pixel data whose codestream declares another image than Rows x Columns x
+/// SamplesPerPixel is refused before the decoder (whose adapter would overrun its buffer).
+fn check_jpeg2000_size(file: &DicomFile) -> Result<()> {
+    let syntax = file.object.meta().transfer_syntax().trim_end_matches('\0');
+    if !syntax.starts_with("1.2.840.10008.1.2.4.9") && !syntax.starts_with("1.2.840.10008.1.2.4.20")
+    {
+        return Ok(());
+    }
+    let Some(fragments) = file
+        .object
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .and_then(|e| e.value().fragments())
+    else {
+        return Ok(());
+    };
+    let samples = floats(&file.path, &file.object, tags::SAMPLES_PER_PIXEL)?
+        .and_then(|v| v.first().copied())
+        .unwrap_or(1.0) as usize;
+    match crate::jpeg2000::mismatch(fragments, file.rows, file.cols, samples) {
+        None => Ok(()),
+        Some(reason) => Err(VolumeError::Codec {
+            path: file.path.clone(),
+            transfer_syntax: syntax.to_string(),
+            reason,
+            feature: None,
+        }),
     }
 }
 

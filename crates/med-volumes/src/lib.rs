@@ -32,6 +32,7 @@ mod dicom_seg;
 mod error;
 mod input;
 mod intensity;
+mod jpeg2000;
 mod labels;
 mod nifti2;
 mod nifti_io;

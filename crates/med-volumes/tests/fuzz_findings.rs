@@ -71,3 +71,21 @@ fn the_jpeg2000_seed_reads_as_the_corpus_file_it_is() {
     assert_eq!(dicom.transfer_syntax, "1.2.840.10008.1.2.4.91");
     assert_eq!(dicom.volume.dims(), [256, 1024, 1]);
 }
+
+#[test]
+fn a_jpeg2000_codestream_larger_than_the_frame_is_refused_before_decoding() {
+    // MR_small_jp2klossless.dcm with bytes changed: the codestream's SIZ no longer matches the
+    // 64x64 frame, and dicom-rs's JPEG 2000 adapter panicked writing past its buffer.
+    let input = finding("crash-33b4e7e9fc4302f247b7486fb2603ea23eb11fa9");
+    let (path, result) = replay(&input, |p| read_dicom(p, None));
+    let err = result.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, VolumeError::Codec { .. }) && text.contains(&path.display().to_string()),
+        "{text}"
+    );
+    assert!(
+        text.contains("JPEG 2000 codestream declares") && text.contains("64x64"),
+        "{text}"
+    );
+}
