@@ -17,7 +17,8 @@
 //! [`DicomVolume::rgb`], with its luma as the volume's values.
 //!
 //! With the default `dicom-codecs` feature JPEG (baseline, extended, lossless), RLE, deflate and
-//! JPEG 2000 decode; JPEG-LS is an error naming dicom-pixeldata's `charls` feature.
+//! JPEG 2000 decode; the `jpeg-ls` feature adds JPEG-LS (CharLS), without it a JPEG-LS file is
+//! an error naming that feature.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,39 @@ pub struct DicomVolume {
     /// Patient and study attributes present in the first file (tag, VR, text), copied into
     /// derived objects such as a DICOM SEG.
     pub patient_study: Vec<(Tag, dicom_core::VR, String)>,
+    /// Set when the slices are not evenly spaced (missing slices, gaps): the affine places
+    /// them at the mean step, so callers should warn.
+    pub uneven_spacing: Option<UnevenSpacing>,
+}
+
+/// Steps between neighbouring slices that differ (by more than 1 % of the mean step, or
+/// 0.01 mm): a series with a missing slice or a gap. [`DicomVolume::volume`]'s affine places
+/// slice `k` at `k` mean steps from the first, so such a volume is geometrically wrong there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnevenSpacing {
+    /// The smallest step along the slice normal, mm.
+    pub min_step: f64,
+    /// The largest step, mm.
+    pub max_step: f64,
+    /// The mean step, the one the volume's affine and spacing use, mm.
+    pub mean_step: f64,
+    /// The largest step is between slices `k` and `k + 1` (volume order).
+    pub largest_after: usize,
+}
+
+impl std::fmt::Display for UnevenSpacing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "slices are unevenly spaced (missing slices or gaps?): steps from {:.3} to {:.3} mm, \
+             the largest between slices {} and {}; the volume places them {:.3} mm apart (the mean)",
+            self.min_step,
+            self.max_step,
+            self.largest_after,
+            self.largest_after + 1,
+            self.mean_step
+        )
+    }
 }
 
 /// Patient and study module attributes a derived object carries over.
@@ -263,24 +297,22 @@ pub(crate) fn open_object(path: &Path) -> Result<DefaultDicomObject> {
 /// Refuses a file whose elements declare more bytes than it holds, before dicom-rs would
 /// allocate them (see `dicom_scan`).
 fn check_declared_lengths(path: &Path, start: Option<DicomStart>) -> Result<()> {
-    let Some(start) = start else {
-        return Ok(());
-    };
-    let bytes = std::fs::read(path).map_err(|e| VolumeError::io(path, e))?;
-    let (offset, encoding) = match start {
-        DicomStart::Preamble | DicomStart::MetaGroup => {
-            let offset = if start == DicomStart::Preamble {
-                132
-            } else {
-                0
-            };
-            let syntax = dicom_scan::meta_transfer_syntax(&bytes, offset).unwrap_or_default();
-            (offset, dicom_scan::encoding_of(&syntax))
+    use dicom_scan::{Encoding, Start};
+    let (offset, start) = match start {
+        None => return Ok(()),
+        Some(DicomStart::Preamble) => (132, Start::MetaGroup),
+        Some(DicomStart::MetaGroup) => (0, Start::MetaGroup),
+        Some(DicomStart::DataSet { explicit: true }) => {
+            (0, Start::DataSet(Encoding::ExplicitLittle))
         }
-        DicomStart::DataSet { explicit: true } => (0, dicom_scan::Encoding::ExplicitLittle),
-        DicomStart::DataSet { explicit: false } => (0, dicom_scan::Encoding::ImplicitLittle),
+        Some(DicomStart::DataSet { explicit: false }) => {
+            (0, Start::DataSet(Encoding::ImplicitLittle))
+        }
     };
-    dicom_scan::check_lengths(path, &bytes, offset, encoding)
+    let mut file = std::fs::File::open(path).map_err(|e| VolumeError::io(path, e))?;
+    std::io::copy(&mut (&mut file).take(offset), &mut std::io::sink())
+        .map_err(|e| VolumeError::io(path, e))?;
+    dicom_scan::check_lengths(path, std::io::BufReader::new(file), start)
 }
 
 /// A data set with no file meta group: implicit (the standard's default) or explicit VR little
@@ -691,6 +723,7 @@ fn stack(source: &Path, files: Vec<DicomFile>) -> Result<DicomVolume> {
             .iter()
             .filter_map(|&(tag, vr)| element_text(&first.object, tag).map(|t| (tag, vr, t)))
             .collect(),
+        uneven_spacing: uneven_spacing(&records, normal),
     })
 }
 
@@ -707,6 +740,31 @@ fn sort_frames(records: &mut [FrameRecord], normal: [f64; 3]) {
     } else if records.iter().all(|r| r.instance.is_some()) {
         records.sort_by_key(|r| (r.instance, r.frame));
     }
+}
+
+/// The steps between neighbouring slices along `normal` when they differ (see
+/// [`UnevenSpacing`]); `None` when even, or without a position for every slice.
+fn uneven_spacing(records: &[FrameRecord], normal: [f64; 3]) -> Option<UnevenSpacing> {
+    let along: Vec<f64> = records
+        .iter()
+        .map(|r| r.position.map(|p| dot(p, normal)))
+        .collect::<Option<_>>()?;
+    let steps: Vec<f64> = along.windows(2).map(|w| w[1] - w[0]).collect();
+    if steps.len() < 2 {
+        return None;
+    }
+    let mean_step = steps.iter().sum::<f64>() / steps.len() as f64;
+    let tolerance = (0.01 * mean_step.abs()).max(0.01);
+    if steps.iter().all(|s| (s - mean_step).abs() <= tolerance) {
+        return None;
+    }
+    let (largest_after, &max_step) = steps.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+    Some(UnevenSpacing {
+        min_step: steps.iter().copied().fold(f64::INFINITY, f64::min),
+        max_step,
+        mean_step,
+        largest_after,
+    })
 }
 
 /// The world step from one slice to the next.
@@ -755,6 +813,7 @@ impl DecodedFile {
 
 fn decode_file(file: &DicomFile) -> Result<DecodedFile> {
     let path = &file.path;
+    check_jpeg2000_size(file)?;
     let decoded = decode_guarded(file)?;
     let frames = decoded.number_of_frames();
     let (rows, cols) = (decoded.rows() as usize, decoded.columns() as usize);
@@ -913,7 +972,8 @@ fn decode_error(file: &DicomFile, error: impl std::error::Error) -> VolumeError 
     let syntax = file.object.meta().transfer_syntax().trim_end_matches('\0');
     let feature = match syntax {
         "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => Some(
-            "JPEG-LS is not in this build: it needs dicom-pixeldata's `charls` feature (CharLS, C++)",
+            "JPEG-LS is not in this build: med-volumes' `jpeg-ls` feature adds it (dicom-pixeldata's \
+             `charls`: CharLS, built with cmake and a C++ compiler)",
         ),
         _ if reason.contains("SamplePrecision(12)") => Some(
             "12-bit JPEG (extended, process 4) is not decoded by the pure-Rust JPEG decoder \
@@ -929,6 +989,37 @@ fn decode_error(file: &DicomFile, error: impl std::error::Error) -> VolumeError 
         transfer_syntax: syntax.to_string(),
         reason,
         feature,
+    }
+}
+
+/// JPEG 2000 pixel data whose codestream declares another image than Rows x Columns x
+/// SamplesPerPixel is refused before the decoder (whose adapter would overrun its buffer).
+fn check_jpeg2000_size(file: &DicomFile) -> Result<()> {
+    let syntax = file.object.meta().transfer_syntax().trim_end_matches('\0');
+    if !syntax.starts_with("1.2.840.10008.1.2.4.9") && !syntax.starts_with("1.2.840.10008.1.2.4.20")
+    {
+        return Ok(());
+    }
+    let Some(fragments) = file
+        .object
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .and_then(|e| e.value().fragments())
+    else {
+        return Ok(());
+    };
+    let samples = floats(&file.path, &file.object, tags::SAMPLES_PER_PIXEL)?
+        .and_then(|v| v.first().copied())
+        .unwrap_or(1.0) as usize;
+    match crate::jpeg2000::mismatch(fragments, file.rows, file.cols, samples) {
+        None => Ok(()),
+        Some(reason) => Err(VolumeError::Codec {
+            path: file.path.clone(),
+            transfer_syntax: syntax.to_string(),
+            reason,
+            feature: None,
+        }),
     }
 }
 

@@ -32,6 +32,7 @@ mod dicom_seg;
 mod error;
 mod input;
 mod intensity;
+mod jpeg2000;
 mod labels;
 mod nifti2;
 mod nifti_io;
@@ -42,8 +43,8 @@ mod volume;
 use std::path::Path;
 
 pub use dicom_io::{
-    DicomVolume, FrameSource, IntensitySource, VoiWindow, dicom_frame_count, is_dicom_file,
-    read_dicom, read_dicom_series,
+    DicomVolume, FrameSource, IntensitySource, UnevenSpacing, VoiWindow, dicom_frame_count,
+    is_dicom_file, read_dicom, read_dicom_series,
 };
 pub use dicom_seg::write_dicom_seg;
 pub use error::{Result, VolumeError};

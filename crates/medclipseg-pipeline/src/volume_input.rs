@@ -259,6 +259,10 @@ pub struct VolumeRecord {
     pub photometric: Option<String>,
     /// MONOCHROME1 was inverted before the model.
     pub monochrome1_inverted: bool,
+    /// A DICOM series whose slices are unevenly spaced (a missing slice, a gap): what the
+    /// reader found; the outputs' grid places the slices at the mean step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uneven_spacing: Option<String>,
     /// The mask file.
     pub mask: String,
     /// The entropy file.
@@ -301,6 +305,11 @@ impl VolumeRecord {
             volume_index: input.volume_index,
             photometric: input.dicom.as_ref().map(|d| d.photometric.clone()),
             monochrome1_inverted: input.dicom.as_ref().is_some_and(|d| d.monochrome1_inverted),
+            uneven_spacing: input
+                .dicom
+                .as_ref()
+                .and_then(|d| d.uneven_spacing.as_ref())
+                .map(ToString::to_string),
             mask: files.mask.display().to_string(),
             entropy: files.entropy.display().to_string(),
             foreground_voxels: foreground,

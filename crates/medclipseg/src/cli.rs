@@ -457,7 +457,8 @@ struct PredictArgs {
     /// Checkpoint of ours.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// An image, or a folder of images.
+    /// An image, a folder of images, a list file (`.txt` or `.lst`: one image path a line,
+    /// relative to the list), or a volume (NIfTI, DICOM file or series folder).
     #[arg(long)]
     input: PathBuf,
     /// One prompt for every image.
@@ -491,9 +492,10 @@ struct PredictArgs {
     /// DICOM Segmentation over the source images; a single 2-D DICOM file gives a one-frame SEG).
     #[arg(long, value_parser = ["nifti", "dicom-seg"], default_value = "nifti")]
     output_format: String,
-    /// Folders of images: take part K of N (1 <= K <= N), so N processes (a Slurm array, an
-    /// indexed Kubernetes Job) share one folder and one output folder; with `--continue` a
-    /// re-run shard skips what it finished. Records: `predictions.shard-K-of-N.json`.
+    /// Folders or list files of images: take part K of N (1 <= K <= N), so N processes (a
+    /// Slurm array, an indexed Kubernetes Job) share one input and one output folder; with
+    /// `--continue` a re-run shard skips what it finished. Records:
+    /// `predictions.shard-K-of-N.json`.
     #[arg(long, value_name = "K/N")]
     shard: Option<String>,
     /// Threshold masks at a calibrated value (`medclipseg calibrate`) instead of 0.5 (images).

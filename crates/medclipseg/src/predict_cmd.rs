@@ -24,7 +24,8 @@ use crate::store::{self, Provenance};
 pub struct PredictRequest {
     /// Our checkpoint.
     pub checkpoint: PathBuf,
-    /// An image or a folder of images.
+    /// An image, a folder of images, or a list file of images (`.txt`, `.lst`: one path a line,
+    /// relative to the list).
     pub input: PathBuf,
     /// One prompt for all images.
     pub prompt: Option<String>,
@@ -48,7 +49,8 @@ pub struct PredictRequest {
     pub shard: Option<Shard>,
 }
 
-/// Part `index` (from 1) of `count`: a folder's images split by a hash of their output name,
+/// Part `index` (from 1) of `count`: a folder's (or list's) images split by a hash of their
+/// output name,
 /// so every process agrees without talking, and an image keeps its shard when the folder grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -370,6 +372,8 @@ fn jobs(request: &PredictRequest) -> Result<Vec<Job>> {
             .collect();
         files.sort();
         files
+    } else if is_list_file(&request.input) {
+        read_list_file(&request.input)?
     } else if request.input.is_file() {
         vec![request.input.clone()]
     } else {
@@ -409,6 +413,47 @@ fn jobs(request: &PredictRequest) -> Result<Vec<Job>> {
         .zip(names)
         .map(|((path, prompt), name)| Job { path, prompt, name })
         .collect())
+}
+
+/// A list of inputs: a `.txt` or `.lst` file that is not DICOM by its content.
+fn is_list_file(path: &Path) -> bool {
+    let listed = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["txt", "lst"].contains(&e.to_ascii_lowercase().as_str()));
+    listed && path.is_file() && !med_volumes::is_dicom_file(path)
+}
+
+/// The images a list file names, one path a line (relative to the list's folder; blank lines
+/// and `#` comments skipped), in its order. A missing file, a folder or a volume is an error
+/// naming the line: a list holds 2-D images (and single-frame DICOM files), as a folder does.
+fn read_list_file(list: &Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(list)
+        .with_context(|| format!("{}: cannot read the list", list.display()))?;
+    let base = list.parent().unwrap_or(Path::new(""));
+    let mut images = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let entry = line.trim();
+        if entry.is_empty() || entry.starts_with('#') {
+            continue;
+        }
+        let path = base.join(entry);
+        let at = || format!("{} line {}: {}", list.display(), number + 1, path.display());
+        if !path.is_file() {
+            bail!("{}: no such file", at());
+        }
+        if crate::volume_predict::is_volume_input(&path, &med_datasets::imaging::IMAGE_EXTENSIONS) {
+            bail!(
+                "{}: a volume; a list holds 2-D images (predict a volume on its own)",
+                at()
+            );
+        }
+        images.push(path);
+    }
+    if images.is_empty() {
+        bail!("{}: the list names no file", list.display());
+    }
+    Ok(images)
 }
 
 /// Output stems, unique even on a case-insensitive file system: the file stem, or the whole

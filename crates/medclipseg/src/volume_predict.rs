@@ -126,6 +126,9 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         if job.dicom.as_ref().is_some_and(|d| d.monochrome1_inverted) {
             tracing::info!("MONOCHROME1 (high values dark): inverted before the model");
         }
+        if let Some(uneven) = job.dicom.as_ref().and_then(|d| d.uneven_spacing.as_ref()) {
+            tracing::warn!("{}: {uneven}", job.path.display());
+        }
         let predicted = predictor.predict_volume_input(job, &prompt, axis, given)?;
         let files = VolumeFiles {
             mask: &mask_path,

@@ -468,3 +468,124 @@ fn metrics_read_dicom_and_nifti_by_content() {
     assert!((dsc - 1.0).abs() < 1e-9, "{report}");
     assert_eq!(report["hd95"].as_f64(), Some(0.0), "{report}");
 }
+
+/// `eval --volumes` on DICOM: a series folder (files without extension) and an enhanced
+/// multi-frame file, each scored against a NIfTI label of the same name on its grid.
+#[test]
+fn eval_scores_dicom_series_and_multi_frame_files_against_nifti_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let (volumes, labels, out) = (
+        dir.path().join("volumes"),
+        dir.path().join("labels"),
+        dir.path().join("eval"),
+    );
+    std::fs::create_dir_all(volumes.join("ct2")).unwrap();
+    std::fs::create_dir_all(&labels).unwrap();
+    for entry in std::fs::read_dir(testdata("dicom/ct2_series")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), volumes.join("ct2").join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(
+        testdata("dicom/generated/enhanced_ct.dcm"),
+        volumes.join("enhanced_ct.dcm"),
+    )
+    .unwrap();
+    // Labels: the voxels above 0 HU, on each volume's grid as the reader gives it.
+    for (name, input) in [
+        ("ct2", volumes.join("ct2")),
+        ("enhanced_ct", volumes.join("enhanced_ct.dcm")),
+    ] {
+        let volume = med_volumes::read_volume(&input).unwrap();
+        let label = volume
+            .same_grid(volume.data().iter().map(|&v| f32::from(v > 0.0)).collect())
+            .unwrap();
+        let path = labels.join(format!("{name}.nii.gz"));
+        med_volumes::write_nifti(&path, &label, med_volumes::OutputKind::Labels).unwrap();
+    }
+    let run = ok(&[
+        "eval",
+        "--checkpoint",
+        common::s(&checkpoint),
+        "--volumes",
+        common::s(&volumes),
+        "--labels",
+        common::s(&labels),
+        "--prompt",
+        PROMPT,
+        "--samples",
+        "2",
+        "--out",
+        common::s(&out),
+    ]);
+    // ct2_series has a 202.5 mm gap below its top three slices: predict's reader says so.
+    assert!(stderr(&run).contains("unevenly spaced"), "{}", stderr(&run));
+    let csv = std::fs::read_to_string(out.join("volumes.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(names, ["ct2", "enhanced_ct"], "{csv}");
+    for row in &rows {
+        let name = row[0];
+        let mask = out
+            .join("volumes")
+            .join(name)
+            .join(format!("{name}.nii.gz"));
+        let label_path = labels.join(format!("{name}.nii.gz"));
+        let (written, label) = (
+            med_volumes::read_nifti(&mask).unwrap(),
+            med_volumes::read_nifti(&label_path).unwrap(),
+        );
+        assert_eq!(written.dims(), [16, 16, 4]);
+        assert_eq!(written.dims(), label.dims());
+        for (a, b) in written
+            .affine()
+            .iter()
+            .flatten()
+            .zip(label.affine().iter().flatten())
+        {
+            assert!((a - b).abs() < 1e-4, "{name}: mask and label grids differ");
+        }
+        // The row is what `metrics` gives for the written mask and the label.
+        let report = ok(&[
+            "metrics",
+            "--pred",
+            common::s(&mask),
+            "--gt",
+            common::s(&label_path),
+            "--protocol",
+            "deepmind",
+            "--json",
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+        let dsc: f64 = row[1].parse().unwrap();
+        assert!(
+            (dsc - report["dsc"].as_f64().unwrap()).abs() < 1e-9,
+            "{name}: {dsc} vs {report}"
+        );
+    }
+    let summary = json(&out.join("volumes_summary.json"));
+    assert_eq!(summary["volumes"], 2);
+    assert!(summary["skipped"].as_array().unwrap().is_empty());
+}
+
+/// JPEG-LS (the app's default `jpeg-ls` feature): lossless grey and near-lossless colour files
+/// give outputs at their size like any other DICOM file.
+#[cfg(feature = "jpeg-ls")]
+#[test]
+fn jpeg_ls_files_are_predicted_at_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    for (name, size) in [
+        ("MR_small_jpeg_ls_lossless", (64, 64)),
+        ("SC_rgb_jls_lossy_line", (100, 100)),
+    ] {
+        let out = dir.path().join(name);
+        let input = testdata(&format!("dicom/files/{name}.dcm"));
+        ok(&predict_args(&checkpoint, &input, &out, PROMPT, &[]));
+        assert_eq!(png_size(&out.join(format!("masks/{name}.png"))), size);
+    }
+}

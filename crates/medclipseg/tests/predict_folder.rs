@@ -266,3 +266,101 @@ fn a_prompt_longer_than_the_context_is_cut_with_a_warning_saying_what_was_kept()
     let run = predict(&checkpoint, &input, &dir.path().join("short"), &[]);
     assert!(!String::from_utf8_lossy(&run.stderr).contains("only the first"));
 }
+
+#[test]
+fn a_list_file_is_predicted_in_its_order_and_sharded_like_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    // Images in two folders, named by a list beside them (paths relative to the list).
+    for (folder, i) in [
+        ("left", 0u32),
+        ("left", 1),
+        ("right", 2),
+        ("right", 3),
+        ("right", 4),
+    ] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        let img = image::RgbImage::from_fn(20, 14, |x, y| {
+            image::Rgb([(x * 11 + i * 30) as u8, (y * 17) as u8, (i * 40) as u8])
+        });
+        img.save(dir.path().join(folder).join(format!("scan_{i}.png")))
+            .unwrap();
+    }
+    // scan_0 is in both folders: the same stem, distinct outputs.
+    std::fs::copy(
+        dir.path().join("left/scan_0.png"),
+        dir.path().join("right/scan_0.png"),
+    )
+    .unwrap();
+    let list = dir.path().join("inputs.txt");
+    std::fs::write(
+        &list,
+        "# one image a line\nright/scan_2.png\nleft/scan_0.png\n\nleft/scan_1.png\r\n\
+         right/scan_3.png\nright/scan_4.png\nright/scan_0.png\n",
+    )
+    .unwrap();
+    let whole = dir.path().join("whole");
+    let out = predict(&checkpoint, &list, &whole, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("predictions.json")).unwrap())
+            .unwrap();
+    let images: Vec<&str> = records
+        .iter()
+        .map(|r| r["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(images.len(), 6, "{images:?}");
+    assert!(images[0].ends_with("right/scan_2.png"), "{images:?}");
+    assert!(images[5].ends_with("right/scan_0.png"), "{images:?}");
+    let masks = |root: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(root.join("masks"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(masks(&whole).len(), 6, "{:?}", masks(&whole));
+
+    let sharded = dir.path().join("sharded");
+    let mut count = 0;
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let out = predict(&checkpoint, &list, &sharded, &["--shard", &shard]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json = sharded.join(format!("predictions.shard-{k}-of-3.json"));
+        if json.is_file() {
+            let records: Vec<serde_json::Value> =
+                serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+            count += records.len();
+        }
+    }
+    assert_eq!(count, 6);
+    assert_eq!(masks(&sharded), masks(&whole));
+    for name in masks(&whole) {
+        let a = std::fs::read(whole.join("masks").join(&name)).unwrap();
+        let b = std::fs::read(sharded.join("masks").join(&name)).unwrap();
+        assert!(
+            a == b,
+            "masks/{name} differs between the shards and one run"
+        );
+    }
+
+    // A line naming a missing file is an error naming the list and the line, before any work.
+    std::fs::write(&list, "left/scan_0.png\nleft/missing.png\n").unwrap();
+    let bad = predict(&checkpoint, &list, &dir.path().join("bad"), &[]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("inputs.txt line 2") && stderr.contains("missing.png"),
+        "{stderr}"
+    );
+}
