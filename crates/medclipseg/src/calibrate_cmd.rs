@@ -156,12 +156,3 @@ fn items(source: &CalibrationSource) -> Result<(Vec<CalibrationItem>, String)> {
         )),
     }
 }
-
-/// Reads `--calibration FILE` for predict and eval, and checks it was made with `checkpoint`
-/// (an error otherwise: another model's threshold carries no guarantee).
-pub fn read_for(path: &Path, checkpoint: &Path) -> Result<CalibrationFile> {
-    let file = CalibrationFile::read(path)?;
-    file.check_checkpoint(&sha256_file(checkpoint)?)
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(file)
-}

@@ -76,7 +76,7 @@ pub fn run_with_calibration(
         None => None,
     };
     let calibration = calibration
-        .map(|path| crate::calibrate_cmd::read_for(path, &checkpoint))
+        .map(|path| medclipseg_pipeline::calibrator::read_calibration_for(path, &checkpoint))
         .transpose()?;
     let loaded = LoadedModel::<Inner>::load_with_config(&checkpoint, model_config, &device)?;
     std::fs::create_dir_all(&request.out)
