@@ -312,17 +312,20 @@ fn score_one<B: Backend>(
     options: &RankOptions,
 ) -> Result<QueueRow> {
     let scored = match med_volumes::open_input(&input.path, &InputOptions::default())? {
-        Input::Image2d(path) => {
-            score_picture(predictor, crate::read_image(&path)?, &input.prompt, key, options.by)?
-        }
+        Input::Image2d(path) => score_picture(
+            predictor,
+            crate::read_image(&path)?,
+            &input.prompt,
+            key,
+            options.by,
+        )?,
         Input::Nifti(volumes) => {
             let volume = volumes.into_iter().next().ok_or_else(|| {
                 PipelineError::BadInput(format!("{}: no volume", input.path.display()))
             })?;
             let (lo, hi) = med_volumes::IntensityMap::default().bounds(volume.data())?;
-            let grey = |_: usize, slice: &med_volumes::Slice2d| {
-                crate::volume::slice_to_bgr(slice, lo, hi)
-            };
+            let grey =
+                |_: usize, slice: &med_volumes::Slice2d| crate::volume::slice_to_bgr(slice, lo, hi);
             score_volume(predictor, &volume, &input.prompt, options, &grey)?
         }
         Input::Dicom(dicom) => score_dicom(predictor, &dicom, input, options)?,
@@ -380,7 +383,10 @@ fn score_dicom<B: Backend>(
             width: cols,
             height: rows,
             channels: 3,
-            data: rgb.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect(),
+            data: rgb
+                .chunks_exact(3)
+                .flat_map(|p| [p[2], p[1], p[0]])
+                .collect(),
         }
     };
     if frames == 1 {
@@ -433,7 +439,10 @@ fn score_volume<B: Backend>(
         },
     )?;
     let (index, image, prediction) = best.ok_or_else(|| {
-        PipelineError::BadInput(format!("the volume has no slice along axis {}", options.axis))
+        PipelineError::BadInput(format!(
+            "the volume has no slice along axis {}",
+            options.axis
+        ))
     })?;
     Ok(Scored {
         score: volume_score(options.by, &slices),

@@ -89,7 +89,14 @@ fn volumes_series_and_corrupt_files_in_one_queue() {
         .collect();
     assert_eq!(
         names,
-        ["a.png", "b.png", "broken.nii.gz", "broken.png", "ct.nii.gz", "series"]
+        [
+            "a.png",
+            "b.png",
+            "broken.nii.gz",
+            "broken.png",
+            "ct.nii.gz",
+            "series"
+        ]
     );
 
     let predictor = Predictor::<Flex>::load(&checkpoint, &Default::default())
@@ -123,9 +130,17 @@ fn volumes_series_and_corrupt_files_in_one_queue() {
         serde_json::from_slice(&std::fs::read(out.join("rank.json")).unwrap()).unwrap();
     assert_eq!(record["by"], "entropy");
     assert_eq!(record["failed"][1]["file"], "broken.png");
-    assert!(record["failed"][1]["error"].as_str().unwrap().contains("broken.png"));
+    assert!(
+        record["failed"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("broken.png")
+    );
     let page = std::fs::read_to_string(&summary.html).unwrap();
-    assert!(page.contains("Not ranked") && page.contains("broken.nii.gz"), "{page}");
+    assert!(
+        page.contains("Not ranked") && page.contains("broken.nii.gz"),
+        "{page}"
+    );
 
     let row = |file: &str| -> QueueRow {
         summary
@@ -161,7 +176,10 @@ fn volumes_series_and_corrupt_files_in_one_queue() {
     // The DICOM series folder: one row, a slice among its files.
     let series_row = row("series");
     let slices = std::fs::read_dir(&source).unwrap().count();
-    assert!(series_row.slice.is_some_and(|k| k < slices), "{series_row:?}");
+    assert!(
+        series_row.slice.is_some_and(|k| k < slices),
+        "{series_row:?}"
+    );
     assert!(out.join("overlays").join("series.png").is_file());
 
     // queue.csv: one row per input, rank order, the slice column filled for volumes only.
@@ -171,8 +189,15 @@ fn volumes_series_and_corrupt_files_in_one_queue() {
     assert_eq!(lines.len(), 5);
     let scores: Vec<f64> = summary.queue.iter().map(|r| r.score).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
-    assert!(csv.contains(&format!("ct.nii.gz,{},{voxels},", ct.score)), "{csv}");
-    assert!(csv.lines().any(|l| l.starts_with("a.png,") && l.ends_with(',')), "{csv}");
+    assert!(
+        csv.contains(&format!("ct.nii.gz,{},{voxels},", ct.score)),
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("a.png,") && l.ends_with(',')),
+        "{csv}"
+    );
 
     // Resumed: nothing new is scored, the queue reads back the same (slices included).
     let again = RankOptions {

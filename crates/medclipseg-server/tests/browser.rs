@@ -268,8 +268,14 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
     let rule = session
         .script("return [document.getElementById('mask-rule').textContent, document.querySelector('.panel table').textContent, document.getElementById('band-choice').hidden];")
         .await;
-    assert!(rule[0].as_str().unwrap().contains("> 0.5 (not calibrated"), "{rule}");
-    assert!(rule[1].as_str().unwrap().contains("mask threshold"), "{rule}");
+    assert!(
+        rule[0].as_str().unwrap().contains("> 0.5 (not calibrated"),
+        "{rule}"
+    );
+    assert!(
+        rule[1].as_str().unwrap().contains("mask threshold"),
+        "{rule}"
+    );
     assert_eq!(rule[2], true, "{rule}");
 
     // Key 3 switches every panel to the entropy map, drawn over every pixel.
@@ -365,7 +371,9 @@ async fn the_page_slices_a_nifti_volume_with_a_ct_window_and_a_calibration() {
     );
     let promise = "FNR <= 0.1 in expectation over images like the calibration set";
     assert!(
-        numbers.contains(&format!("probability ≥ 0, calibrated on 40 images: {promise}")),
+        numbers.contains(&format!(
+            "probability ≥ 0, calibrated on 40 images: {promise}"
+        )),
         "{numbers}"
     );
     // Threshold 0: every voxel of the 20 x 16 x 3 volume.

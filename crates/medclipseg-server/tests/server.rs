@@ -30,7 +30,10 @@ async fn predict_round_trip_gives_the_library_result_and_every_file() {
     assert!(info["config"]["vision"].is_object(), "{info}");
     assert_eq!(info["defaults"]["samples"], 2);
     assert!(info["calibration"].is_null(), "{info}");
-    assert!(info["mask_rule"].as_str().unwrap().contains("> 0.5"), "{info}");
+    assert!(
+        info["mask_rule"].as_str().unwrap().contains("> 0.5"),
+        "{info}"
+    );
 
     let reply = server
         .predict(
@@ -941,10 +944,19 @@ async fn a_calibration_thresholds_masks_at_its_value_and_says_what_it_promises()
     let cal = &info["calibration"];
     let value = seg_metrics::conformal::threshold_value(threshold);
     assert_eq!(cal["threshold"], value, "{info}");
-    assert_eq!((&cal["risk"], &cal["alpha"], &cal["n"]), (&"fnr".into(), &0.1.into(), &40.into()));
+    assert_eq!(
+        (&cal["risk"], &cal["alpha"], &cal["n"]),
+        (&"fnr".into(), &0.1.into(), &40.into())
+    );
     let promise = "FNR <= 0.1 in expectation over images like the calibration set";
     assert_eq!(cal["statement"], promise);
-    assert!(info["mask_rule"].as_str().unwrap().contains(&format!(">= {value}")), "{info}");
+    assert!(
+        info["mask_rule"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(">= {value}")),
+        "{info}"
+    );
 
     let reply = server
         .predict(
@@ -963,7 +975,9 @@ async fn a_calibration_thresholds_masks_at_its_value_and_says_what_it_promises()
         .get_bytes(done["files"]["mask.png"].as_str().unwrap())
         .await;
     assert_eq!(mask_on(&mask), (40, 28, at_least(threshold)));
-    let band = server.get_bytes(done["maps"]["band"].as_str().unwrap()).await;
+    let band = server
+        .get_bytes(done["maps"]["band"].as_str().unwrap())
+        .await;
     assert_eq!(mask_on(&band), (40, 28, band_px));
     assert!(done["files"]["band.nii.gz"].is_string(), "{done}");
     let result: Value = serde_json::from_slice(
@@ -973,7 +987,10 @@ async fn a_calibration_thresholds_masks_at_its_value_and_says_what_it_promises()
     )
     .unwrap();
     assert_eq!(result["calibration"]["statement"], promise);
-    assert_eq!(result["calibration"]["band"]["low"], seg_metrics::conformal::threshold_value(low));
+    assert_eq!(
+        result["calibration"]["band"]["low"],
+        seg_metrics::conformal::threshold_value(low)
+    );
 
     // A volume: its mask is the calibrated rule on its own probability volume.
     let ct = dir.path().join("ct.nii.gz");
@@ -993,7 +1010,10 @@ async fn a_calibration_thresholds_masks_at_its_value_and_says_what_it_promises()
         med_volumes::read_nifti(&path).unwrap()
     };
     let file = |name: &str| done["files"][name].as_str().unwrap().to_string();
-    let probability = read("p.nii.gz", server.get_bytes(&file("probability.nii.gz")).await);
+    let probability = read(
+        "p.nii.gz",
+        server.get_bytes(&file("probability.nii.gz")).await,
+    );
     let mask = read("m.nii.gz", server.get_bytes(&file("mask.nii.gz")).await);
     let rule: Vec<f32> = probability
         .data()

@@ -177,7 +177,9 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
         bail!("{}: no images found", request.input.display());
     }
     let calibration = calibration
-        .map(|path| medclipseg_pipeline::calibrator::read_calibration_for(path, &request.checkpoint))
+        .map(|path| {
+            medclipseg_pipeline::calibrator::read_calibration_for(path, &request.checkpoint)
+        })
         .transpose()?;
     let thresholds = calibration.as_ref().map(|c| CalibratedThresholds {
         mask: c.threshold,

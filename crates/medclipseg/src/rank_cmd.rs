@@ -57,10 +57,7 @@ pub fn run(request: &RankRequest) -> Result<RankSummary> {
         (None, None) => bail!("give a prompt: --prompt TEXT or --prompts CSV"),
     };
     if inputs.is_empty() {
-        bail!(
-            "{}: no images or volumes found",
-            request.input.display()
-        );
+        bail!("{}: no images or volumes found", request.input.display());
     }
     let device = backend::device(&request.device)?;
     let loaded = LoadedModel::<Inner>::load(&request.checkpoint, &device)?;

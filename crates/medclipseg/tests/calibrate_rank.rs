@@ -88,7 +88,7 @@ fn raw_probability(path: &Path) -> Vec<f32> {
 fn queue(dir: &Path) -> Vec<(String, f64, usize)> {
     let text = std::fs::read_to_string(dir.join("queue.csv")).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("file,score,area,rank"));
+    assert_eq!(lines.next(), Some("file,score,area,rank,slice"));
     lines
         .map(|l| {
             let cells: Vec<&str> = l.split(',').collect();

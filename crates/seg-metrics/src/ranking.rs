@@ -320,11 +320,14 @@ mod tests {
     fn a_volume_scores_as_all_its_voxels_taken_as_one_image() {
         let slices = three_slices();
         let whole = |i: usize| -> Vec<f32> {
-            slices.iter().flat_map(|s| match i {
-                0 => s.0,
-                1 => s.1,
-                _ => s.3,
-            }).collect()
+            slices
+                .iter()
+                .flat_map(|s| match i {
+                    0 => s.0,
+                    1 => s.1,
+                    _ => s.3,
+                })
+                .collect()
         };
         let mask: Vec<bool> = slices.iter().flat_map(|s| s.2).collect();
         let (entropy, mi, votes) = (whole(0), whole(1), whole(2));
@@ -355,7 +358,10 @@ mod tests {
         }
         // An empty mask everywhere: the mean entropy, as for an image.
         let empty = [false; 12];
-        let blank = UncertaintyMaps { mask: &empty, ..volume };
+        let blank = UncertaintyMaps {
+            mask: &empty,
+            ..volume
+        };
         let per_slice: Vec<SliceScore> = (0..3)
             .map(|k| {
                 let maps = UncertaintyMaps {

@@ -212,12 +212,7 @@ pub fn write_ct_nifti(path: &Path) -> Volume {
 
 /// A calibration file for `checkpoint` as `medclipseg calibrate` writes it (FNR at α = 0.1),
 /// with the mask threshold `threshold` and, optionally, a band level at `band`.
-pub fn write_calibration(
-    path: &Path,
-    checkpoint: &Path,
-    threshold: f32,
-    band: Option<f32>,
-) {
+pub fn write_calibration(path: &Path, checkpoint: &Path, threshold: f32, band: Option<f32>) {
     use seg_metrics::conformal::{BandLevel, CalibrationFile, Risk, statement};
     let file = CalibrationFile {
         version: 1,
