@@ -203,9 +203,12 @@ pub fn volume_score(by: RankBy, slices: &[SliceScore]) -> f64 {
 /// Whether slice `a` is more uncertain than slice `b` under `by` (for
 /// [`RankBy::MaskEntropy`], a slice with mask pixels beats one without).
 pub fn more_uncertain(by: RankBy, a: &SliceScore, b: &SliceScore) -> bool {
-    let key = |s: &SliceScore| (by != RankBy::MaskEntropy || s.mask_pixels > 0, s.score);
-    let (ka, kb) = (key(a), key(b));
-    ka.0 > kb.0 || (ka.0 == kb.0 && ka.1 > kb.1)
+    let counts = |s: &SliceScore| by != RankBy::MaskEntropy || s.mask_pixels > 0;
+    match (counts(a), counts(b)) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => a.score > b.score,
+    }
 }
 
 /// The index of the slice to show for a volume: the highest score (the first of ties), among
@@ -292,8 +295,11 @@ mod tests {
         assert!((image_score(RankBy::MaskEntropy, &maps).unwrap() - 0.3).abs() < 1e-6);
     }
 
+    /// Entropy, mutual information, mask and vote fraction of a 4-pixel slice.
+    type SliceMaps = ([f32; 4], [f32; 4], [bool; 4], [f32; 4]);
+
     /// Three slices of 4 pixels; the middle one has no mask.
-    fn three_slices() -> [([f32; 4], [f32; 4], [bool; 4], [f32; 4]); 3] {
+    fn three_slices() -> [SliceMaps; 3] {
         [
             (
                 [0.1, 0.5, 0.3, 0.7],
