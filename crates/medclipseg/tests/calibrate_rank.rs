@@ -416,3 +416,49 @@ fn demo_model_ranks_contradictory_prompts_first() {
     };
     assert!(mean_rank("contra_") < mean_rank("orig_"), "{rows:?}");
 }
+
+/// A folder with a picture, a NIfTI volume and a corrupt PNG: the command ranks the two, names
+/// the corrupt file (stderr, rank.json, the page) and exits non-zero, without a panic.
+#[test]
+fn rank_lists_a_corrupt_file_and_ranks_a_picture_and_a_volume() {
+    use med_volumes::{OutputKind, Volume, diagonal_affine, write_nifti};
+    let tmp = tempfile::tempdir().unwrap();
+    let checkpoint = tmp.path().join("micro.safetensors");
+    medclipseg_pipeline::testing::write_micro_checkpoint::<burn::backend::Flex>(
+        &checkpoint,
+        &[PROMPT],
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    let input = tmp.path().join("unlabelled");
+    std::fs::create_dir_all(&input).unwrap();
+    image::RgbImage::from_fn(24, 24, |x, y| {
+        image::Rgb([(x * 9) as u8, (y * 9) as u8, 90])
+    })
+    .save(input.join("a.png"))
+    .unwrap();
+    let data = (0..16 * 12 * 3).map(|v| (v % 16) as f32 * 10.0).collect();
+    let volume = Volume::new([16, 12, 3], data, [1.0; 3], diagonal_affine([1.0; 3])).unwrap();
+    write_nifti(&input.join("ct.nii.gz"), &volume, OutputKind::Float).unwrap();
+    std::fs::write(input.join("broken.png"), b"\x89PNG\r\n\x1a\ntruncated").unwrap();
+    let out = tmp.path().join("queue");
+    let run = medclipseg(&rank_args(&checkpoint, &input, &out, &[]));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("broken.png") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let rows: Vec<String> = queue(&out).into_iter().map(|(file, _, _)| file).collect();
+    let mut sorted = rows.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["a.png", "ct.nii.gz"]);
+    let record = json(&out.join("rank.json"));
+    assert_eq!(record["failed"][0]["file"], "broken.png", "{record}");
+    let page = std::fs::read_to_string(out.join("queue.html")).unwrap();
+    assert!(
+        page.contains("broken.png") && page.contains("slice"),
+        "{page}"
+    );
+}
