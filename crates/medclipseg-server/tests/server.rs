@@ -991,6 +991,20 @@ async fn a_calibration_thresholds_masks_at_its_value_and_says_what_it_promises()
         result["calibration"]["band"]["low"],
         seg_metrics::conformal::threshold_value(low)
     );
+    // The MONAI Label reply's params say it too (same image, same seed: the same mask).
+    let image = done["request"]["image"].as_str().unwrap();
+    let form = reqwest::multipart::Form::new().text("params", r#"{"samples": 3, "seed": 7}"#);
+    let r = server
+        .client
+        .post(server.url(&format!("/infer/medclipseg?image={image}&output=json")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let params: Value = r.json().await.unwrap();
+    assert_eq!(params["calibration"]["statement"], promise, "{params}");
+    assert_eq!(params["summary"]["mask_px"], at_least(threshold));
 
     // A volume: its mask is the calibrated rule on its own probability volume.
     let ct = dir.path().join("ct.nii.gz");
