@@ -37,6 +37,27 @@ pub struct VolumePrediction {
     pub intensity_bounds: [f64; 2],
 }
 
+impl VolumePrediction {
+    /// Re-thresholds the mask at a calibrated threshold: `probability ≥ threshold` (as
+    /// [`crate::Prediction::apply_threshold`] does for a picture).
+    pub fn apply_threshold(&mut self, threshold: f32) -> Result<()> {
+        let mask = seg_metrics::conformal::threshold_mask(self.probability.data(), threshold);
+        self.mask = self.probability.same_grid(zero_one(mask))?;
+        Ok(())
+    }
+
+    /// The uncertain band between two calibrated thresholds, `low ≤ probability < high`, as a
+    /// 0/1 volume on the input's grid.
+    pub fn band_mask(&self, low: f32, high: f32) -> Result<Volume> {
+        let band = seg_metrics::conformal::band_mask(self.probability.data(), low, high);
+        Ok(self.probability.same_grid(zero_one(band))?)
+    }
+}
+
+fn zero_one(mask: Vec<bool>) -> Vec<f32> {
+    mask.into_iter().map(|b| f32::from(u8::from(b))).collect()
+}
+
 impl<B: Backend> Predictor<B> {
     /// Predicts every slice of `volume` along `axis` (0, 1 or 2) with one prompt.
     ///

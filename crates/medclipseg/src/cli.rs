@@ -517,7 +517,7 @@ struct PredictArgs {
     /// re-run shard skips what it finished. Records: `predictions.shard-K-of-N.json`.
     #[arg(long, value_name = "K/N")]
     shard: Option<String>,
-    /// Threshold masks at a calibrated value (`medclipseg calibrate`) instead of 0.5 (images).
+    /// Threshold masks at a calibrated value (`medclipseg calibrate`) instead of 0.5 (images and volumes).
     #[arg(long)]
     calibration: Option<PathBuf>,
 }
@@ -556,6 +556,7 @@ fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
         }
         let options = volume_predict::VolumeOptions {
             dicom_seg,
+            calibration: a.calibration.clone(),
             axis: a.axis.as_deref().map(str::parse).transpose()?,
             intensity: window.unwrap_or_default(),
             window_given: window.is_some(),

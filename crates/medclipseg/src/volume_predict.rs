@@ -16,6 +16,7 @@ use med_volumes::{
     VolumeIndex, is_nifti_path, nifti_stem,
 };
 use medclipseg_pipeline::VolumePrediction;
+use seg_metrics::conformal::CalibrationFile;
 use serde::Serialize;
 
 use crate::backend;
@@ -38,6 +39,9 @@ pub struct VolumeOptions {
     /// `--output-format dicom-seg`: the mask as a DICOM SEG over a DICOM input (`<name>.seg.dcm`)
     /// instead of a NIfTI mask.
     pub dicom_seg: bool,
+    /// `--calibration FILE`: the mask is `probability ≥ λ̂`, and a file with a second level
+    /// adds `<name>_band.nii.gz`.
+    pub calibration: Option<PathBuf>,
 }
 
 /// `<out>/volume.json`.
@@ -59,6 +63,9 @@ struct VolumeRecord {
     monochrome1_inverted: bool,
     mask: String,
     entropy: String,
+    /// The uncertain band (a calibration with two levels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    band: Option<String>,
     foreground_voxels: usize,
     foreground_fraction: f64,
     mean_uncertainty: f64,
@@ -215,6 +222,13 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         }
     }
     let jobs = volume_jobs(request, options)?;
+    let calibration = options
+        .calibration
+        .as_deref()
+        .map(|path| {
+            medclipseg_pipeline::calibrator::read_calibration_for(path, &request.checkpoint)
+        })
+        .transpose()?;
     let axis = options.axis.unwrap_or(2);
     let given = options.window_given.then_some(options.intensity);
     // A bad axis or window is reported before the model is read.
@@ -250,7 +264,7 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
     let mut records = Vec::new();
     for job in pending {
         let (mask_path, entropy_path) = outputs(&job.name);
-        let (prediction, intensity, source) = match &job.dicom {
+        let (mut prediction, intensity, source) = match &job.dicom {
             Some(dicom) => {
                 let (map, source) = dicom.intensity(given);
                 let note = intensity_note(dicom, &map, source);
@@ -281,6 +295,10 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
                 )
             }
         };
+        let band_path = match &calibration {
+            Some(file) => apply_calibration(&mut prediction, file, &request.out, &job.name)?,
+            None => None,
+        };
         let mask_path = match (&job.dicom, options.dicom_seg) {
             (Some(dicom), true) => {
                 let seg = request.out.join(format!("{}.seg.dcm", job.name));
@@ -309,6 +327,7 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         record.volume_index = job.volume_index;
         record.photometric = job.dicom.as_ref().map(|d| d.photometric.clone());
         record.monochrome1_inverted = job.dicom.as_ref().is_some_and(|d| d.monochrome1_inverted);
+        record.band = band_path.map(|p| p.display().to_string());
         tracing::info!(
             "{} slices along axis {axis} -> {}",
             prediction.slices,
@@ -333,8 +352,40 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         })
         .collect();
     provenance.config = Some(serde_json::json!({ "intensity": intensities }));
+    provenance.calibration = calibration.as_ref().map(calibration_note);
     provenance.write(&request.out)?;
     Ok(())
+}
+
+/// Re-thresholds the mask at the calibrated value and writes the uncertain band
+/// (`<name>_band.nii.gz`) when the file has a second level; the band's path.
+fn apply_calibration(
+    prediction: &mut VolumePrediction,
+    file: &CalibrationFile,
+    out: &Path,
+    name: &str,
+) -> Result<Option<PathBuf>> {
+    prediction.apply_threshold(file.threshold)?;
+    let Some((low, high)) = file.band_range() else {
+        return Ok(None);
+    };
+    let path = out.join(format!("{name}_band.nii.gz"));
+    let band = prediction.band_mask(low, high)?;
+    med_volumes::write_nifti(&path, &band, OutputKind::Labels)?;
+    Ok(Some(path))
+}
+
+/// What the provenance says about a calibrated threshold (the library's note, plus where the
+/// band volumes are).
+fn calibration_note(file: &CalibrationFile) -> serde_json::Value {
+    let mut note = medclipseg_pipeline::calibrator::calibration_note(file);
+    if let Some(band) = note.get_mut("band").and_then(|b| b.as_object_mut()) {
+        band.insert(
+            "masks".into(),
+            "<name>_band.nii.gz: voxels with low <= probability < high".into(),
+        );
+    }
+    note
 }
 
 fn volume_record(
@@ -367,6 +418,7 @@ fn volume_record(
         monochrome1_inverted: false,
         mask: mask_path.display().to_string(),
         entropy: entropy_path.display().to_string(),
+        band: None,
         foreground_voxels: foreground,
         foreground_fraction: foreground as f64 / voxels.max(1) as f64,
         mean_uncertainty: entropy_sum / voxels.max(1) as f64,

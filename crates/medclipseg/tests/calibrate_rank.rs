@@ -462,3 +462,84 @@ fn rank_lists_a_corrupt_file_and_ranks_a_picture_and_a_volume() {
         "{page}"
     );
 }
+
+/// `predict --calibration` on a NIfTI volume: the mask is `probability >= threshold` on every
+/// voxel (all of them at 0, none above 1), the band is written, the provenance says the promise.
+#[test]
+fn predict_on_a_volume_thresholds_at_the_calibration() {
+    use med_volumes::{OutputKind, Volume, diagonal_affine, read_nifti, write_nifti};
+    use seg_metrics::conformal::{BandLevel, CalibrationFile, EMPTY_THRESHOLD, Risk, statement};
+    let tmp = tempfile::tempdir().unwrap();
+    let checkpoint = tmp.path().join("micro.safetensors");
+    medclipseg_pipeline::testing::write_micro_checkpoint::<burn::backend::Flex>(
+        &checkpoint,
+        &[PROMPT],
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    let data = (0..16 * 12 * 3).map(|v| (v % 16) as f32 * 10.0).collect();
+    let volume = Volume::new([16, 12, 3], data, [1.0; 3], diagonal_affine([1.0; 3])).unwrap();
+    let ct = tmp.path().join("ct.nii.gz");
+    write_nifti(&ct, &volume, OutputKind::Float).unwrap();
+    let sha = medclipseg_pipeline::calibrator::sha256_file(&checkpoint).unwrap();
+    let predict = |threshold: f32, name: &str| {
+        let calibration = tmp.path().join(format!("{name}.json"));
+        CalibrationFile {
+            version: 1,
+            risk: Risk::Fnr,
+            alpha: 0.1,
+            threshold,
+            n: 30,
+            calibration_risk: 0.05,
+            bound: 0.09,
+            calibration_sha256: "ab".repeat(32),
+            checkpoint_sha256: sha.clone(),
+            prompt_style: "custom".into(),
+            samples: 2,
+            statement: statement(Risk::Fnr, 0.1),
+            band: Some(BandLevel {
+                alpha: 0.3,
+                threshold: 1.0 - threshold.min(1.0),
+                bound: 0.2,
+            }),
+        }
+        .write(&calibration)
+        .unwrap();
+        let out = tmp.path().join(name);
+        ok(&[
+            "predict",
+            "--checkpoint",
+            s(&checkpoint),
+            "--input",
+            s(&ct),
+            "--prompt",
+            PROMPT,
+            "--samples",
+            "2",
+            "--calibration",
+            s(&calibration),
+            "--out",
+            s(&out),
+            "--quiet",
+        ]);
+        let on = |file: &str| {
+            let v = read_nifti(&out.join(file)).unwrap();
+            v.data().iter().filter(|&&x| x > 0.5).count()
+        };
+        let provenance = json(&out.join("provenance.json"));
+        (on("ct.nii.gz"), on("ct_band.nii.gz"), provenance)
+    };
+    let voxels = 16 * 12 * 3;
+    let (all, band, provenance) = predict(0.0, "zero");
+    assert_eq!(all, voxels);
+    // The band [0, 1): every voxel below probability 1.
+    assert!(band > voxels / 2, "{band}");
+    assert_eq!(
+        provenance["calibration"]["statement"],
+        "FNR <= 0.1 in expectation over images like the calibration set"
+    );
+    assert_eq!(provenance["calibration"]["threshold"], 0.0);
+    let (none, _, _) = predict(EMPTY_THRESHOLD, "empty");
+    assert_eq!(none, 0);
+}
