@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use seg_metrics::BinaryMask;
-use seg_metrics::conformal::{CrcResult, Risk, ThresholdCounts, calibrate_threshold};
+use seg_metrics::conformal::{
+    CalibrationFile, CrcResult, Risk, ThresholdCounts, calibrate_threshold, threshold_value,
+};
 use sha2::{Digest, Sha256};
 
 use crate::error::{PipelineError, Result};
@@ -117,6 +119,38 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads a calibration file (`--calibration FILE` of predict, eval and serve) and checks that it
+/// was made with `checkpoint`: another model's threshold carries no guarantee, so a different
+/// checkpoint hash is an error naming the file and both hashes.
+pub fn read_calibration_for(path: &Path, checkpoint: &Path) -> Result<CalibrationFile> {
+    let file = CalibrationFile::read(path)?;
+    file.check_checkpoint(&sha256_file(checkpoint)?)
+        .map_err(|e| PipelineError::BadInput(format!("{}: {e}", path.display())))?;
+    Ok(file)
+}
+
+/// What a calibrated threshold means, for provenance and API answers: risk, α, threshold λ̂
+/// (`mask = probability ≥ λ̂`), n, prompt style, calibration hash, the guarantee in words and,
+/// with a second level, the uncertain band `[low, high)`.
+pub fn calibration_note(file: &CalibrationFile) -> serde_json::Value {
+    let band = file.band.as_ref().zip(file.band_range());
+    serde_json::json!({
+        "risk": file.risk,
+        "alpha": file.alpha,
+        "threshold": threshold_value(file.threshold),
+        "n": file.n,
+        "prompt_style": file.prompt_style,
+        "calibration_sha256": file.calibration_sha256,
+        "statement": file.statement,
+        "band": band.map(|(band, (low, high))| serde_json::json!({
+            "alpha": band.alpha,
+            "threshold": threshold_value(band.threshold),
+            "low": threshold_value(low),
+            "high": threshold_value(high),
+        })),
+    })
 }
 
 /// Runs the model over a labelled set and collects what calibration needs.

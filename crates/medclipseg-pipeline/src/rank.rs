@@ -1,11 +1,20 @@
-//! An annotation queue: unlabelled images scored by the model's uncertainty
+//! An annotation queue: unlabelled images and volumes scored by the model's uncertainty
 //! ([`seg_metrics::ranking`]), most informative first.
 //!
-//! Files under the output folder: `queue.csv` (`file,score,area,rank`; `area` is the predicted
-//! mask in pixels, rank 1 is looked at first), `rank.json` (the score and its settings),
-//! `overlays/<file>.png` (image with the predicted mask | entropy map) and `queue.html` /
-//! `queue.md` showing the top of the queue. The queue is rewritten after every image, so a
-//! run that stops keeps what it scored, and `resume` scores only the images not yet in it.
+//! Inputs ([`input_files`]): pictures (by extension), NIfTI volumes, DICOM files (by content) and
+//! sub-folders holding a DICOM series. A volume is predicted slice by slice along
+//! [`RankOptions::axis`] (intensities mapped as `predict` maps them: the file's window for DICOM,
+//! else percentiles) and scored by [`seg_metrics::ranking::volume_score`]: the same per-voxel
+//! mean as a picture's score, so both share one queue; its most uncertain slice is shown.
+//!
+//! Files under the output folder: `queue.csv` (`file,score,area,rank,slice`; `area` is the
+//! predicted mask in pixels, or voxels for a volume; rank 1 is looked at first; `slice` is the
+//! volume's most uncertain slice, empty for a picture), `rank.json` (the score, and the inputs
+//! that failed with why), `overlays/<file>.png` (the image, or that slice, with the predicted
+//! mask | entropy map) and `queue.html` / `queue.md` showing the top of the queue and the
+//! failures. An input that cannot be read or predicted (a corrupt file) is skipped and listed,
+//! never fatal to the others. The queue is rewritten after every input, so a run that stops
+//! keeps what it scored, and `resume` scores only the inputs not yet in it.
 //!
 //! ```no_run
 //! use burn::backend::Flex;
@@ -22,28 +31,52 @@
 //! ```
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use med_volumes::{DicomVolume, Input, InputOptions, Volume};
 use seg_metrics::BinaryMask;
-use seg_metrics::ranking::{RankBy, image_score, rank_order};
+use seg_metrics::ranking::{
+    RankBy, SliceScore, image_score, more_uncertain, rank_order, volume_score,
+};
 use serde::{Deserialize, Serialize};
 
+use crate::Image8;
 use crate::error::{PipelineError, Result};
 use crate::predictor::{Prediction, Predictor, write_atomic};
 
-/// One unlabelled image and its prompt.
+/// One unlabelled image or volume and its prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RankInput {
-    /// The image.
+    /// The picture, volume file or DICOM series folder.
     pub path: PathBuf,
     /// Its prompt.
     pub prompt: String,
 }
 
-/// Every image of a folder (sorted) with one prompt.
+/// What `rank` reads in a folder, sorted: pictures (by extension), NIfTI files (by name or
+/// content), DICOM files (by content, whatever their name) and sub-folders holding DICOM files
+/// (one series each). Other files are not inputs.
+pub fn input_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| PipelineError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            (p.is_file() && med_datasets::imaging::has_image_extension(p))
+                || med_volumes::is_volume_input(p)
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Every input of a folder ([`input_files`]) with one prompt.
 pub fn inputs_with_prompt(dir: &Path, prompt: &str) -> Result<Vec<RankInput>> {
-    Ok(crate::calibrator::image_files(dir)?
+    Ok(input_files(dir)?
         .into_iter()
         .map(|path| RankInput {
             path,
@@ -52,12 +85,13 @@ pub fn inputs_with_prompt(dir: &Path, prompt: &str) -> Result<Vec<RankInput>> {
         .collect())
 }
 
-/// Every image of a folder (sorted) with its prompt from a CSV with `Image,Description`
-/// columns ([`med_datasets::ImagePrompts`]); an image without a row or with an empty
-/// `Description` is an error naming it (and the CSV line).
+/// Every input of a folder ([`input_files`]) with its prompt from a CSV with
+/// `Image,Description` columns ([`med_datasets::ImagePrompts`]; a series folder by its folder
+/// name); an input without a row or with an empty `Description` is an error naming it (and the
+/// CSV line).
 pub fn inputs_with_prompt_csv(dir: &Path, csv_path: &Path) -> Result<Vec<RankInput>> {
     let table = med_datasets::ImagePrompts::read_csv(csv_path)?;
-    crate::calibrator::image_files(dir)?
+    input_files(dir)?
         .into_iter()
         .map(|path| {
             let prompt = table.prompt(&file_name(&path))?.to_string();
@@ -79,10 +113,12 @@ pub struct RankOptions {
     pub resume: bool,
     /// Images shown on the HTML page.
     pub top: usize,
+    /// The axis volumes are sliced along (0 = i, 1 = j, 2 = k, as `predict --axis`).
+    pub axis: usize,
 }
 
 impl RankOptions {
-    /// All images, from scratch, the top 20 on the page.
+    /// All inputs, from scratch, the top 20 on the page, volumes sliced along k.
     pub fn new(by: RankBy, out: impl Into<PathBuf>) -> Self {
         Self {
             by,
@@ -90,6 +126,7 @@ impl RankOptions {
             budget: None,
             resume: false,
             top: 20,
+            axis: 2,
         }
     }
 }
@@ -97,14 +134,18 @@ impl RankOptions {
 /// One row of the queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueRow {
-    /// Image file name.
+    /// File (or series folder) name.
     pub file: String,
     /// Its score (higher: look first).
     pub score: f64,
-    /// Predicted mask area in pixels.
+    /// Predicted mask area in pixels (voxels for a volume).
     pub area: u64,
     /// Position in the queue, 1 first.
     pub rank: usize,
+    /// A volume's most uncertain slice along [`RankOptions::axis`] (the one its overlay shows);
+    /// `None` for a picture.
+    #[serde(default)]
+    pub slice: Option<usize>,
 }
 
 /// What happened to one image.
@@ -134,10 +175,25 @@ pub struct RankSummary {
     pub html: PathBuf,
 }
 
-/// The settings a resumed queue must share.
+/// The settings a resumed queue must share (`rank.json`, which also lists the failures).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct QueueSettings {
     by: RankBy,
+}
+
+/// `rank.json`.
+#[derive(Serialize)]
+struct RankRecord<'a> {
+    by: RankBy,
+    axis: usize,
+    /// Inputs not ranked, with why.
+    failed: Vec<FailedInput<'a>>,
+}
+
+#[derive(Serialize)]
+struct FailedInput<'a> {
+    file: String,
+    error: &'a str,
 }
 
 /// Scores `inputs` and writes the queue (see the module documentation).
@@ -173,7 +229,17 @@ pub fn rank<B: Backend>(
             remaining += 1;
             continue;
         }
-        match score_one(predictor, input, index as u64, options) {
+        // A decoder that panics on a hostile file fails that input, not the run.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            score_one(predictor, input, index as u64, options)
+        }))
+        .unwrap_or_else(|_| {
+            Err(PipelineError::BadInput(format!(
+                "{}: reading or predicting it panicked",
+                input.path.display()
+            )))
+        });
+        match outcome {
             Ok(row) => {
                 scored += 1;
                 progress(RankEvent::Scored(&row));
@@ -187,7 +253,19 @@ pub fn rank<B: Backend>(
         }
     }
     write_atomic(&csv, queue_csv(&mut rows)?.as_bytes())?;
-    let html = write_page(&rows, options)?;
+    let record = RankRecord {
+        by: options.by,
+        axis: options.axis,
+        failed: failed
+            .iter()
+            .map(|(path, error)| FailedInput {
+                file: file_name(path),
+                error,
+            })
+            .collect(),
+    };
+    write_json(&settings_path, &record)?;
+    let html = write_page(&rows, &failed, options)?;
     Ok(RankSummary {
         queue: rows,
         scored,
@@ -218,27 +296,165 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// An input's score, its mask area, and the picture (or slice) its overlay shows.
+struct Scored {
+    score: f64,
+    area: u64,
+    slice: Option<usize>,
+    image: Image8,
+    prediction: Prediction,
+}
+
 fn score_one<B: Backend>(
     predictor: &Predictor<B>,
     input: &RankInput,
     key: u64,
     options: &RankOptions,
 ) -> Result<QueueRow> {
-    let image = crate::read_image(&input.path)?;
-    let prediction = predictor.predict_image_keyed(&image, &input.prompt, key)?;
-    let score = image_score(options.by, &prediction.uncertainty_maps())?;
+    let scored = match med_volumes::open_input(&input.path, &InputOptions::default())? {
+        Input::Image2d(path) => score_picture(
+            predictor,
+            crate::read_image(&path)?,
+            &input.prompt,
+            key,
+            options.by,
+        )?,
+        Input::Nifti(volumes) => {
+            let volume = volumes.into_iter().next().ok_or_else(|| {
+                PipelineError::BadInput(format!("{}: no volume", input.path.display()))
+            })?;
+            let (lo, hi) = med_volumes::IntensityMap::default().bounds(volume.data())?;
+            let grey =
+                |_: usize, slice: &med_volumes::Slice2d| crate::volume::slice_to_bgr(slice, lo, hi);
+            score_volume(predictor, &volume, &input.prompt, options, &grey)?
+        }
+        Input::Dicom(dicom) => score_dicom(predictor, &dicom, input, options)?,
+    };
     let file = file_name(&input.path);
     write_overlay(
         &options.out.join("overlays").join(format!("{file}.png")),
-        &image,
-        &prediction,
+        &scored.image,
+        &scored.prediction,
     )?;
     Ok(QueueRow {
         file,
-        score,
-        area: prediction.mask.data().iter().filter(|&&b| b).count() as u64,
+        score: scored.score,
+        area: scored.area,
         rank: 0,
+        slice: scored.slice,
     })
+}
+
+fn score_picture<B: Backend>(
+    predictor: &Predictor<B>,
+    image: Image8,
+    prompt: &str,
+    key: u64,
+    by: RankBy,
+) -> Result<Scored> {
+    let prediction = predictor.predict_image_keyed(&image, prompt, key)?;
+    Ok(Scored {
+        score: image_score(by, &prediction.uncertainty_maps())?,
+        area: mask_pixels(&prediction) as u64,
+        slice: None,
+        image,
+        prediction,
+    })
+}
+
+/// A DICOM file or series: a volume through its own window (or percentiles), colour frames as
+/// stored; one frame is scored as a picture (as `predict` treats it).
+fn score_dicom<B: Backend>(
+    predictor: &Predictor<B>,
+    dicom: &DicomVolume,
+    input: &RankInput,
+    options: &RankOptions,
+) -> Result<Scored> {
+    let (map, _) = dicom.intensity(None);
+    let bounds = if dicom.rgb.is_some() {
+        (0.0, 255.0)
+    } else {
+        map.bounds(dicom.volume.data())?
+    };
+    let [cols, rows, frames] = dicom.volume.dims();
+    let frame = |k: usize| -> Image8 {
+        let rgb = dicom.rgb8_slice(k, bounds).unwrap_or_default();
+        Image8 {
+            width: cols,
+            height: rows,
+            channels: 3,
+            data: rgb
+                .chunks_exact(3)
+                .flat_map(|p| [p[2], p[1], p[0]])
+                .collect(),
+        }
+    };
+    if frames == 1 {
+        return score_picture(predictor, frame(0), &input.prompt, 0, options.by);
+    }
+    if dicom.rgb.is_some() {
+        if options.axis != 2 {
+            return Err(PipelineError::BadInput(format!(
+                "{}: a colour image is sliced along its frames only (axis 2)",
+                input.path.display()
+            )));
+        }
+        return score_volume(predictor, &dicom.volume, &input.prompt, options, &|k, _| {
+            frame(k)
+        });
+    }
+    let grey = |_: usize, slice: &med_volumes::Slice2d| {
+        crate::volume::slice_to_bgr(slice, bounds.0, bounds.1)
+    };
+    score_volume(predictor, &dicom.volume, &input.prompt, options, &grey)
+}
+
+/// Predicts every slice, keeps one [`SliceScore`] per slice and the most uncertain slice's
+/// picture, and aggregates with [`volume_score`].
+fn score_volume<B: Backend>(
+    predictor: &Predictor<B>,
+    volume: &Volume,
+    prompt: &str,
+    options: &RankOptions,
+    image: &dyn Fn(usize, &med_volumes::Slice2d) -> Image8,
+) -> Result<Scored> {
+    let mut slices: Vec<SliceScore> = Vec::new();
+    let mut best: Option<(usize, Image8, Prediction)> = None;
+    predictor.visit_slice_predictions(
+        volume,
+        prompt,
+        options.axis,
+        image,
+        &mut |_| ControlFlow::Continue(()),
+        &mut |index, picture, prediction| {
+            let score = SliceScore::of(options.by, &prediction.uncertainty_maps())?;
+            let better = best
+                .as_ref()
+                .is_none_or(|(b, _, _)| more_uncertain(options.by, &score, &slices[*b]));
+            if better {
+                best = Some((index, picture, prediction));
+            }
+            slices.push(score);
+            Ok(())
+        },
+    )?;
+    let (index, image, prediction) = best.ok_or_else(|| {
+        PipelineError::BadInput(format!(
+            "the volume has no slice along axis {}",
+            options.axis
+        ))
+    })?;
+    Ok(Scored {
+        score: volume_score(options.by, &slices),
+        area: slices.iter().map(|s| s.mask_pixels as u64).sum(),
+        slice: Some(index),
+        image,
+        prediction,
+    })
+}
+
+fn mask_pixels(prediction: &Prediction) -> usize {
+    prediction.mask.data().iter().filter(|&&b| b).count()
 }
 
 /// Image with the predicted mask | entropy map.
@@ -326,22 +542,43 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-/// `queue.html` and `queue.md`: the top of the queue with overlays.
-fn write_page(rows: &[QueueRow], options: &RankOptions) -> Result<PathBuf> {
+/// `queue.html` and `queue.md`: the top of the queue with overlays, and the failures.
+fn write_page(
+    rows: &[QueueRow],
+    failed: &[(PathBuf, String)],
+    options: &RankOptions,
+) -> Result<PathBuf> {
     let mut report = seg_viz::report::Report::new("Annotation queue").paragraph(format!(
-        "{} images ranked by {}, most informative first ({}). The full queue is queue.csv.",
+        "{} inputs ranked by {}, most informative first ({}). A volume scores the mean over \
+         all its voxels, like a picture; its most uncertain slice (axis {}) is shown. The full \
+         queue is queue.csv.",
         rows.len(),
         options.by,
-        describe(options.by)
+        describe(options.by),
+        options.axis
     ));
     for row in rows.iter().take(options.top) {
+        let what = match row.slice {
+            Some(k) => format!("predicted volume {} voxels, slice {k} shown", row.area),
+            None => format!("predicted area {} px", row.area),
+        };
         report = report.figure(
             format!("overlays/{}.png", row.file),
-            format!(
-                "#{} {}: score {:.4}, predicted area {} px",
-                row.rank, row.file, row.score, row.area
-            ),
+            format!("#{} {}: score {:.4}, {what}", row.rank, row.file, row.score),
         );
+    }
+    if !failed.is_empty() {
+        let lines: Vec<String> = failed
+            .iter()
+            .map(|(path, error)| format!("{}: {error}", file_name(path)))
+            .collect();
+        report = report
+            .section("Not ranked")
+            .paragraph(format!(
+                "{} inputs could not be read or predicted (also in rank.json):",
+                failed.len()
+            ))
+            .code(lines.join("\n"));
     }
     Ok(report.write(&options.out, "queue")?.html)
 }

@@ -37,6 +37,27 @@ pub struct VolumePrediction {
     pub intensity_bounds: [f64; 2],
 }
 
+impl VolumePrediction {
+    /// Re-thresholds the mask at a calibrated threshold: `probability ≥ threshold` (as
+    /// [`crate::Prediction::apply_threshold`] does for a picture).
+    pub fn apply_threshold(&mut self, threshold: f32) -> Result<()> {
+        let mask = seg_metrics::conformal::threshold_mask(self.probability.data(), threshold);
+        self.mask = self.probability.same_grid(zero_one(mask))?;
+        Ok(())
+    }
+
+    /// The uncertain band between two calibrated thresholds, `low ≤ probability < high`, as a
+    /// 0/1 volume on the input's grid.
+    pub fn band_mask(&self, low: f32, high: f32) -> Result<Volume> {
+        let band = seg_metrics::conformal::band_mask(self.probability.data(), low, high);
+        Ok(self.probability.same_grid(zero_one(band))?)
+    }
+}
+
+fn zero_one(mask: Vec<bool>) -> Vec<f32> {
+    mask.into_iter().map(|b| f32::from(u8::from(b))).collect()
+}
+
 impl<B: Backend> Predictor<B> {
     /// Predicts every slice of `volume` along `axis` (0, 1 or 2) with one prompt.
     ///
@@ -97,30 +118,18 @@ impl<B: Backend> Predictor<B> {
         image: &dyn Fn(usize, &Slice2d) -> Image8,
         on_chunk: &mut dyn FnMut(McProgress) -> ControlFlow<()>,
     ) -> Result<VolumePrediction> {
-        let slices = volume.slices(axis)?;
-        let batches = slices.len().div_ceil(SLICE_BATCH);
-        let per_batch = self.samples();
-        let mut predictions = Vec::with_capacity(slices.len());
-        for (chunk_index, chunk) in slices.chunks(SLICE_BATCH).enumerate() {
-            let first = chunk_index * SLICE_BATCH;
-            let images: Vec<Image8> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, s)| image(first + i, s))
-                .collect();
-            let keys: Vec<u64> = (first as u64..(first + chunk.len()) as u64).collect();
-            let stream = NoiseStream {
-                variant: 1,
-                batch: chunk_index as u64,
-            };
-            let mut overall = |p: McProgress| {
-                on_chunk(McProgress {
-                    done: chunk_index * per_batch + p.done,
-                    total: batches * per_batch,
-                })
-            };
-            predictions.extend(self.predict_batch(&images, prompt, &keys, stream, &mut overall)?);
-        }
+        let mut predictions = Vec::new();
+        let slices = self.visit_slice_predictions(
+            volume,
+            prompt,
+            axis,
+            image,
+            on_chunk,
+            &mut |_, _, prediction| {
+                predictions.push(prediction);
+                Ok(())
+            },
+        )?;
         let assemble = |map: &dyn Fn(&Prediction) -> Vec<f32>| -> Result<Volume> {
             let planes: Vec<Slice2d> = predictions
                 .iter()
@@ -145,9 +154,51 @@ impl<B: Backend> Predictor<B> {
             aleatoric: assemble(&|p| p.aleatoric.clone())?,
             epistemic: assemble(&|p| p.epistemic.clone())?,
             axis,
-            slices: slices.len(),
+            slices,
             intensity_bounds: [0.0, 255.0],
         })
+    }
+
+    /// Predicts the slices of `volume` along `axis` in batches and hands each one, in order, to
+    /// `each(index, image, prediction)` without keeping it (a caller that needs one number per
+    /// slice holds one slice at a time, not the volume's maps). Noise, progress and cancel as
+    /// [`Predictor::predict_slices_observed`]; returns the number of slices.
+    pub fn visit_slice_predictions(
+        &self,
+        volume: &Volume,
+        prompt: &str,
+        axis: usize,
+        image: &dyn Fn(usize, &Slice2d) -> Image8,
+        on_chunk: &mut dyn FnMut(McProgress) -> ControlFlow<()>,
+        each: &mut dyn FnMut(usize, Image8, Prediction) -> Result<()>,
+    ) -> Result<usize> {
+        let slices = volume.slices(axis)?;
+        let batches = slices.len().div_ceil(SLICE_BATCH);
+        let per_batch = self.samples();
+        for (chunk_index, chunk) in slices.chunks(SLICE_BATCH).enumerate() {
+            let first = chunk_index * SLICE_BATCH;
+            let images: Vec<Image8> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, s)| image(first + i, s))
+                .collect();
+            let keys: Vec<u64> = (first as u64..(first + chunk.len()) as u64).collect();
+            let stream = NoiseStream {
+                variant: 1,
+                batch: chunk_index as u64,
+            };
+            let mut overall = |p: McProgress| {
+                on_chunk(McProgress {
+                    done: chunk_index * per_batch + p.done,
+                    total: batches * per_batch,
+                })
+            };
+            let predictions = self.predict_batch(&images, prompt, &keys, stream, &mut overall)?;
+            for (i, (image, prediction)) in images.into_iter().zip(predictions).enumerate() {
+                each(first + i, image, prediction)?;
+            }
+        }
+        Ok(slices.len())
     }
 }
 

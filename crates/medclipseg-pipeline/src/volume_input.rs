@@ -267,6 +267,9 @@ pub struct VolumeRecord {
     pub mask: String,
     /// The entropy file.
     pub entropy: String,
+    /// The uncertain band (a calibration with two levels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band: Option<String>,
     /// Foreground voxels of the mask.
     pub foreground_voxels: usize,
     /// Their fraction of the volume.
@@ -312,6 +315,7 @@ impl VolumeRecord {
                 .map(ToString::to_string),
             mask: files.mask.display().to_string(),
             entropy: files.entropy.display().to_string(),
+            band: None,
             foreground_voxels: foreground,
             foreground_fraction: foreground as f64 / voxels,
             mean_uncertainty: entropy_sum / voxels,

@@ -35,12 +35,15 @@ function ramp(t) {
 }
 const MAP_RANGE = { mask: ["0", "1", "mask"], probability: ["0", "1", "probability"],
   entropy: ["0", "ln 2", "predictive entropy (nats)"], aleatoric: ["0", "ln 2", "aleatoric (nats)"],
-  epistemic: ["0", "ln 2", "epistemic (nats)"] };
+  epistemic: ["0", "ln 2", "epistemic (nats)"], band: ["0", "1", "uncertain band"] };
+// The 0/1 maps: drawn as solid colour where on.
+const BINARY = { mask: [255, 40, 40], band: [255, 200, 0] };
 
 function drawColorbar() {
   const c = $("colorbar"), g = c.getContext("2d");
   for (let x = 0; x < c.width; x++) {
-    const [r, gr, b] = state.map === "mask" ? (x < c.width / 2 ? [0, 0, 0] : [255, 40, 40]) : ramp(x / (c.width - 1));
+    const solid = BINARY[state.map];
+    const [r, gr, b] = solid ? (x < c.width / 2 ? [0, 0, 0] : solid) : ramp(x / (c.width - 1));
     g.fillStyle = `rgb(${r},${gr},${b})`;
     g.fillRect(x, 0, 1, c.height);
   }
@@ -209,6 +212,8 @@ async function drawPanel(panel, entry) {
   g.drawImage(base, 0, 0);
   panel.dataset.overlayPixels = "0";
   if (!entry || !entry.result) return;
+  // A map this job lacks (the band without a two-level calibration) leaves the image bare.
+  if (!entry.result.maps[mapName]) return;
   const map = await loadImage(url(entry.result.maps[mapName], sp));
   if (stale()) return;
   const off = document.createElement("canvas");
@@ -221,10 +226,10 @@ async function drawPanel(panel, entry) {
   let drawn = 0, maskPx = 0;
   for (let p = 0; p < values.data.length; p += 4) {
     const v = values.data[p];
-    if (mapName === "mask") {
+    if (BINARY[mapName]) {
       if (v < 128) continue;
-      maskPx += 1;
-      blend(out.data, p, [255, 40, 40], opacity);
+      if (mapName === "mask") maskPx += 1;
+      blend(out.data, p, BINARY[mapName], opacity);
     } else {
       blend(out.data, p, ramp(v / 255), opacity);
     }
@@ -268,6 +273,7 @@ function fillNumbers(panel, result, slicePx) {
     rows.push([`${k} in mask: mean / max`, m ? `${fmt(m[k].mean)} / ${fmt(m[k].max)}` : "empty mask"]);
   }
   rows.push(["mean entropy (image)", fmt(s.mean_entropy)]);
+  rows.push(["mask threshold", thresholdText(result.calibration)]);
   const table = panel.querySelector("table");
   table.innerHTML = "";
   for (const [k, v] of rows) {
@@ -275,6 +281,13 @@ function fillNumbers(panel, result, slicePx) {
     tr.insertCell().textContent = k;
     tr.insertCell().textContent = v;
   }
+}
+
+// The rule behind the mask, and what a calibrated threshold promises.
+function thresholdText(calibration) {
+  if (!calibration) return "probability > 0.5 (not calibrated: no guarantee on what the mask misses)";
+  const band = calibration.band ? `; uncertain band ${calibration.band.low} ≤ p < ${calibration.band.high}` : "";
+  return `probability ≥ ${calibration.threshold}, calibrated on ${calibration.n} images: ${calibration.statement}${band}`;
 }
 
 function fillDownloads(panel, result) {
@@ -327,8 +340,9 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && e.target.classList && e.target.classList.contains("prompt")) { e.preventDefault(); run(); return; }
   if (e.key === "Escape") { cancelAll(); return; }
   if (typing(e)) return;
-  const maps = ["mask", "probability", "entropy", "aleatoric", "epistemic"];
+  const maps = ["mask", "probability", "entropy", "aleatoric", "epistemic", "band"];
   if (e.key >= "1" && e.key <= "5") selectMap(maps[Number(e.key) - 1]);
+  if (e.key === "6" && !$("band-choice").hidden) selectMap("band");
   if (state.image && state.image.kind !== "picture" && (e.key === "[" || e.key === "]")) {
     const s = $("slice");
     s.value = Math.max(0, Math.min(Number(s.max), Number(s.value) + (e.key === "]" ? 1 : -1)));
@@ -356,5 +370,7 @@ $("window").addEventListener("change", redrawAll);
     $("samples").value = info.defaults.samples;
     $("samples").max = info.limits.max_samples;
     $("seed").value = info.defaults.seed;
+    $("mask-rule").textContent = `· mask: ${thresholdText(info.calibration)}`;
+    $("band-choice").hidden = !(info.calibration && info.calibration.band);
   } catch (e) { $("model-info").textContent = `cannot reach the server: ${e.message}`; }
 })();

@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::datastore::{StoredImage, Upload};
 use crate::error::ApiError;
 use crate::inputs::{Input, parse_window};
-use crate::jobs::{Job, JobRequest, MAPS, to_u8};
+use crate::jobs::{Job, JobRequest, to_u8};
 
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/app.js");
@@ -251,8 +251,9 @@ pub fn job_json(job: &Job) -> Value {
             .iter()
             .map(|f| (f.clone(), json!(format!("{base}/files/{f}"))))
             .collect();
-        let maps: serde_json::Map<String, Value> = MAPS
-            .iter()
+        let maps: serde_json::Map<String, Value> = output
+            .map_names()
+            .into_iter()
             .map(|m| (m.to_string(), json!(format!("{base}/maps/{m}"))))
             .collect();
         value["summary"] = json!(output.summary);
@@ -260,6 +261,9 @@ pub fn job_json(job: &Job) -> Value {
         value["volume"] = json!(output.volume);
         value["files"] = Value::Object(files);
         value["maps"] = Value::Object(maps);
+        if let Some(calibration) = &output.calibration {
+            value["calibration"] = calibration.clone();
+        }
     }
     value
 }

@@ -1,7 +1,11 @@
 //! What a server is started with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use seg_metrics::conformal::CalibrationFile;
+
+use crate::error::ServerError;
 
 /// Who may call the server.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,6 +59,10 @@ pub struct ServeConfig {
     pub label: String,
     /// Where the model came from (checkpoint path, digest, backend): shown by `/api/info`.
     pub provenance: serde_json::Value,
+    /// A conformal calibration (`medclipseg calibrate`): masks are `probability ≥ λ̂` instead of
+    /// `> 0.5`, and a second level adds the uncertain band. Set it with
+    /// [`ServeConfig::with_calibration`], which checks it was made with the served checkpoint.
+    pub calibration: Option<CalibrationFile>,
 }
 
 impl ServeConfig {
@@ -77,6 +85,16 @@ impl ServeConfig {
             default_prompt: "a lesion".into(),
             label: "lesion".into(),
             provenance: serde_json::Value::Null,
+            calibration: None,
         }
+    }
+
+    /// Thresholds masks with the calibration file at `path`, read once and checked against
+    /// `checkpoint` (the model the server is started with) as `predict --calibration` does: a
+    /// file made with another checkpoint is an error naming it and both hashes.
+    pub fn with_calibration(mut self, path: &Path, checkpoint: &Path) -> Result<Self, ServerError> {
+        let file = medclipseg_pipeline::calibrator::read_calibration_for(path, checkpoint)?;
+        self.calibration = Some(file);
+        Ok(self)
     }
 }

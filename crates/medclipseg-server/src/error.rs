@@ -21,6 +21,9 @@ pub enum ServerError {
     /// The socket failed.
     #[error("serving")]
     Io(#[from] std::io::Error),
+    /// The calibration file cannot be read or was made with another checkpoint.
+    #[error(transparent)]
+    Calibration(#[from] medclipseg_pipeline::PipelineError),
     /// The worker thread could not start or panicked.
     #[error("the inference worker: {0}")]
     Worker(String),

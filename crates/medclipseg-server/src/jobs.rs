@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use burn::prelude::Backend;
 use med_volumes::{IntensityMap, OutputKind, Volume};
 use medclipseg_pipeline::{McProgress, Prediction, Predictor, VolumePrediction};
+use seg_metrics::conformal::CalibrationFile;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -130,6 +131,11 @@ pub struct JobOutput {
     pub dims: [usize; 3],
     /// Whether the input was a volume.
     pub volume: bool,
+    /// Whether the maps include the uncertain band (a calibration with two levels).
+    pub band: bool,
+    /// What the calibrated threshold promises ([`medclipseg_pipeline::calibrator::calibration_note`]);
+    /// `None`: the mask is `probability > 0.5`, with no guarantee.
+    pub calibration: Option<serde_json::Value>,
 }
 
 impl JobOutput {
@@ -140,10 +146,11 @@ impl JobOutput {
         name: &str,
         f: impl FnOnce(&Volume) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        if !MAPS.contains(&name) {
+        if !self.map_names().contains(&name) {
             return Err(ApiError::not_found(format!(
-                "no map `{}`; maps are {MAPS:?}",
-                name.escape_default()
+                "no map `{}`; maps are {:?}",
+                name.escape_default(),
+                self.map_names()
             )));
         }
         // Only the Arc is cloned: a CT's maps are not copied per request.
@@ -155,6 +162,12 @@ impl JobOutput {
             Some((_, map)) => f(map),
             None => f(&self.read_map(name)?),
         }
+    }
+
+    /// The names of its maps: [`MAPS`], and `band` with a two-level calibration.
+    pub fn map_names(&self) -> Vec<&'static str> {
+        let band = self.band.then_some(BAND);
+        MAPS.iter().copied().chain(band).collect()
     }
 
     /// Whether the maps are held in memory.
@@ -174,7 +187,7 @@ impl JobOutput {
         };
         let nifti =
             |file: &str| med_volumes::read_nifti(&self.dir.join(file)).map_err(|e| failed(&e));
-        if self.volume || name == "mask" {
+        if self.volume || is_binary(name) {
             return nifti(&format!("{name}.nii.gz"));
         }
         let grid = nifti("mask.nii.gz")?;
@@ -215,6 +228,15 @@ impl HeldMaps {
 
 /// Names of the maps, in display order.
 pub const MAPS: [&str; 5] = ["mask", "probability", "entropy", "aleatoric", "epistemic"];
+
+/// The uncertain band's map (0/1): `low ≤ probability < high` between a calibration's two
+/// thresholds.
+pub const BAND: &str = "band";
+
+/// The 0/1 maps (stored as label NIfTI, drawn as masks).
+fn is_binary(name: &str) -> bool {
+    name == "mask" || name == BAND
+}
 
 /// One job.
 pub struct Job {
@@ -390,14 +412,30 @@ impl Jobs {
     }
 }
 
+/// Where the worker writes and what it applies to every job.
+pub struct WorkerSettings {
+    /// The job folder.
+    pub dir: PathBuf,
+    /// Outputs whose maps stay in memory.
+    pub held: Arc<HeldMaps>,
+    /// How many of them.
+    pub maps_kept: usize,
+    /// The calibrated mask threshold (and band), if the server has one.
+    pub calibration: Option<CalibrationFile>,
+}
+
 /// The worker: owns the predictor, runs queued jobs one at a time until the queue closes.
 pub fn run_worker<B: Backend>(
     mut predictor: Predictor<B>,
     queue: Receiver<Arc<Job>>,
-    dir: PathBuf,
-    held: Arc<HeldMaps>,
-    maps_kept: usize,
+    settings: WorkerSettings,
 ) {
+    let WorkerSettings {
+        dir,
+        held,
+        maps_kept,
+        calibration,
+    } = settings;
     while let Ok(job) = queue.recv() {
         if job.cancel.load(Ordering::SeqCst) {
             job.set(JobState::new("cancelled"));
@@ -408,7 +446,7 @@ pub fn run_worker<B: Backend>(
         predictor.set_seed(job.request.seed);
         // A panic inside the model fails this job instead of leaving it running forever.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_job(&predictor, &job, &dir.join(&job.id))
+            run_job(&predictor, &job, &dir.join(&job.id), calibration.as_ref())
         }))
         .unwrap_or_else(|_| Err(ApiError::internal("the model panicked on this input")));
         match outcome {
@@ -442,6 +480,7 @@ fn run_job<B: Backend>(
     predictor: &Predictor<B>,
     job: &Job,
     dir: &Path,
+    calibration: Option<&CalibrationFile>,
 ) -> Result<JobOutput, ApiError> {
     let stored = job
         .request
@@ -467,7 +506,7 @@ fn run_job<B: Backend>(
         ApiError::unprocessable(medclipseg_pipeline::with_causes(&e))
     };
     let grid = input.grid()?;
-    let maps = match &input {
+    let mut maps = match &input {
         Input::Picture(image) => {
             let p = predictor
                 .predict_image_observed(image, prompt, 0, &mut on_chunk)
@@ -488,22 +527,67 @@ fn run_job<B: Backend>(
             volume_maps(p)
         }
     };
+    if let Some(file) = calibration {
+        apply_calibration(&mut maps, file)?;
+    }
+    let band = maps.iter().any(|(name, _)| *name == BAND);
+    let calibration = calibration.map(medclipseg_pipeline::calibrator::calibration_note);
     let summary = summarize(&maps, input.spacing());
-    let files = write_outputs(
-        dir,
-        &maps,
-        matches!(input, Input::Volume(_)),
-        &summary,
-        &job.request,
-    )?;
+    let volume = matches!(input, Input::Volume(_));
+    let result = JobResult {
+        request: &job.request,
+        summary: &summary,
+        calibration: calibration.as_ref(),
+    };
+    let files = write_outputs(dir, &maps, volume, &result)?;
     Ok(JobOutput {
         maps: Mutex::new(Some(Arc::new(maps))),
         summary,
         files,
         dir: dir.to_path_buf(),
         dims: input.dims(),
-        volume: matches!(input, Input::Volume(_)),
+        volume,
+        band,
+        calibration,
     })
+}
+
+/// Re-thresholds the mask at the calibrated λ̂ (`probability ≥ λ̂`, as `predict --calibration`)
+/// and, with a second level, adds the uncertain band `low ≤ probability < high`.
+fn apply_calibration(maps: &mut Maps, file: &CalibrationFile) -> Result<(), ApiError> {
+    use seg_metrics::conformal::{band_mask, threshold_mask};
+    let probability = maps
+        .iter()
+        .find(|(name, _)| *name == "probability")
+        .map(|(_, v)| v)
+        .ok_or_else(|| ApiError::internal("no probability map"))?;
+    let on_grid = |mask: Vec<bool>| {
+        probability
+            .same_grid(mask.into_iter().map(|b| f32::from(u8::from(b))).collect())
+            .map_err(|e| ApiError::internal(e.to_string()))
+    };
+    let mask = on_grid(threshold_mask(probability.data(), file.threshold))?;
+    let band = file
+        .band_range()
+        .map(|(low, high)| on_grid(band_mask(probability.data(), low, high)))
+        .transpose()?;
+    if let Some((_, map)) = maps.iter_mut().find(|(name, _)| *name == "mask") {
+        *map = mask;
+    }
+    if let Some(band) = band {
+        maps.push((BAND, band));
+    }
+    Ok(())
+}
+
+/// `result.json` of a job.
+#[derive(Serialize)]
+struct JobResult<'a> {
+    request: &'a JobRequest,
+    summary: &'a Summary,
+    /// The calibrated threshold and its guarantee; absent without a calibration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration: Option<&'a serde_json::Value>,
 }
 
 /// A picture's maps as one-slice volumes (column `i`, row `j`: the picture's own layout).
@@ -584,7 +668,7 @@ const MAX_ENTROPY: f32 = std::f32::consts::LN_2;
 /// The 8-bit value a map's PNG stores: mask 0/255, probability × 255, uncertainties / ln 2 × 255.
 pub fn to_u8(name: &str, value: f32) -> u8 {
     let unit = match name {
-        "mask" => {
+        "mask" | BAND => {
             if value > 0.5 {
                 1.0
             } else {
@@ -603,8 +687,7 @@ fn write_outputs(
     dir: &Path,
     maps: &[(&'static str, Volume)],
     volume: bool,
-    summary: &Summary,
-    request: &JobRequest,
+    result: &JobResult,
 ) -> Result<Vec<String>, ApiError> {
     let io = |e: &dyn std::error::Error| {
         ApiError::internal(format!(
@@ -616,8 +699,8 @@ fn write_outputs(
     std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
     let mut files = Vec::new();
     for (name, map) in maps {
-        if volume || *name == "mask" {
-            let kind = if *name == "mask" {
+        if volume || is_binary(name) {
+            let kind = if is_binary(name) {
                 OutputKind::Labels
             } else {
                 OutputKind::Float
@@ -634,8 +717,9 @@ fn write_outputs(
             files.push(file);
         }
     }
-    let result = serde_json::json!({ "request": request, "summary": summary, "files": files });
-    let text = serde_json::to_vec_pretty(&result).map_err(|e| io(&e))?;
+    let mut json = serde_json::to_value(result).map_err(|e| io(&e))?;
+    json["files"] = serde_json::json!(files);
+    let text = serde_json::to_vec_pretty(&json).map_err(|e| io(&e))?;
     atomic_io::write_atomic(&dir.join("result.json"), &text).map_err(|e| io(&e))?;
     files.push("result.json".into());
     Ok(files)

@@ -106,12 +106,15 @@ impl Server {
         })?;
         let info = info_json(&config, &predictor);
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue);
-        let worker_dir = jobs_dir.clone();
-        let held = Arc::new(jobs::HeldMaps::default());
-        let maps_kept = config.maps_in_memory;
+        let settings = jobs::WorkerSettings {
+            dir: jobs_dir.clone(),
+            held: Arc::new(jobs::HeldMaps::default()),
+            maps_kept: config.maps_in_memory,
+            calibration: config.calibration.clone(),
+        };
         let worker = std::thread::Builder::new()
             .name("medclipseg-worker".into())
-            .spawn(move || jobs::run_worker(predictor, rx, worker_dir, held, maps_kept))
+            .spawn(move || jobs::run_worker(predictor, rx, settings))
             .map_err(|e| ServerError::Worker(e.to_string()))?;
         let jobs = Jobs::new(jobs_dir, config.jobs_kept, tx);
         let state = Arc::new(AppState {
@@ -231,7 +234,24 @@ fn info_json<B: Backend>(config: &ServeConfig, predictor: &Predictor<B>) -> Valu
         },
         "auth": matches!(config.access, Access::Token(_)),
         "provenance": config.provenance,
+        "mask_rule": mask_rule(config.calibration.as_ref()),
+        "calibration": config
+            .calibration
+            .as_ref()
+            .map(medclipseg_pipeline::calibrator::calibration_note),
     })
+}
+
+/// How masks are made, in words: the calibrated threshold or the uncalibrated 0.5.
+fn mask_rule(calibration: Option<&seg_metrics::conformal::CalibrationFile>) -> String {
+    match calibration {
+        Some(file) => format!(
+            "probability >= {} (calibrated: {})",
+            seg_metrics::conformal::threshold_value(file.threshold),
+            file.statement
+        ),
+        None => "probability > 0.5 (not calibrated: no guarantee on what the mask misses)".into(),
+    }
 }
 
 /// The README example, compiled as a doctest so it stays true.

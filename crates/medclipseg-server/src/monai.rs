@@ -163,7 +163,7 @@ pub async fn infer(
     let label = tokio::fs::read(output.dir.join("mask.nii.gz"))
         .await
         .map_err(|e| ApiError::internal(format!("mask.nii.gz: {e}")))?;
-    let params = json!({
+    let mut params = json!({
         "label_names": { state.config.label.clone(): 1 },
         "prompt": job.request.prompt,
         "samples": job.request.samples,
@@ -171,6 +171,9 @@ pub async fn infer(
         "job": job.id,
         "summary": output.summary,
     });
+    if let Some(calibration) = &output.calibration {
+        params["calibration"] = calibration.clone();
+    }
     let file_name = format!(
         "{}_{}.nii.gz",
         crate::datastore::file_stem(&job.request.image),

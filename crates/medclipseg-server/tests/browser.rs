@@ -264,6 +264,19 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
     );
     let status = session.wait_for("const d = document.getElementById('dice'); return d.querySelector('table') ? d.textContent : null", Duration::from_secs(30)).await;
     assert!(status.as_str().unwrap().contains("Dice"), "{status}");
+    // No calibration: the page says the mask is the plain 0.5 rule, with no promise.
+    let rule = session
+        .script("return [document.getElementById('mask-rule').textContent, document.querySelector('.panel table').textContent, document.getElementById('band-choice').hidden];")
+        .await;
+    assert!(
+        rule[0].as_str().unwrap().contains("> 0.5 (not calibrated"),
+        "{rule}"
+    );
+    assert!(
+        rule[1].as_str().unwrap().contains("mask threshold"),
+        "{rule}"
+    );
+    assert_eq!(rule[2], true, "{rule}");
 
     // Key 3 switches every panel to the entropy map, drawn over every pixel.
     session
@@ -306,12 +319,19 @@ async fn the_page_runs_two_prompts_and_draws_mask_and_uncertainty() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_page_slices_a_nifti_volume_with_a_ct_window() {
+async fn the_page_slices_a_nifti_volume_with_a_ct_window_and_a_calibration() {
     let dir = tempfile::tempdir().unwrap();
     let Some((driver, session)) = open_browser(dir.path()).await else {
         return;
     };
-    let server = Running::start_micro(dir.path()).await;
+    // A calibration whose threshold 0 makes every voxel lesion, with a band up to 1.
+    let checkpoint = common::micro_checkpoint(dir.path());
+    let calibration = dir.path().join("cal.json");
+    common::write_calibration(&calibration, &checkpoint, 0.0, Some(1.0));
+    let config = common::config(&dir.path().join("store"))
+        .with_calibration(&calibration, &checkpoint)
+        .unwrap();
+    let server = Running::start(config, &checkpoint).await;
     let ct = dir.path().join("ct.nii.gz");
     common::write_ct_nifti(&ct);
     session
@@ -349,6 +369,19 @@ async fn the_page_slices_a_nifti_volume_with_a_ct_window() {
         numbers.contains("lesion volume (mm³)") && numbers.contains("this slice (mm²)"),
         "{numbers}"
     );
+    let promise = "FNR <= 0.1 in expectation over images like the calibration set";
+    assert!(
+        numbers.contains(&format!(
+            "probability ≥ 0, calibrated on 40 images: {promise}"
+        )),
+        "{numbers}"
+    );
+    // Threshold 0: every voxel of the 20 x 16 x 3 volume.
+    assert!(numbers.contains("lesion area (px)960"), "{numbers}");
+    let header = session
+        .script("return document.getElementById('mask-rule').textContent;")
+        .await;
+    assert!(header.as_str().unwrap().contains(promise), "{header}");
     let window = session
         .script("return state.runs[0].result.request.window;")
         .await;
@@ -375,6 +408,18 @@ async fn the_page_slices_a_nifti_volume_with_a_ct_window() {
         .wait_for(&overlay_probe("epistemic", 1), Duration::from_secs(30))
         .await;
     assert_eq!(drawn, json!([20 * 16]));
+    // `6`: the uncertain band (every voxel lies in [0, 1) here), drawn like a mask.
+    session
+        .post(
+            "/actions",
+            json!({ "actions": [{ "type": "key", "id": "k", "actions": [
+            { "type": "keyDown", "value": "6" }, { "type": "keyUp", "value": "6" } ] }] }),
+        )
+        .await;
+    let band = session
+        .wait_for(&overlay_probe("band", 1), Duration::from_secs(30))
+        .await;
+    assert_eq!(band, json!([20 * 16]));
     session.call(reqwest::Method::DELETE, "", None).await;
     drop(driver);
     server.shutdown(Duration::from_secs(30)).await;

@@ -4,7 +4,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{PROMPT, Running, config, micro_checkpoint, predictor, scan_png, write_ct_nifti};
+use common::{
+    PROMPT, Running, config, micro_checkpoint, predictor, scan_png, write_calibration,
+    write_ct_nifti,
+};
 use medclipseg_server::Access;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -26,6 +29,11 @@ async fn predict_round_trip_gives_the_library_result_and_every_file() {
     assert_eq!(info["model"], "medclipseg");
     assert!(info["config"]["vision"].is_object(), "{info}");
     assert_eq!(info["defaults"]["samples"], 2);
+    assert!(info["calibration"].is_null(), "{info}");
+    assert!(
+        info["mask_rule"].as_str().unwrap().contains("> 0.5"),
+        "{info}"
+    );
 
     let reply = server
         .predict(
@@ -890,4 +898,186 @@ async fn maps_of_older_jobs_are_read_back_from_their_files() {
     );
     assert_eq!(na, old["summary"]["mask_px"].as_u64().unwrap());
     assert_eq!(nb, new["summary"]["mask_px"].as_u64().unwrap());
+}
+
+/// Probabilities at `q` in [0, 1] of the sorted values.
+fn quantile(sorted: &[f32], q: f64) -> f32 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_calibration_thresholds_masks_at_its_value_and_says_what_it_promises() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let scan = dir.path().join("scan.png");
+    std::fs::write(&scan, scan_png()).unwrap();
+    let mut direct = predictor(&checkpoint);
+    direct.set_samples(3);
+    direct.set_seed(7);
+    let image = medclipseg_pipeline::read_image(&scan).unwrap();
+    let expected = direct.predict_image(&image, PROMPT).unwrap();
+    let uncalibrated_px = expected.probability.iter().filter(|&&p| p > 0.5).count();
+    let mut sorted = expected.probability.clone();
+    sorted.sort_by(f32::total_cmp);
+    let at_least = |t: f32| expected.probability.iter().filter(|&&p| p >= t).count();
+    // A threshold whose mask differs from the 0.5 one (so the test fails if it is ignored).
+    let threshold = [0.1, 0.9, 0.25, 0.75]
+        .into_iter()
+        .map(|q| quantile(&sorted, q))
+        .find(|&t| at_least(t) != uncalibrated_px)
+        .expect("the micro model's probabilities are not all on one side of 0.5");
+    let other = quantile(&sorted, if at_least(threshold) > 560 { 0.8 } else { 0.2 });
+    let (low, high) = (threshold.min(other), threshold.max(other));
+    let band_px = expected
+        .probability
+        .iter()
+        .filter(|&&p| p >= low && p < high)
+        .count();
+    let calibration = dir.path().join("cal.json");
+    write_calibration(&calibration, &checkpoint, threshold, Some(other));
+    let config = config(&dir.path().join("store"))
+        .with_calibration(&calibration, &checkpoint)
+        .unwrap();
+    let server = Running::start(config, &checkpoint).await;
+
+    let info = server.get_json("/api/info").await;
+    let cal = &info["calibration"];
+    let value = seg_metrics::conformal::threshold_value(threshold);
+    assert_eq!(cal["threshold"], value, "{info}");
+    assert_eq!(
+        (&cal["risk"], &cal["alpha"], &cal["n"]),
+        (&"fnr".into(), &0.1.into(), &40.into())
+    );
+    let promise = "FNR <= 0.1 in expectation over images like the calibration set";
+    assert_eq!(cal["statement"], promise);
+    assert!(
+        info["mask_rule"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(">= {value}")),
+        "{info}"
+    );
+
+    let reply = server
+        .predict(
+            Some(("scan.png", scan_png())),
+            &[("prompt", PROMPT), ("samples", "3"), ("seed", "7")],
+        )
+        .await;
+    let job: Value = reply.json().await.unwrap();
+    let done = server.wait(job["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"]["status"], "done", "{done}");
+    assert_eq!(done["summary"]["mask_px"], at_least(threshold));
+    assert_ne!(at_least(threshold), uncalibrated_px);
+    assert_eq!(done["calibration"]["statement"], promise);
+    assert_eq!(done["calibration"]["threshold"], value);
+    let mask = server
+        .get_bytes(done["files"]["mask.png"].as_str().unwrap())
+        .await;
+    assert_eq!(mask_on(&mask), (40, 28, at_least(threshold)));
+    let band = server
+        .get_bytes(done["maps"]["band"].as_str().unwrap())
+        .await;
+    assert_eq!(mask_on(&band), (40, 28, band_px));
+    assert!(done["files"]["band.nii.gz"].is_string(), "{done}");
+    let result: Value = serde_json::from_slice(
+        &server
+            .get_bytes(done["files"]["result.json"].as_str().unwrap())
+            .await,
+    )
+    .unwrap();
+    assert_eq!(result["calibration"]["statement"], promise);
+    assert_eq!(
+        result["calibration"]["band"]["low"],
+        seg_metrics::conformal::threshold_value(low)
+    );
+    // The MONAI Label reply's params say it too (same image, same seed: the same mask).
+    let image = done["request"]["image"].as_str().unwrap();
+    let form = reqwest::multipart::Form::new().text("params", r#"{"samples": 3, "seed": 7}"#);
+    let r = server
+        .client
+        .post(server.url(&format!("/infer/medclipseg?image={image}&output=json")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let params: Value = r.json().await.unwrap();
+    assert_eq!(params["calibration"]["statement"], promise, "{params}");
+    assert_eq!(params["summary"]["mask_px"], at_least(threshold));
+
+    // A volume: its mask is the calibrated rule on its own probability volume.
+    let ct = dir.path().join("ct.nii.gz");
+    write_ct_nifti(&ct);
+    let reply = server
+        .predict(
+            Some(("ct.nii.gz", std::fs::read(&ct).unwrap())),
+            &[("prompt", PROMPT), ("samples", "2")],
+        )
+        .await;
+    let job: Value = reply.json().await.unwrap();
+    let done = server.wait(job["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"]["status"], "done", "{done}");
+    let read = |name: &str, bytes: Vec<u8>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        med_volumes::read_nifti(&path).unwrap()
+    };
+    let file = |name: &str| done["files"][name].as_str().unwrap().to_string();
+    let probability = read(
+        "p.nii.gz",
+        server.get_bytes(&file("probability.nii.gz")).await,
+    );
+    let mask = read("m.nii.gz", server.get_bytes(&file("mask.nii.gz")).await);
+    let rule: Vec<f32> = probability
+        .data()
+        .iter()
+        .map(|&p| f32::from(u8::from(p >= threshold)))
+        .collect();
+    assert_eq!(mask.data(), &rule[..]);
+    assert_eq!(
+        done["summary"]["mask_px"],
+        rule.iter().filter(|&&v| v > 0.5).count()
+    );
+    assert!(done["files"]["band.nii.gz"].is_string(), "{done}");
+    server.shutdown(Duration::from_secs(30)).await;
+}
+
+#[test]
+fn a_calibration_made_with_another_checkpoint_or_broken_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other = micro_checkpoint(&other_dir);
+    let calibration = dir.path().join("cal.json");
+    write_calibration(&calibration, &other, 0.3, None);
+    let error = config(&dir.path().join("store"))
+        .with_calibration(&calibration, &checkpoint)
+        .unwrap_err()
+        .to_string();
+    let ours = medclipseg_pipeline::calibrator::sha256_file(&checkpoint).unwrap();
+    let theirs = medclipseg_pipeline::calibrator::sha256_file(&other).unwrap();
+    assert_ne!(ours, theirs);
+    assert!(
+        error.contains(&calibration.display().to_string())
+            && error.contains(&ours)
+            && error.contains(&theirs)
+            && error.contains("no guarantee"),
+        "{error}"
+    );
+
+    // α outside (0, 1): an error naming the file.
+    let text = std::fs::read_to_string(&calibration)
+        .unwrap()
+        .replace("\"alpha\": 0.1", "\"alpha\": 1.5");
+    std::fs::write(&calibration, text).unwrap();
+    let error = config(&dir.path().join("store"))
+        .with_calibration(&calibration, &other)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&calibration.display().to_string()) && error.contains("1.5"),
+        "{error}"
+    );
 }

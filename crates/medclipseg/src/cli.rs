@@ -131,7 +131,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  medclipseg calibrate --checkpoint C --data-root data --dataset BUSI --split val --risk fnr --alpha 0.1 --out cal.json\n  \
         medclipseg calibrate --checkpoint C --images val/img --labels val/label --prompt \"a tumour\" --risk fnr --alpha 0.1 --out cal.json\n\n\
-        Then `predict --calibration cal.json` (and `eval --calibration cal.json`) threshold at the calibrated value: \
+        Then `predict --calibration cal.json` (and `eval`, `serve --calibration cal.json`) threshold at the calibrated value: \
         FNR <= alpha in expectation over images like the calibration set (docs/uncertainty.md). \
         The figure cal.png (risk vs threshold) is written next to cal.json."
     )]
@@ -140,7 +140,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  medclipseg rank --checkpoint C --input unlabelled/ --prompt \"a polyp\" --by mutual-information --out queue\n  \
         medclipseg rank --checkpoint C --input unlabelled/ --prompts prompts.csv --budget 100 --out queue --continue\n\n\
-        Writes queue/queue.csv (file,score,area,rank), queue/queue.html (the top images with overlays) and \
+        Writes queue/queue.csv (file,score,area,rank,slice), queue/queue.html (the top inputs with overlays; a volume's most uncertain slice) and \
         queue/overlays/. Scores: entropy (mean predictive entropy), mutual-information (epistemic part), \
         mask-entropy (entropy inside the predicted mask), disagreement (pairwise disagreement of the MC samples)."
     )]
@@ -209,7 +209,7 @@ struct RankArgs {
     /// Checkpoint of ours.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// A folder of unlabelled images.
+    /// A folder of unlabelled images, NIfTI volumes, DICOM files and DICOM series folders.
     #[arg(long)]
     input: PathBuf,
     /// One prompt for every image.
@@ -498,7 +498,7 @@ struct PredictArgs {
     /// `predictions.shard-K-of-N.json`.
     #[arg(long, value_name = "K/N")]
     shard: Option<String>,
-    /// Threshold masks at a calibrated value (`medclipseg calibrate`) instead of 0.5 (images).
+    /// Threshold masks at a calibrated value (`medclipseg calibrate`) instead of 0.5 (images and volumes).
     #[arg(long)]
     calibration: Option<PathBuf>,
 }
@@ -537,6 +537,7 @@ fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
         }
         let options = volume_predict::VolumeOptions {
             dicom_seg,
+            calibration: a.calibration.clone(),
             axis: a.axis.as_deref().map(str::parse).transpose()?,
             intensity: window.unwrap_or_default(),
             window_given: window.is_some(),

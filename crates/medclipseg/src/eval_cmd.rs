@@ -65,7 +65,12 @@ pub fn run_with_calibration(
         None => None,
     };
     let calibration = calibration
-        .map(|path| store::read_calibration_for(path, &resolve_checkpoint(&request.checkpoint)?))
+        .map(|path| {
+            medclipseg_pipeline::calibrator::read_calibration_for(
+                path,
+                &resolve_checkpoint(&request.checkpoint)?,
+            )
+        })
         .transpose()?;
     let run = EvalRun::<Inner>::prepare(
         &EvalRunRequest {

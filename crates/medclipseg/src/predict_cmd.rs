@@ -180,7 +180,9 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
         bail!("{}: no images found", request.input.display());
     }
     let calibration = calibration
-        .map(|path| crate::store::read_calibration_for(path, &request.checkpoint))
+        .map(|path| {
+            medclipseg_pipeline::calibrator::read_calibration_for(path, &request.checkpoint)
+        })
         .transpose()?;
     let thresholds = calibration.as_ref().map(|c| CalibratedThresholds {
         mask: c.threshold,
@@ -291,24 +293,17 @@ struct CalibratedThresholds {
     band: Option<(f32, f32)>,
 }
 
-/// What the provenance says about a calibrated threshold.
+/// What the provenance says about a calibrated threshold (the library's note, plus where the
+/// band masks are).
 fn calibration_note(file: &seg_metrics::conformal::CalibrationFile) -> serde_json::Value {
-    serde_json::json!({
-        "risk": file.risk,
-        "alpha": file.alpha,
-        "threshold": seg_metrics::conformal::threshold_value(file.threshold),
-        "n": file.n,
-        "prompt_style": file.prompt_style,
-        "calibration_sha256": file.calibration_sha256,
-        "statement": file.statement,
-        "band": file.band.as_ref().zip(file.band_range()).map(|(band, (low, high))| serde_json::json!({
-            "alpha": band.alpha,
-            "threshold": seg_metrics::conformal::threshold_value(band.threshold),
-            "masks": "band/<name>.png: pixels with low <= probability < high",
-            "low": seg_metrics::conformal::threshold_value(low),
-            "high": seg_metrics::conformal::threshold_value(high),
-        })),
-    })
+    let mut note = medclipseg_pipeline::calibrator::calibration_note(file);
+    if let Some(band) = note.get_mut("band").and_then(|b| b.as_object_mut()) {
+        band.insert(
+            "masks".into(),
+            "band/<name>.png: pixels with low <= probability < high".into(),
+        );
+    }
+    note
 }
 
 /// Records of an earlier run, by image path; none when the file is missing or unreadable.

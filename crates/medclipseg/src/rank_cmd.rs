@@ -1,5 +1,7 @@
-//! `medclipseg rank`: an uncertainty-ranked annotation queue of unlabelled images, through
-//! [`medclipseg_pipeline::rank`]: `queue.csv` (most informative first) and `queue.html`.
+//! `medclipseg rank`: an uncertainty-ranked annotation queue of unlabelled images and volumes
+//! (NIfTI, DICOM files and series folders), through [`medclipseg_pipeline::rank`]: `queue.csv`
+//! (most informative first) and `queue.html`. Inputs that cannot be read are skipped, listed in
+//! rank.json and on the page, and make the command exit non-zero after the others are ranked.
 
 use std::path::PathBuf;
 
@@ -15,7 +17,7 @@ use crate::backend::{self, Inner};
 pub struct RankRequest {
     /// Our checkpoint.
     pub checkpoint: PathBuf,
-    /// Folder of unlabelled images.
+    /// Folder of unlabelled images, volumes and DICOM series folders.
     pub input: PathBuf,
     /// One prompt for every image.
     pub prompt: Option<String>,
@@ -44,7 +46,10 @@ pub struct RankRequest {
 /// Scores the folder and writes the queue.
 pub fn run(request: &RankRequest) -> Result<RankSummary> {
     if !request.input.is_dir() {
-        bail!("{}: not a folder of images", request.input.display());
+        bail!(
+            "{}: not a folder of images or volumes",
+            request.input.display()
+        );
     }
     let inputs = match (&request.prompt, &request.prompts_csv) {
         (Some(prompt), _) => rank::inputs_with_prompt(&request.input, prompt)?,
@@ -52,7 +57,7 @@ pub fn run(request: &RankRequest) -> Result<RankSummary> {
         (None, None) => bail!("give a prompt: --prompt TEXT or --prompts CSV"),
     };
     if inputs.is_empty() {
-        bail!("{}: no images found", request.input.display());
+        bail!("{}: no images or volumes found", request.input.display());
     }
     let device = backend::device(&request.device)?;
     let loaded = LoadedModel::<Inner>::load(&request.checkpoint, &device)?;
@@ -66,6 +71,7 @@ pub fn run(request: &RankRequest) -> Result<RankSummary> {
         budget: request.budget,
         resume: request.resume,
         top: request.top,
+        axis: 2,
     };
     let progress = crate::observers::progress_bar(inputs.len() as u64, request.quiet);
     progress.set_message("rank");
@@ -78,7 +84,7 @@ pub fn run(request: &RankRequest) -> Result<RankSummary> {
     })?;
     progress.finish_and_clear();
     tracing::info!(
-        "{} images ranked by {} ({} new, {} left by the budget) -> {}",
+        "{} inputs ranked by {} ({} new, {} left by the budget) -> {}",
         summary.queue.len(),
         request.by,
         summary.scored,
@@ -92,7 +98,7 @@ pub fn run(request: &RankRequest) -> Result<RankSummary> {
             .map(|(p, _)| p.display().to_string())
             .collect();
         bail!(
-            "{} images failed (reported above; the others are in the queue): {}",
+            "{} inputs failed (reported above and in rank.json; the others are in the queue): {}",
             names.len(),
             names.join(", ")
         );

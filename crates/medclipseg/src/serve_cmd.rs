@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Device of the compiled-in backend.
     #[arg(long, default_value = "default")]
     device: String,
+    /// Threshold every mask at a calibrated value (`medclipseg calibrate`, made with this
+    /// checkpoint) instead of 0.5; a file with a second level adds the uncertain band map.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
 }
 
 /// `K`, `M`, `G` (binary) suffixes.
@@ -128,10 +132,6 @@ pub fn run(a: ServeArgs) -> Result<()> {
         );
     }
     let device = backend::device(&a.device)?;
-    let loaded = LoadedModel::<backend::Inner>::load(&a.checkpoint, &device)?;
-    let predictor = Predictor::new(loaded, &device)?
-        .with_mc_config(McConfig::new().with_max_batch(backend::DEFAULT_MC_BATCH))
-        .with_noise(backend::pipeline_noise_source());
     let provenance = Provenance::new().with_checkpoint(&a.checkpoint)?;
     let datastore = a
         .datastore
@@ -153,6 +153,22 @@ pub fn run(a: ServeArgs) -> Result<()> {
         "backend": backend::name(),
         "tool": provenance.tool,
     });
+    // A calibration for another checkpoint is refused before the model is read.
+    if let Some(path) = &a.calibration {
+        config = config.with_calibration(path, &a.checkpoint)?;
+    }
+    let loaded = LoadedModel::<backend::Inner>::load(&a.checkpoint, &device)?;
+    let predictor = Predictor::new(loaded, &device)?
+        .with_mc_config(McConfig::new().with_max_batch(backend::DEFAULT_MC_BATCH))
+        .with_noise(backend::pipeline_noise_source());
+    let mask_rule = match &config.calibration {
+        Some(file) => format!(
+            "Masks: probability >= {} ({})",
+            seg_metrics::conformal::threshold_value(file.threshold),
+            file.statement
+        ),
+        None => "Masks: probability > 0.5 (not calibrated; see --calibration)".into(),
+    };
     let server = Server::start(config, predictor)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -181,6 +197,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         println!(
             "Open http://{shown}/{query} in a browser; MONAI Label / 3D Slicer: http://{shown}/"
         );
+        println!("{mask_rule}");
         println!("Ctrl-C stops (the running job is cancelled at its next Monte-Carlo chunk).");
         server
             .serve(listener, async {

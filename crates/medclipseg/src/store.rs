@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use medclipseg_model::MedClipSegConfig;
 use medclipseg_pipeline::{EvalRun, RunConfig};
-use seg_metrics::conformal::CalibrationFile;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -115,13 +114,4 @@ pub fn write_eval_record<B: burn::prelude::Backend>(
     provenance.samples = Some(run.samples);
     provenance.model_config = Some(serde_json::to_value(&run.model_config)?);
     provenance.write(out)
-}
-
-/// Reads `--calibration FILE` for predict and eval, and checks it was made with `checkpoint`
-/// (an error otherwise: another model's threshold carries no guarantee).
-pub fn read_calibration_for(path: &Path, checkpoint: &Path) -> Result<CalibrationFile> {
-    let file = CalibrationFile::read(path)?;
-    file.check_checkpoint(&sha256_file(checkpoint)?)
-        .with_context(|| format!("{}", path.display()))?;
-    Ok(file)
 }

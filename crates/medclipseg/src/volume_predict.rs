@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use med_volumes::{InputOptions, IntensityMap, OutputKind, VolumeIndex, is_nifti_path};
-use medclipseg_pipeline::{VolumeFiles, VolumeInput, VolumeRecord, volume_name};
+use medclipseg_pipeline::{VolumeFiles, VolumeInput, VolumePrediction, VolumeRecord, volume_name};
+use seg_metrics::conformal::CalibrationFile;
 
 use crate::backend;
 use crate::observers::CutPrompts;
@@ -34,6 +35,9 @@ pub struct VolumeOptions {
     /// `--output-format dicom-seg`: the mask as a DICOM SEG over a DICOM input (`<name>.seg.dcm`)
     /// instead of a NIfTI mask.
     pub dicom_seg: bool,
+    /// `--calibration FILE`: the mask is `probability ≥ λ̂`, and a file with a second level
+    /// adds `<name>_band.nii.gz`.
+    pub calibration: Option<PathBuf>,
 }
 
 /// True when `predict` should treat `input` as a volume: a NIfTI file (by name or content), a
@@ -94,6 +98,13 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         volume_index: options.volume_index,
     };
     let jobs = medclipseg_pipeline::open_volume_inputs(&request.input, &input_options)?;
+    let calibration = options
+        .calibration
+        .as_deref()
+        .map(|path| {
+            medclipseg_pipeline::calibrator::read_calibration_for(path, &request.checkpoint)
+        })
+        .transpose()?;
     let axis = options.axis.unwrap_or(2);
     let given = options.window_given.then_some(options.intensity);
     // A bad axis or window is reported before the model is read.
@@ -129,7 +140,13 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         if let Some(uneven) = job.dicom.as_ref().and_then(|d| d.uneven_spacing.as_ref()) {
             tracing::warn!("{}: {uneven}", job.path.display());
         }
-        let predicted = predictor.predict_volume_input(job, &prompt, axis, given)?;
+        let mut predicted = predictor.predict_volume_input(job, &prompt, axis, given)?;
+        let band_path = match &calibration {
+            Some(file) => {
+                apply_calibration(&mut predicted.prediction, file, &request.out, &job.name)?
+            }
+            None => None,
+        };
         let files = VolumeFiles {
             mask: &mask_path,
             entropy: &entropy_path,
@@ -147,7 +164,8 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
             ),
             _ => medclipseg_pipeline::write_volume_maps(&predicted.prediction, &files)?,
         }
-        let record = VolumeRecord::new(job, &prompt, &predicted, &files);
+        let mut record = VolumeRecord::new(job, &prompt, &predicted, &files);
+        record.band = band_path.map(|p| p.display().to_string());
         tracing::info!(
             "{} slices along axis {axis} -> {}",
             record.slices,
@@ -172,8 +190,40 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         })
         .collect();
     provenance.config = Some(serde_json::json!({ "intensity": intensities }));
+    provenance.calibration = calibration.as_ref().map(calibration_note);
     provenance.write(&request.out)?;
     Ok(())
+}
+
+/// Re-thresholds the mask at the calibrated value and writes the uncertain band
+/// (`<name>_band.nii.gz`) when the file has a second level; the band's path.
+fn apply_calibration(
+    prediction: &mut VolumePrediction,
+    file: &CalibrationFile,
+    out: &Path,
+    name: &str,
+) -> Result<Option<PathBuf>> {
+    prediction.apply_threshold(file.threshold)?;
+    let Some((low, high)) = file.band_range() else {
+        return Ok(None);
+    };
+    let path = out.join(format!("{name}_band.nii.gz"));
+    let band = prediction.band_mask(low, high)?;
+    med_volumes::write_nifti(&path, &band, OutputKind::Labels)?;
+    Ok(Some(path))
+}
+
+/// What the provenance says about a calibrated threshold (the library's note, plus where the
+/// band volumes are).
+fn calibration_note(file: &CalibrationFile) -> serde_json::Value {
+    let mut note = medclipseg_pipeline::calibrator::calibration_note(file);
+    if let Some(band) = note.get_mut("band").and_then(|b| b.as_object_mut()) {
+        band.insert(
+            "masks".into(),
+            "<name>_band.nii.gz: voxels with low <= probability < high".into(),
+        );
+    }
+    note
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ fn raw_probability(path: &Path) -> Vec<f32> {
 fn queue(dir: &Path) -> Vec<(String, f64, usize)> {
     let text = std::fs::read_to_string(dir.join("queue.csv")).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("file,score,area,rank"));
+    assert_eq!(lines.next(), Some("file,score,area,rank,slice"));
     lines
         .map(|l| {
             let cells: Vec<&str> = l.split(',').collect();
@@ -415,4 +415,131 @@ fn demo_model_ranks_contradictory_prompts_first() {
         ranks.iter().sum::<f64>() / ranks.len() as f64
     };
     assert!(mean_rank("contra_") < mean_rank("orig_"), "{rows:?}");
+}
+
+/// A folder with a picture, a NIfTI volume and a corrupt PNG: the command ranks the two, names
+/// the corrupt file (stderr, rank.json, the page) and exits non-zero, without a panic.
+#[test]
+fn rank_lists_a_corrupt_file_and_ranks_a_picture_and_a_volume() {
+    use med_volumes::{OutputKind, Volume, diagonal_affine, write_nifti};
+    let tmp = tempfile::tempdir().unwrap();
+    let checkpoint = tmp.path().join("micro.safetensors");
+    medclipseg_pipeline::testing::write_micro_checkpoint::<burn::backend::Flex>(
+        &checkpoint,
+        &[PROMPT],
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    let input = tmp.path().join("unlabelled");
+    std::fs::create_dir_all(&input).unwrap();
+    image::RgbImage::from_fn(24, 24, |x, y| {
+        image::Rgb([(x * 9) as u8, (y * 9) as u8, 90])
+    })
+    .save(input.join("a.png"))
+    .unwrap();
+    let data = (0..16 * 12 * 3).map(|v| (v % 16) as f32 * 10.0).collect();
+    let volume = Volume::new([16, 12, 3], data, [1.0; 3], diagonal_affine([1.0; 3])).unwrap();
+    write_nifti(&input.join("ct.nii.gz"), &volume, OutputKind::Float).unwrap();
+    std::fs::write(input.join("broken.png"), b"\x89PNG\r\n\x1a\ntruncated").unwrap();
+    let out = tmp.path().join("queue");
+    let run = medclipseg(&rank_args(&checkpoint, &input, &out, &[]));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("broken.png") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let rows: Vec<String> = queue(&out).into_iter().map(|(file, _, _)| file).collect();
+    let mut sorted = rows.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["a.png", "ct.nii.gz"]);
+    let record = json(&out.join("rank.json"));
+    assert_eq!(record["failed"][0]["file"], "broken.png", "{record}");
+    let page = std::fs::read_to_string(out.join("queue.html")).unwrap();
+    assert!(
+        page.contains("broken.png") && page.contains("slice"),
+        "{page}"
+    );
+}
+
+/// `predict --calibration` on a NIfTI volume: the mask is `probability >= threshold` on every
+/// voxel (all of them at 0, none above 1), the band is written, the provenance says the promise.
+#[test]
+fn predict_on_a_volume_thresholds_at_the_calibration() {
+    use med_volumes::{OutputKind, Volume, diagonal_affine, read_nifti, write_nifti};
+    use seg_metrics::conformal::{BandLevel, CalibrationFile, EMPTY_THRESHOLD, Risk, statement};
+    let tmp = tempfile::tempdir().unwrap();
+    let checkpoint = tmp.path().join("micro.safetensors");
+    medclipseg_pipeline::testing::write_micro_checkpoint::<burn::backend::Flex>(
+        &checkpoint,
+        &[PROMPT],
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    let data = (0..16 * 12 * 3).map(|v| (v % 16) as f32 * 10.0).collect();
+    let volume = Volume::new([16, 12, 3], data, [1.0; 3], diagonal_affine([1.0; 3])).unwrap();
+    let ct = tmp.path().join("ct.nii.gz");
+    write_nifti(&ct, &volume, OutputKind::Float).unwrap();
+    let sha = medclipseg_pipeline::calibrator::sha256_file(&checkpoint).unwrap();
+    let predict = |threshold: f32, name: &str| {
+        let calibration = tmp.path().join(format!("{name}.json"));
+        CalibrationFile {
+            version: 1,
+            risk: Risk::Fnr,
+            alpha: 0.1,
+            threshold,
+            n: 30,
+            calibration_risk: 0.05,
+            bound: 0.09,
+            calibration_sha256: "ab".repeat(32),
+            checkpoint_sha256: sha.clone(),
+            prompt_style: "custom".into(),
+            samples: 2,
+            statement: statement(Risk::Fnr, 0.1),
+            band: Some(BandLevel {
+                alpha: 0.3,
+                threshold: 1.0 - threshold.min(1.0),
+                bound: 0.2,
+            }),
+        }
+        .write(&calibration)
+        .unwrap();
+        let out = tmp.path().join(name);
+        ok(&[
+            "predict",
+            "--checkpoint",
+            s(&checkpoint),
+            "--input",
+            s(&ct),
+            "--prompt",
+            PROMPT,
+            "--samples",
+            "2",
+            "--calibration",
+            s(&calibration),
+            "--out",
+            s(&out),
+            "--quiet",
+        ]);
+        let on = |file: &str| {
+            let v = read_nifti(&out.join(file)).unwrap();
+            v.data().iter().filter(|&&x| x > 0.5).count()
+        };
+        let provenance = json(&out.join("provenance.json"));
+        (on("ct.nii.gz"), on("ct_band.nii.gz"), provenance)
+    };
+    let voxels = 16 * 12 * 3;
+    let (all, band, provenance) = predict(0.0, "zero");
+    assert_eq!(all, voxels);
+    // The band [0, 1): every voxel below probability 1.
+    assert!(band > voxels / 2, "{band}");
+    assert_eq!(
+        provenance["calibration"]["statement"],
+        "FNR <= 0.1 in expectation over images like the calibration set"
+    );
+    assert_eq!(provenance["calibration"]["threshold"], 0.0);
+    let (none, _, _) = predict(EMPTY_THRESHOLD, "empty");
+    assert_eq!(none, 0);
 }

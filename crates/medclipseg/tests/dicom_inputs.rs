@@ -327,6 +327,38 @@ fn convert_writes_what_predict_reads_and_round_trips() {
     );
 }
 
+#[test]
+fn convert_names_a_corrupt_input_and_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.nii.gz");
+    let garbage_nifti = dir.path().join("broken.nii.gz");
+    std::fs::write(&garbage_nifti, b"\x1f\x8b\x08\x00not a volume").unwrap();
+    let short_header = dir.path().join("short.nii");
+    std::fs::write(&short_header, [0u8; 100]).unwrap();
+    let fake_dicom = dir.path().join("fake.dcm");
+    std::fs::write(&fake_dicom, b"plain text, no DICOM preamble").unwrap();
+    // A DICOM file cut in the middle of its pixel data, and one cut inside its header.
+    let truncated = testdata("dicom/files/MR_truncated.dcm");
+    let bytes = std::fs::read(testdata("dicom/files/CT_small.dcm")).unwrap();
+    let cut = dir.path().join("cut_header.dcm");
+    std::fs::write(&cut, &bytes[..300]).unwrap();
+    for input in [&garbage_nifti, &short_header, &fake_dicom, &truncated, &cut] {
+        let refused = medclipseg(&[
+            "convert",
+            "--input",
+            common::s(input),
+            "--out",
+            common::s(&out),
+        ]);
+        let text = stderr(&refused);
+        let name = input.file_name().unwrap().to_str().unwrap();
+        assert_eq!(refused.status.code(), Some(1), "{name}: {text}");
+        assert!(text.contains(name), "{name}: {text}");
+        assert!(!text.contains("panicked"), "{name}: {text}");
+        assert!(!out.exists(), "{name}: nothing is written");
+    }
+}
+
 /// A Python with pydicom: `MEDCLIPSEG_PYTHON`, else `python3`; `None` (the test says why it
 /// skips) when neither imports pydicom.
 fn python_with_pydicom() -> Option<String> {

@@ -113,3 +113,43 @@ fn serve_refuses_a_public_address_without_a_token() {
         "{stderr}"
     );
 }
+
+#[test]
+fn serve_refuses_a_calibration_made_with_another_checkpoint() {
+    use seg_metrics::conformal::{CalibrationFile, Risk, statement};
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let calibration = dir.path().join("cal.json");
+    CalibrationFile {
+        version: 1,
+        risk: Risk::Fnr,
+        alpha: 0.1,
+        threshold: 0.3,
+        n: 20,
+        calibration_risk: 0.05,
+        bound: 0.09,
+        calibration_sha256: "ab".repeat(32),
+        checkpoint_sha256: "cd".repeat(32),
+        prompt_style: "custom".into(),
+        samples: 2,
+        statement: statement(Risk::Fnr, 0.1),
+        band: None,
+    }
+    .write(&calibration)
+    .unwrap();
+    let out = common::medclipseg(&[
+        "serve",
+        "--checkpoint",
+        common::s(&checkpoint),
+        "--port",
+        "0",
+        "--calibration",
+        common::s(&calibration),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cal.json") && stderr.contains("no guarantee"),
+        "{stderr}"
+    );
+}

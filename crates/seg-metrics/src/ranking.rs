@@ -13,6 +13,11 @@
 //!   the fraction of pairs of distinct samples whose masks (`p_s > 0.5`) differ there,
 //!   `2 v (1 − v) N / (N − 1)` with `v` the fraction of the `N` samples voting foreground. Its
 //!   image mean is the expected share of pixels on which two random samples disagree.
+//!
+//! A volume is scored slice by slice ([`SliceScore`]) and [`volume_score`] aggregates them into
+//! the same per-voxel mean a picture's score is: each slice's score weighted by its pixels (by its
+//! mask pixels for [`RankBy::MaskEntropy`]), so a volume's score is the score of all its voxels
+//! taken as one image.
 
 use std::fmt;
 use std::str::FromStr;
@@ -143,6 +148,81 @@ pub fn image_score(by: RankBy, maps: &UncertaintyMaps) -> Result<f64> {
     Ok(score.unwrap_or(0.0))
 }
 
+/// What [`volume_score`] needs of one slice of a volume.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SliceScore {
+    /// The slice's score ([`image_score`]).
+    pub score: f64,
+    /// Its pixels.
+    pub pixels: usize,
+    /// Its predicted mask pixels.
+    pub mask_pixels: usize,
+    /// Its mean predictive entropy (the score of a volume whose mask is empty, for
+    /// [`RankBy::MaskEntropy`]).
+    pub mean_entropy: f64,
+}
+
+impl SliceScore {
+    /// The slice's numbers from its maps.
+    pub fn of(by: RankBy, maps: &UncertaintyMaps) -> Result<Self> {
+        Ok(Self {
+            score: image_score(by, maps)?,
+            pixels: maps.entropy.len(),
+            mask_pixels: maps.mask.iter().filter(|&&on| on).count(),
+            mean_entropy: image_score(RankBy::Entropy, maps)?,
+        })
+    }
+}
+
+/// A volume's score: the per-voxel mean [`image_score`] takes over a picture, over all its
+/// voxels. Each slice's score is weighted by its pixel count (the same for every slice along one
+/// axis: a plain mean over slices), or for [`RankBy::MaskEntropy`] by its mask pixels; a volume
+/// whose mask is empty scores its mean entropy, as an image does. 0 for no slices.
+///
+/// Why a mean and not a sum or a maximum: a sum would rank large volumes first whatever the
+/// model's doubt, and the maximum would rank by one slice's noise; the mean keeps pictures and
+/// volumes on one scale in one queue. A small uncertain lesion in a large volume is diluted by
+/// the confident slices around it; the most uncertain slice ([`most_uncertain_slice`]) is
+/// reported beside the score for that reason.
+pub fn volume_score(by: RankBy, slices: &[SliceScore]) -> f64 {
+    let weighted = |weight: &dyn Fn(&SliceScore) -> usize, value: &dyn Fn(&SliceScore) -> f64| {
+        let total: usize = slices.iter().map(weight).sum();
+        let sum: f64 = slices.iter().map(|s| weight(s) as f64 * value(s)).sum();
+        (total > 0).then(|| sum / total as f64)
+    };
+    let by_pixels = |value: &dyn Fn(&SliceScore) -> f64| weighted(&|s| s.pixels, value);
+    let score = match by {
+        RankBy::MaskEntropy => {
+            weighted(&|s| s.mask_pixels, &|s| s.score).or_else(|| by_pixels(&|s| s.mean_entropy))
+        }
+        _ => by_pixels(&|s| s.score),
+    };
+    score.unwrap_or(0.0)
+}
+
+/// Whether slice `a` is more uncertain than slice `b` under `by` (for
+/// [`RankBy::MaskEntropy`], a slice with mask pixels beats one without).
+pub fn more_uncertain(by: RankBy, a: &SliceScore, b: &SliceScore) -> bool {
+    let counts = |s: &SliceScore| by != RankBy::MaskEntropy || s.mask_pixels > 0;
+    match (counts(a), counts(b)) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => a.score > b.score,
+    }
+}
+
+/// The index of the slice to show for a volume: the highest score (the first of ties), among
+/// the slices with mask pixels for [`RankBy::MaskEntropy`] when there are any.
+pub fn most_uncertain_slice(by: RankBy, slices: &[SliceScore]) -> Option<usize> {
+    (0..slices.len()).reduce(|best, i| {
+        if more_uncertain(by, &slices[i], &slices[best]) {
+            i
+        } else {
+            best
+        }
+    })
+}
+
 /// Indices of `scores` from most to least informative (highest score first); ties and NaN
 /// keep their input order, NaN last.
 pub fn rank_order(scores: &[f64]) -> Vec<usize> {
@@ -213,6 +293,111 @@ mod tests {
             samples: 3,
         };
         assert!((image_score(RankBy::MaskEntropy, &maps).unwrap() - 0.3).abs() < 1e-6);
+    }
+
+    /// Entropy, mutual information, mask and vote fraction of a 4-pixel slice.
+    type SliceMaps = ([f32; 4], [f32; 4], [bool; 4], [f32; 4]);
+
+    /// Three slices of 4 pixels; the middle one has no mask.
+    fn three_slices() -> [SliceMaps; 3] {
+        [
+            (
+                [0.1, 0.5, 0.3, 0.7],
+                [0.0, 0.2, 0.0, 0.4],
+                [false, true, true, false],
+                [0.0, 0.5, 1.0, 0.25],
+            ),
+            (
+                [0.6, 0.6, 0.2, 0.1],
+                [0.3, 0.1, 0.0, 0.0],
+                [false; 4],
+                [0.5, 0.25, 0.0, 0.0],
+            ),
+            (
+                [0.05, 0.69, 0.4, 0.4],
+                [0.01, 0.5, 0.2, 0.1],
+                [true, true, false, true],
+                [1.0, 0.5, 0.75, 0.75],
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_volume_scores_as_all_its_voxels_taken_as_one_image() {
+        let slices = three_slices();
+        let whole = |i: usize| -> Vec<f32> {
+            slices
+                .iter()
+                .flat_map(|s| match i {
+                    0 => s.0,
+                    1 => s.1,
+                    _ => s.3,
+                })
+                .collect()
+        };
+        let mask: Vec<bool> = slices.iter().flat_map(|s| s.2).collect();
+        let (entropy, mi, votes) = (whole(0), whole(1), whole(2));
+        let volume = UncertaintyMaps {
+            entropy: &entropy,
+            mutual_information: &mi,
+            mask: &mask,
+            vote_fraction: &votes,
+            samples: 4,
+        };
+        for by in RankBy::ALL {
+            let per_slice: Vec<SliceScore> = slices
+                .iter()
+                .map(|s| {
+                    let maps = UncertaintyMaps {
+                        entropy: &s.0,
+                        mutual_information: &s.1,
+                        mask: &s.2,
+                        vote_fraction: &s.3,
+                        samples: 4,
+                    };
+                    SliceScore::of(by, &maps).unwrap()
+                })
+                .collect();
+            let want = image_score(by, &volume).unwrap();
+            let got = volume_score(by, &per_slice);
+            assert!((got - want).abs() < 1e-9, "{by}: {got} vs {want}");
+        }
+        // An empty mask everywhere: the mean entropy, as for an image.
+        let empty = [false; 12];
+        let blank = UncertaintyMaps {
+            mask: &empty,
+            ..volume
+        };
+        let per_slice: Vec<SliceScore> = (0..3)
+            .map(|k| {
+                let maps = UncertaintyMaps {
+                    entropy: &entropy[k * 4..k * 4 + 4],
+                    mutual_information: &mi[k * 4..k * 4 + 4],
+                    mask: &empty[..4],
+                    vote_fraction: &votes[k * 4..k * 4 + 4],
+                    samples: 4,
+                };
+                SliceScore::of(RankBy::MaskEntropy, &maps).unwrap()
+            })
+            .collect();
+        let want = image_score(RankBy::MaskEntropy, &blank).unwrap();
+        assert!((volume_score(RankBy::MaskEntropy, &per_slice) - want).abs() < 1e-9);
+        assert_eq!(volume_score(RankBy::Entropy, &[]), 0.0);
+    }
+
+    #[test]
+    fn the_slice_shown_is_the_most_uncertain_one() {
+        let slice = |score: f64, mask_pixels: usize| SliceScore {
+            score,
+            pixels: 4,
+            mask_pixels,
+            mean_entropy: score,
+        };
+        let slices = [slice(0.2, 1), slice(0.9, 0), slice(0.5, 2), slice(0.5, 3)];
+        assert_eq!(most_uncertain_slice(RankBy::Entropy, &slices), Some(1));
+        // Mask entropy: only slices with a mask compete; the first of ties wins.
+        assert_eq!(most_uncertain_slice(RankBy::MaskEntropy, &slices), Some(2));
+        assert_eq!(most_uncertain_slice(RankBy::Entropy, &[]), None);
     }
 
     proptest! {

@@ -209,3 +209,29 @@ pub fn write_ct_nifti(path: &Path) -> Volume {
     write_nifti(path, &volume, OutputKind::Float).unwrap();
     volume
 }
+
+/// A calibration file for `checkpoint` as `medclipseg calibrate` writes it (FNR at α = 0.1),
+/// with the mask threshold `threshold` and, optionally, a band level at `band`.
+pub fn write_calibration(path: &Path, checkpoint: &Path, threshold: f32, band: Option<f32>) {
+    use seg_metrics::conformal::{BandLevel, CalibrationFile, Risk, statement};
+    let file = CalibrationFile {
+        version: 1,
+        risk: Risk::Fnr,
+        alpha: 0.1,
+        threshold,
+        n: 40,
+        calibration_risk: 0.06,
+        bound: 0.08,
+        calibration_sha256: "ab".repeat(32),
+        checkpoint_sha256: medclipseg_pipeline::calibrator::sha256_file(checkpoint).unwrap(),
+        prompt_style: "custom".into(),
+        samples: 3,
+        statement: statement(Risk::Fnr, 0.1),
+        band: band.map(|threshold| BandLevel {
+            alpha: 0.3,
+            threshold,
+            bound: 0.25,
+        }),
+    };
+    file.write(path).unwrap();
+}
