@@ -26,6 +26,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // As the app does (crates/medclipseg/src/main.rs).
+    medclipseg_model::allocator::retain_freed_buffers();
     let mut run: Box<dyn FnMut()> = match workload.as_str() {
         "forward" => {
             let mut work = Inference::new();

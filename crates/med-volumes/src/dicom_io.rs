@@ -972,8 +972,9 @@ fn decode_error(file: &DicomFile, error: impl std::error::Error) -> VolumeError 
     let syntax = file.object.meta().transfer_syntax().trim_end_matches('\0');
     let feature = match syntax {
         "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => Some(
-            "JPEG-LS is not in this build: med-volumes' `jpeg-ls` feature adds it (dicom-pixeldata's \
-             `charls`: CharLS, built with cmake and a C++ compiler)",
+            "JPEG-LS is not in this build: the `jpeg-ls` feature adds it (the app: `cargo build \
+             --release --features jpeg-ls`; dicom-pixeldata's `charls`, CharLS built with cmake and a C++ \
+             compiler)",
         ),
         _ if reason.contains("SamplePrecision(12)") => Some(
             "12-bit JPEG (extended, process 4) is not decoded by the pure-Rust JPEG decoder \

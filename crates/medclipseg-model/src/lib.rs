@@ -15,6 +15,7 @@
 //! The "w/o PVL adapters" ablation is `use_adapters = false`; the adapter-layer sweep is
 //! `adapter_layers`; the other ablations are switches of `pvl-adapters` (see its docs).
 
+pub mod allocator;
 pub mod checkpoint;
 mod config;
 mod decoder;

@@ -21,6 +21,7 @@ mod volume_predict;
 mod volume_score;
 
 fn main() -> std::process::ExitCode {
+    medclipseg_model::allocator::retain_freed_buffers();
     match cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -604,7 +604,7 @@ fn eval_scores_dicom_series_and_multi_frame_files_against_nifti_labels() {
     assert!(summary["skipped"].as_array().unwrap().is_empty());
 }
 
-/// JPEG-LS (the app's default `jpeg-ls` feature): lossless grey and near-lossless colour files
+/// JPEG-LS (the app's `jpeg-ls` feature; .ci/run): lossless grey and near-lossless colour files
 /// give outputs at their size like any other DICOM file.
 #[cfg(feature = "jpeg-ls")]
 #[test]
@@ -620,4 +620,21 @@ fn jpeg_ls_files_are_predicted_at_their_size() {
         ok(&predict_args(&checkpoint, &input, &out, PROMPT, &[]));
         assert_eq!(png_size(&out.join(format!("masks/{name}.png"))), size);
     }
+}
+
+/// Without the `jpeg-ls` feature (the default build) a JPEG-LS file is an error that names the
+/// file and the feature, and nothing is written for it.
+#[cfg(not(feature = "jpeg-ls"))]
+#[test]
+fn jpeg_ls_without_the_feature_is_an_error_naming_the_file_and_the_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = micro_checkpoint(dir.path());
+    let out = dir.path().join("out");
+    let input = testdata("dicom/files/MR_small_jpeg_ls_lossless.dcm");
+    let run = common::medclipseg(&predict_args(&checkpoint, &input, &out, PROMPT, &[]));
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("MR_small_jpeg_ls_lossless"), "{stderr}");
+    assert!(stderr.contains("--features jpeg-ls"), "{stderr}");
+    assert!(!out.join("masks/MR_small_jpeg_ls_lossless.png").exists());
 }
