@@ -108,6 +108,9 @@ impl VolumeEvalObserver for VolumeLog<'_> {
         if record.monochrome1_inverted {
             tracing::info!("MONOCHROME1 (high values dark): inverted before the model");
         }
+        if let Some(uneven) = &record.uneven_spacing {
+            tracing::warn!("{}: {uneven}", record.input);
+        }
         tracing::info!(
             "{} slices along axis {} -> {}",
             record.slices,
