@@ -153,6 +153,16 @@ pub fn calibration_note(file: &CalibrationFile) -> serde_json::Value {
     })
 }
 
+/// [`calibration_note`] for outputs that write the uncertain band: the band entry also says
+/// where its masks are (`masks`, e.g. `"band/<name>.png: pixels with low <= probability < high"`).
+pub fn calibration_note_with_band_masks(file: &CalibrationFile, masks: &str) -> serde_json::Value {
+    let mut note = calibration_note(file);
+    if let Some(band) = note.get_mut("band").and_then(|b| b.as_object_mut()) {
+        band.insert("masks".into(), masks.into());
+    }
+    note
+}
+
 /// Runs the model over a labelled set and collects what calibration needs.
 pub struct Calibrator<'a, B: Backend> {
     predictor: &'a Predictor<B>,

@@ -27,6 +27,7 @@
 pub mod calibrator;
 pub mod checkpoint;
 pub mod config_error;
+pub mod demo_data;
 pub mod error;
 pub mod eval_run;
 pub mod eval_settings;
@@ -53,6 +54,7 @@ pub mod volume_input;
 
 pub use calibrator::{CalibrationItem, CalibrationSet, Calibrator};
 pub use checkpoint::{LoadedModel, Vocabulary, save_checkpoint};
+pub use demo_data::demo_synth_config;
 pub use error::{PipelineError, Result, with_causes};
 pub use eval_run::{EvalRun, EvalRunRequest};
 pub use evaluator::{

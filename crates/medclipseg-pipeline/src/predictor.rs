@@ -233,18 +233,7 @@ impl<B: Backend> Predictor<B> {
         prompt: &str,
         key: u64,
     ) -> Result<Prediction> {
-        let stream = NoiseStream {
-            variant: 0,
-            batch: key,
-        };
-        let mut out = self.predict_batch(
-            std::slice::from_ref(image),
-            prompt,
-            &[key],
-            stream,
-            &mut |_| ControlFlow::Continue(()),
-        )?;
-        Ok(out.remove(0))
+        self.predict_image_observed(image, prompt, key, &mut |_| ControlFlow::Continue(()))
     }
 
     /// [`Predictor::predict_image_keyed`] that reports after every chunk of Monte-Carlo samples;

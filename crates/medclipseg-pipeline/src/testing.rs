@@ -2,7 +2,7 @@
 //! of the micro model with random weights, as `save_checkpoint` writes a trained one.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use medclipseg_model::MedClipSegConfig;
@@ -32,4 +32,12 @@ pub fn write_micro_checkpoint<B: Backend>(
         Some(&vocabulary),
         &BTreeMap::new(),
     )
+}
+
+/// `dir/micro.safetensors` by [`write_micro_checkpoint`] on the default device, without a run
+/// config: the checkpoint most tests need.
+pub fn micro_checkpoint_in<B: Backend>(dir: &Path, prompts: &[&str]) -> Result<PathBuf> {
+    let path = dir.join("micro.safetensors");
+    write_micro_checkpoint::<B>(&path, prompts, None, &Default::default())?;
+    Ok(path)
 }

@@ -2,11 +2,12 @@
 //! calibrated threshold meets its bound on the calibration images, the queue is complete and
 //! sorted, a budget stops the run and `resume` finishes it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::backend::Flex;
 use medclipseg_pipeline::Predictor;
 use medclipseg_pipeline::rank::{self, RankOptions};
+use medclipseg_pipeline::testing::micro_checkpoint_in;
 use seg_metrics::ranking::RankBy;
 
 #[allow(dead_code)]
@@ -14,18 +15,6 @@ use seg_metrics::ranking::RankBy;
 mod example;
 
 const PROMPT: &str = "one bright round lesion in the center";
-
-fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let path = dir.join("micro.safetensors");
-    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
-        &path,
-        &[PROMPT],
-        None,
-        &Default::default(),
-    )
-    .unwrap();
-    path
-}
 
 /// `count` 32 x 32 scans with a bright disc and their masks, in `dir/img` and `dir/label`.
 fn write_scans(dir: &Path, count: u32) {
@@ -56,7 +45,7 @@ fn write_scans(dir: &Path, count: u32) {
 #[test]
 fn the_example_calibrates_and_ranks() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     write_scans(&dir.path().join("val"), 6);
     let device = Default::default();
     let predictor = Predictor::<Flex>::load(&checkpoint, &device)

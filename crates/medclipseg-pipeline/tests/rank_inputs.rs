@@ -9,21 +9,10 @@ use burn::backend::Flex;
 use med_volumes::{IntensityMap, OutputKind, Volume, diagonal_affine, write_nifti};
 use medclipseg_pipeline::Predictor;
 use medclipseg_pipeline::rank::{self, QueueRow, RankEvent, RankOptions};
+use medclipseg_pipeline::testing::micro_checkpoint_in;
 use seg_metrics::ranking::RankBy;
 
 const PROMPT: &str = "one bright round lesion in the center";
-
-fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let path = dir.join("micro.safetensors");
-    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
-        &path,
-        &[PROMPT],
-        None,
-        &Default::default(),
-    )
-    .unwrap();
-    path
-}
 
 /// A 24 x 20 x 5 CT-like volume whose bright blob grows with k.
 fn ct_volume() -> Volume {
@@ -64,7 +53,7 @@ fn testdata(path: &str) -> PathBuf {
 #[test]
 fn volumes_series_and_corrupt_files_in_one_queue() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     let input = dir.path().join("unlabelled");
     std::fs::create_dir_all(&input).unwrap();
     write_scan(&input.join("a.png"), 0);

@@ -35,14 +35,9 @@ async fn predict_round_trip_gives_the_library_result_and_every_file() {
         "{info}"
     );
 
-    let reply = server
-        .predict(
-            Some(("scan.png", scan_png())),
-            &[("prompt", PROMPT), ("samples", "3"), ("seed", "7")],
-        )
+    let job = server
+        .submit_scan(&[("prompt", PROMPT), ("samples", "3"), ("seed", "7")])
         .await;
-    assert_eq!(reply.status(), StatusCode::ACCEPTED);
-    let job: Value = reply.json().await.unwrap();
     let id = job["id"].as_str().unwrap().to_string();
     let done = server.wait(&id).await;
     assert_eq!(done["state"]["status"], "done", "{done}");
@@ -101,13 +96,9 @@ async fn predict_round_trip_gives_the_library_result_and_every_file() {
 async fn progress_streams_per_chunk_until_done() {
     let dir = tempfile::tempdir().unwrap();
     let server = Running::start_micro(dir.path()).await;
-    let reply = server
-        .predict(
-            Some(("scan.png", scan_png())),
-            &[("prompt", PROMPT), ("samples", "24")],
-        )
+    let job = server
+        .submit_scan(&[("prompt", PROMPT), ("samples", "24")])
         .await;
-    let job: Value = reply.json().await.unwrap();
     let events = server.get_bytes(job["events_url"].as_str().unwrap()).await;
     let text = String::from_utf8(events).unwrap();
     let states: Vec<Value> = text
@@ -333,10 +324,7 @@ async fn an_oversized_upload_is_refused_with_413() {
     let body: Value = r.json().await.unwrap();
     assert!(body["error"].is_string(), "{body}");
     // Still answering.
-    let r = server
-        .predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT)])
-        .await;
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    server.submit_scan(&[("prompt", PROMPT)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -352,14 +340,9 @@ async fn sixteen_concurrent_requests_are_all_answered_correctly() {
         tasks.push(tokio::spawn(async move {
             let seed = n.to_string();
             let prompt = prompts[(n % 2) as usize];
-            let r = server
-                .predict(
-                    Some(("scan.png", scan_png())),
-                    &[("prompt", prompt), ("seed", &seed), ("samples", "2")],
-                )
+            let job = server
+                .submit_scan(&[("prompt", prompt), ("seed", &seed), ("samples", "2")])
                 .await;
-            assert_eq!(r.status(), StatusCode::ACCEPTED);
-            let job: Value = r.json().await.unwrap();
             let done = server.wait(job["id"].as_str().unwrap()).await;
             (n, done)
         }));
@@ -398,13 +381,9 @@ async fn sixteen_concurrent_requests_are_all_answered_correctly() {
 async fn a_running_job_is_cancelled_and_the_worker_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let server = Running::start_micro(dir.path()).await;
-    let r = server
-        .predict(
-            Some(("scan.png", scan_png())),
-            &[("prompt", PROMPT), ("samples", "20000")],
-        )
+    let job = server
+        .submit_scan(&[("prompt", PROMPT), ("samples", "20000")])
         .await;
-    let job: Value = r.json().await.unwrap();
     let id = job["id"].as_str().unwrap().to_string();
     // Wait until it runs.
     for _ in 0..400 {
@@ -424,10 +403,7 @@ async fn a_running_job_is_cancelled_and_the_worker_goes_on() {
     let end = server.wait(&id).await;
     assert_eq!(end["state"]["status"], "cancelled", "{end}");
     assert!(end["state"]["done"].as_u64().unwrap() < 20_000);
-    let r = server
-        .predict(Some(("scan.png", scan_png())), &[("prompt", PROMPT)])
-        .await;
-    let next: Value = r.json().await.unwrap();
+    let next = server.submit_scan(&[("prompt", PROMPT)]).await;
     assert_eq!(
         server.wait(next["id"].as_str().unwrap()).await["state"]["status"],
         "done"
@@ -866,13 +842,9 @@ async fn maps_of_older_jobs_are_read_back_from_their_files() {
     let server = Running::start(cfg, &micro_checkpoint(dir.path())).await;
     let mut jobs = Vec::new();
     for seed in ["1", "2"] {
-        let r = server
-            .predict(
-                Some(("scan.png", scan_png())),
-                &[("prompt", PROMPT), ("seed", seed)],
-            )
+        let job = server
+            .submit_scan(&[("prompt", PROMPT), ("seed", seed)])
             .await;
-        let job: Value = r.json().await.unwrap();
         jobs.push(server.wait(job["id"].as_str().unwrap()).await);
     }
     let (old, new) = (&jobs[0], &jobs[1]);
@@ -958,13 +930,9 @@ async fn a_calibration_thresholds_masks_at_its_value_and_says_what_it_promises()
         "{info}"
     );
 
-    let reply = server
-        .predict(
-            Some(("scan.png", scan_png())),
-            &[("prompt", PROMPT), ("samples", "3"), ("seed", "7")],
-        )
+    let job = server
+        .submit_scan(&[("prompt", PROMPT), ("samples", "3"), ("seed", "7")])
         .await;
-    let job: Value = reply.json().await.unwrap();
     let done = server.wait(job["id"].as_str().unwrap()).await;
     assert_eq!(done["state"]["status"], "done", "{done}");
     assert_eq!(done["summary"]["mask_px"], at_least(threshold));

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use med_datasets::synth::ShiftedConfig;
-use med_datasets::{PromptStyle, SynthConfig};
+use med_datasets::PromptStyle;
 use seg_viz::{BarChart, Report, Table};
 use serde::Serialize;
 
@@ -16,7 +15,7 @@ use crate::observers::{EvalProgress, TrainProgress, stuck_at_zero_warning};
 use crate::store::{self, Provenance};
 use medclipseg_pipeline::{
     EvalOverrides, EvalPlan, EvalRun, EvalRunRequest, EvalSummary, RunConfig, TrainSummary,
-    TrainingRun,
+    TrainingRun, demo_synth_config,
 };
 
 /// What `demo` needs.
@@ -55,23 +54,6 @@ pub struct DemoSummary {
     pub report: PathBuf,
 }
 
-/// Synthetic data sizes of the demo (and of `--quick`).
-fn synth_config(image_size: usize, quick: bool, seed: u64) -> SynthConfig {
-    let (train, val, test) = if quick { (48, 8, 12) } else { (600, 60, 100) };
-    SynthConfig {
-        seed,
-        image_size,
-        train,
-        val,
-        test,
-        shifted: Some(ShiftedConfig {
-            test,
-            ..ShiftedConfig::default()
-        }),
-        ..SynthConfig::default()
-    }
-}
-
 /// Runs the demo.
 pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
     let mut config = RunConfig::demo();
@@ -89,7 +71,7 @@ pub fn run(request: &DemoRequest) -> Result<DemoSummary> {
         "[1/4] generating the synthetic dataset in {}",
         data_root.display()
     );
-    let synth = synth_config(model_config.image_size(), request.quick, config.train.seed);
+    let synth = demo_synth_config(model_config.image_size(), request.quick, config.train.seed);
     let generated = med_datasets::generate(&data_root, &synth)?;
     let shifted_name = generated.datasets.get(1).map(|d| d.name.clone());
 
@@ -360,7 +342,7 @@ mod caption_tests {
     #[test]
     fn example_captions_show_the_prompt_text_not_the_file_name() {
         let dir = tempfile::tempdir().unwrap();
-        let synth = synth_config(32, true, 3);
+        let synth = demo_synth_config(32, true, 3);
         let generated = med_datasets::generate(dir.path(), &synth).unwrap();
         let dataset = &generated.datasets[0].name;
         let prompts = test_prompts(dir.path(), dataset, "original");

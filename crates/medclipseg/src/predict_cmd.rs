@@ -19,6 +19,9 @@ use crate::backend::{self, Device, Inner};
 use crate::observers::CutPrompts;
 use crate::store::{self, Provenance};
 
+/// Where the provenance says the uncertain band's masks are.
+const BAND_MASKS: &str = "band/<name>.png: pixels with low <= probability < high";
+
 /// What to predict.
 #[derive(Debug, Clone)]
 pub struct PredictRequest {
@@ -263,7 +266,8 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
     provenance.samples = Some(request.samples);
     provenance.prompt = request.prompt.clone();
     provenance.model_config = Some(serde_json::to_value(predictor.config())?);
-    provenance.calibration = calibration.map(|c| calibration_note(&c));
+    provenance.calibration = calibration
+        .map(|c| medclipseg_pipeline::calibrator::calibration_note_with_band_masks(&c, BAND_MASKS));
     store::write_json(&request.out.join(json_name("provenance")), &provenance)?;
     let done_before = if skipped > 0 {
         format!(" ({skipped} done before, skipped)")
@@ -291,19 +295,6 @@ pub fn run_with_calibration(request: &PredictRequest, calibration: Option<&Path>
 struct CalibratedThresholds {
     mask: f32,
     band: Option<(f32, f32)>,
-}
-
-/// What the provenance says about a calibrated threshold (the library's note, plus where the
-/// band masks are).
-fn calibration_note(file: &seg_metrics::conformal::CalibrationFile) -> serde_json::Value {
-    let mut note = medclipseg_pipeline::calibrator::calibration_note(file);
-    if let Some(band) = note.get_mut("band").and_then(|b| b.as_object_mut()) {
-        band.insert(
-            "masks".into(),
-            "band/<name>.png: pixels with low <= probability < high".into(),
-        );
-    }
-    note
 }
 
 /// Records of an earlier run, by image path; none when the file is missing or unreadable.

@@ -19,6 +19,9 @@ use crate::observers::CutPrompts;
 use crate::predict_cmd::{PredictRequest, load_predictor};
 use crate::store::{self, Provenance};
 
+/// Where the provenance says the uncertain band's masks are.
+const BAND_MASKS: &str = "<name>_band.nii.gz: voxels with low <= probability < high";
+
 /// Volume-only options of `predict`.
 #[derive(Debug, Clone, Default)]
 pub struct VolumeOptions {
@@ -190,7 +193,9 @@ pub fn run(request: &PredictRequest, options: &VolumeOptions) -> Result<()> {
         })
         .collect();
     provenance.config = Some(serde_json::json!({ "intensity": intensities }));
-    provenance.calibration = calibration.as_ref().map(calibration_note);
+    provenance.calibration = calibration
+        .as_ref()
+        .map(|c| medclipseg_pipeline::calibrator::calibration_note_with_band_masks(c, BAND_MASKS));
     provenance.write(&request.out)?;
     Ok(())
 }
@@ -211,19 +216,6 @@ fn apply_calibration(
     let band = prediction.band_mask(low, high)?;
     med_volumes::write_nifti(&path, &band, OutputKind::Labels)?;
     Ok(Some(path))
-}
-
-/// What the provenance says about a calibrated threshold (the library's note, plus where the
-/// band volumes are).
-fn calibration_note(file: &CalibrationFile) -> serde_json::Value {
-    let mut note = medclipseg_pipeline::calibrator::calibration_note(file);
-    if let Some(band) = note.get_mut("band").and_then(|b| b.as_object_mut()) {
-        band.insert(
-            "masks".into(),
-            "<name>_band.nii.gz: voxels with low <= probability < high".into(),
-        );
-    }
-    note
 }
 
 #[cfg(test)]

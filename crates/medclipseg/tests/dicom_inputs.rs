@@ -10,6 +10,7 @@ use med_volumes::{InputOptions, VolumeIndex};
 
 mod common;
 use common::{json, medclipseg, ok, predict_args};
+use medclipseg_pipeline::testing::micro_checkpoint_in;
 
 const PROMPT: &str = "one bright round lesion in the center";
 
@@ -17,20 +18,6 @@ fn testdata(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata")
         .join(path)
-}
-
-/// A micro model with random weights written by the library (the outputs' values do not
-/// matter here, their shapes, grids and references do).
-fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let path = dir.join("micro.safetensors");
-    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
-        &path,
-        &[PROMPT],
-        None,
-        &Default::default(),
-    )
-    .unwrap();
-    path
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
@@ -45,7 +32,7 @@ fn stderr(out: &std::process::Output) -> String {
 #[test]
 fn two_d_dicom_files_give_pngs_at_their_size_and_colour_goes_in_as_a_png_would() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     // Grey CT without an extension, no window in the file: percentiles.
     let ct = dir.path().join("ct_small");
     std::fs::copy(testdata("dicom/files/CT_small.dcm"), &ct).unwrap();
@@ -149,7 +136,7 @@ fn assert_volume_outputs(out: &Path, name: &str, input: &med_volumes::Volume) {
 #[test]
 fn multi_frame_series_and_4d_inputs_give_nifti_on_their_grid() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     // Enhanced CT (functional groups), classic multi-frame grey, colour cine, a series folder.
     for (input, name) in [
         ("dicom/generated/enhanced_ct.dcm", "enhanced_ct"),
@@ -402,7 +389,7 @@ print("ok", len(seg.PerFrameFunctionalGroupsSequence), int(frames.sum()))
 #[test]
 fn dicom_seg_output_lands_on_the_source_slices_as_pydicom_reads_it() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     let series = testdata("dicom/ct2_series");
     let out = dir.path().join("seg");
     ok(&predict_args(
@@ -506,7 +493,7 @@ fn metrics_read_dicom_and_nifti_by_content() {
 #[test]
 fn eval_scores_dicom_series_and_multi_frame_files_against_nifti_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     let (volumes, labels, out) = (
         dir.path().join("volumes"),
         dir.path().join("labels"),
@@ -610,7 +597,7 @@ fn eval_scores_dicom_series_and_multi_frame_files_against_nifti_labels() {
 #[test]
 fn jpeg_ls_files_are_predicted_at_their_size() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     for (name, size) in [
         ("MR_small_jpeg_ls_lossless", (64, 64)),
         ("SC_rgb_jls_lossy_line", (100, 100)),
@@ -628,7 +615,7 @@ fn jpeg_ls_files_are_predicted_at_their_size() {
 #[test]
 fn jpeg_ls_without_the_feature_is_an_error_naming_the_file_and_the_feature() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     let out = dir.path().join("out");
     let input = testdata("dicom/files/MR_small_jpeg_ls_lossless.dcm");
     let run = common::medclipseg(&predict_args(&checkpoint, &input, &out, PROMPT, &[]));

@@ -9,20 +9,9 @@ use std::process::Output;
 use burn::backend::Flex;
 
 mod common;
+use medclipseg_pipeline::testing::micro_checkpoint_in;
 
 const PROMPT: &str = "one bright round lesion in the center";
-
-fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let path = dir.join("micro.safetensors");
-    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
-        &path,
-        &[PROMPT],
-        None,
-        &Default::default(),
-    )
-    .unwrap();
-    path
-}
 
 /// `a.png`, `a.jpg` (same stem), `b.bmp`, and `corrupt.png` (not an image).
 fn scans(dir: &Path) -> PathBuf {
@@ -54,7 +43,7 @@ fn modified(path: &Path) -> std::time::SystemTime {
 #[test]
 fn a_corrupt_file_is_skipped_and_named_and_continue_redoes_only_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     let input = scans(dir.path());
     let out = dir.path().join("pred");
 
@@ -103,7 +92,7 @@ fn a_corrupt_file_is_skipped_and_named_and_continue_redoes_only_what_is_missing(
 fn continue_skips_a_volume_already_predicted() {
     use med_volumes::{OutputKind, Volume, diagonal_affine, write_nifti};
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     let input = dir.path().join("case_1.nii.gz");
     let data = (0..10 * 8 * 2).map(|v| (v % 13) as f32 * 20.0).collect();
     let volume = Volume::new([10, 8, 2], data, [1.0; 3], diagonal_affine([1.0; 3])).unwrap();
@@ -128,7 +117,7 @@ fn continue_skips_a_volume_already_predicted() {
 #[test]
 fn an_empty_prompt_is_an_error_naming_the_image_or_the_csv_row() {
     let tmp = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(tmp.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(tmp.path(), &[PROMPT]).unwrap();
     let input = scans(tmp.path());
     let b = input.join("b.bmp");
     let out = common::medclipseg(&common::predict_args(
@@ -169,7 +158,7 @@ fn an_empty_prompt_is_an_error_naming_the_image_or_the_csv_row() {
 #[test]
 fn three_shards_write_the_same_outputs_as_one_run_without_collisions() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     let input = dir.path().join("many");
     std::fs::create_dir_all(&input).unwrap();
     for i in 0..9u32 {
@@ -244,7 +233,7 @@ fn three_shards_write_the_same_outputs_as_one_run_without_collisions() {
 #[test]
 fn a_prompt_longer_than_the_context_is_cut_with_a_warning_saying_what_was_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     let input = scans(dir.path()).join("b.bmp");
     let out = dir.path().join("pred");
     // 2,000 words: far past the micro BERT's context.
@@ -270,7 +259,7 @@ fn a_prompt_longer_than_the_context_is_cut_with_a_warning_saying_what_was_kept()
 #[test]
 fn a_list_file_is_predicted_in_its_order_and_sharded_like_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &[PROMPT]).unwrap();
     // Images in two folders, named by a list beside them (paths relative to the list).
     for (folder, i) in [
         ("left", 0u32),

@@ -3,25 +3,13 @@
 //! tested in crates/medclipseg-server (HTTP client, MONAI Label client, Chromium).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burn::backend::Flex;
 
 mod common;
-
-fn micro_checkpoint(dir: &Path) -> PathBuf {
-    let path = dir.join("micro.safetensors");
-    medclipseg_pipeline::testing::write_micro_checkpoint::<Flex>(
-        &path,
-        &["a lesion"],
-        None,
-        &Default::default(),
-    )
-    .unwrap();
-    path
-}
+use medclipseg_pipeline::testing::micro_checkpoint_in;
 
 /// A plain HTTP/1.1 GET (the command's test; real clients are in the server crate's tests).
 fn get(address: &str, path: &str) -> String {
@@ -42,7 +30,7 @@ fn get(address: &str, path: &str) -> String {
 #[test]
 fn serve_prints_its_address_answers_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &["a lesion"]).unwrap();
     let store = dir.path().join("store");
     let mut child = Command::new(env!("CARGO_BIN_EXE_medclipseg"))
         .args([
@@ -118,7 +106,7 @@ fn serve_refuses_a_public_address_without_a_token() {
 fn serve_refuses_a_calibration_made_with_another_checkpoint() {
     use seg_metrics::conformal::{CalibrationFile, Risk, statement};
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = micro_checkpoint(dir.path());
+    let checkpoint = micro_checkpoint_in::<Flex>(dir.path(), &["a lesion"]).unwrap();
     let calibration = dir.path().join("cal.json");
     CalibrationFile {
         version: 1,

@@ -119,6 +119,13 @@ impl Running {
             .unwrap()
     }
 
+    /// `POST /api/predict` of [`scan_png`] with `fields`: the job as accepted.
+    pub async fn submit_scan(&self, fields: &[(&str, &str)]) -> Value {
+        let reply = self.predict(Some(("scan.png", scan_png())), fields).await;
+        assert_eq!(reply.status(), reqwest::StatusCode::ACCEPTED);
+        reply.json().await.unwrap()
+    }
+
     /// Polls a job until it is final; its JSON.
     pub async fn wait(&self, id: &str) -> Value {
         for _ in 0..2400 {
