@@ -90,16 +90,7 @@ pub fn items_from_folders(
 
 /// The image files of a folder, sorted.
 pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| PipelineError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && med_datasets::imaging::has_image_extension(p))
-        .collect();
-    files.sort();
-    Ok(files)
+    crate::run_files::folder_entries(dir, crate::run_files::is_image_file)
 }
 
 fn stem(path: &Path) -> String {

@@ -32,6 +32,7 @@ pub mod error;
 pub mod eval_run;
 pub mod eval_settings;
 pub mod evaluator;
+pub mod image_folder;
 #[cfg(feature = "data-parallel")]
 pub mod parallel;
 pub mod predictor;

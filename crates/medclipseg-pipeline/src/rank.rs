@@ -59,19 +59,9 @@ pub struct RankInput {
 /// content), DICOM files (by content, whatever their name) and sub-folders holding DICOM files
 /// (one series each). Other files are not inputs.
 pub fn input_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| PipelineError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            (p.is_file() && med_datasets::imaging::has_image_extension(p))
-                || med_volumes::is_volume_input(p)
-        })
-        .collect();
-    files.sort();
-    Ok(files)
+    crate::run_files::folder_entries(dir, |p| {
+        crate::run_files::is_image_file(p) || med_volumes::is_volume_input(p)
+    })
 }
 
 /// Every input of a folder ([`input_files`]) with one prompt.

@@ -70,15 +70,10 @@ pub fn latest_pointer(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints").join("latest.json")
 }
 
-/// Writes `value` as pretty JSON with a final newline, atomically.
+/// Writes `value` as pretty JSON with a final newline, atomically (the one JSON writer:
+/// [`seg_viz::write_json`], whose errors name the file).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let json_error = |source| PipelineError::Json {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut text = serde_json::to_string_pretty(value).map_err(json_error)?;
-    text.push('\n');
-    write_file(path, text.as_bytes())
+    Ok(seg_viz::write_json(path, value)?)
 }
 
 /// Saves a resumable checkpoint and points `latest.json` at it; keeps the two newest.
@@ -291,6 +286,26 @@ pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
         });
     }
     Ok(file)
+}
+
+/// The entries of folder `dir` that `keep` accepts, sorted by path; an unreadable folder is an
+/// error naming it.
+pub fn folder_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| PipelineError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| keep(p))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A picture file, by its extension.
+pub fn is_image_file(path: &Path) -> bool {
+    path.is_file() && med_datasets::imaging::has_image_extension(path)
 }
 
 #[cfg(test)]

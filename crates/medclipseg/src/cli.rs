@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 use med_datasets::PromptStyle;
@@ -517,7 +517,12 @@ fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
         resume: a.resume,
         quiet,
         window: None,
-        shard: a.shard.as_deref().map(str::parse).transpose()?,
+        shard: a
+            .shard
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("--shard")?,
     };
     let window = a
         .window

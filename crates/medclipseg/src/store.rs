@@ -15,11 +15,7 @@ use sha2::{Digest, Sha256};
 pub use atomic_io::write_atomic;
 
 /// [`write_atomic`] of pretty JSON.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    Ok(write_atomic(path, text.as_bytes())?)
-}
+pub use medclipseg_pipeline::run_files::write_json;
 
 /// SHA-256 of a file, hex (provenance of checkpoints).
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -87,7 +83,7 @@ impl Provenance {
 
     /// Writes `provenance.json` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        write_json(&dir.join("provenance.json"), self)
+        Ok(write_json(&dir.join("provenance.json"), self)?)
     }
 }
 
