@@ -437,7 +437,7 @@ fn read_list_file(list: &Path) -> Result<Vec<PathBuf>> {
         if !path.is_file() {
             bail!("{}: no such file", at());
         }
-        if crate::volume_predict::is_volume_input(&path, &med_datasets::imaging::IMAGE_EXTENSIONS) {
+        if med_volumes::is_3d_volume_input(&path, &med_datasets::imaging::IMAGE_EXTENSIONS) {
             bail!(
                 "{}: a volume; a list holds 2-D images (predict a volume on its own)",
                 at()
