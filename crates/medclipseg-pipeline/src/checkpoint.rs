@@ -285,7 +285,7 @@ mod tests {
         let image = crate::read_image(main_7c039c3("input.png")).unwrap();
         let prompt = "a bright round lesion in the upper left";
         let prediction = predictor.predict_image_keyed(&image, prompt, 0).unwrap();
-        let raw = torch_checkpoint::load(&main_7c039c3("predict_raw.safetensors")).unwrap();
+        let raw = torch_checkpoint::load(main_7c039c3("predict_raw.safetensors")).unwrap();
         let then = raw.get("mean_prob").expect("mean_prob").to_f32_vec();
         assert_eq!(prediction.probability.len(), then.len());
         let worst = prediction
