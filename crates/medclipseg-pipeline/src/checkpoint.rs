@@ -19,6 +19,9 @@ pub const META_RUN_CONFIG: &str = "medclipseg.run_config";
 pub const META_RUN_CONFIG_VERSION: &str = "medclipseg.run_config.version";
 /// The run-config layout this build writes. 2: `test.max_batch` may be `null` (the
 /// backend's default); layout 1 always had a number there, which layout 2 reads as is.
+/// The model switches (`model.*`) are written only when set, where main 7c039c3 and earlier
+/// wrote every one, `null` when unset: the same keys and values, read alike by both (a missing
+/// key was already `null`), so the layout stays 2.
 pub const RUN_CONFIG_VERSION: u32 = 2;
 /// Metadata key: the tokenizer vocabulary text.
 pub const META_VOCAB: &str = "medclipseg.tokenizer.vocab";
