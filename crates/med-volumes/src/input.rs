@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dicom_io::{DicomVolume, is_dicom_file, read_dicom};
+use crate::dicom_io::{DicomVolume, dicom_frame_count, is_dicom_file, read_dicom};
 use crate::error::{Result, VolumeError};
 use crate::nifti_io::{VolumeIndex, is_nifti_path, read_nifti_volumes};
 use crate::nifti2::nifti_header_size;
@@ -71,6 +71,33 @@ pub fn is_volume_input(path: &Path) -> bool {
     is_nifti_path(path) || nifti_header_size(path).is_some() || is_dicom_file(path)
 }
 
+/// True when `path` is a 3-D volume rather than 2-D images, as `predict` decides: a NIfTI file
+/// (by name or content), a multi-frame DICOM file, or a folder with DICOM files and no file
+/// with one of `image_extensions` (lower case, no dot). Unlike [`is_volume_input`], a
+/// single-frame DICOM file is a 2-D image, and a folder of 2-D images stays one even when a
+/// DICOM file sits in it.
+pub fn is_3d_volume_input(path: &Path, image_extensions: &[&str]) -> bool {
+    if is_nifti_path(path) || nifti_header_size(path).is_some() {
+        return true;
+    }
+    if path.is_file() {
+        return is_dicom_file(path) && dicom_frame_count(path).is_ok_and(|n| n > 1);
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    let files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    let is_image = |p: &PathBuf| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| image_extensions.contains(&e.to_ascii_lowercase().as_str()))
+    };
+    !files.iter().any(is_image) && files.iter().any(|p| is_dicom_file(p))
+}
+
 fn folder_has_dicom(dir: &Path) -> Result<bool> {
     let entries = std::fs::read_dir(dir).map_err(|e| VolumeError::io(dir, e))?;
     Ok(entries
@@ -133,6 +160,21 @@ pub fn convert_to_nifti(input: &Path, out: &Path, options: &InputOptions) -> Res
 mod tests {
     use super::*;
     use crate::read_nifti;
+
+    #[test]
+    fn volume_inputs_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(is_3d_volume_input(Path::new("scan.nii.gz"), &["png"]));
+        assert!(!is_3d_volume_input(dir.path(), &["png"]));
+        let mut dicom = vec![0u8; 128];
+        dicom.extend_from_slice(b"DICM....");
+        std::fs::write(dir.path().join("IM0001"), &dicom).unwrap();
+        assert!(is_3d_volume_input(dir.path(), &["png"]));
+        std::fs::write(dir.path().join("a.png"), b"x").unwrap();
+        assert!(!is_3d_volume_input(dir.path(), &["png"]));
+        // What `open_input` reads is wider: a folder holding a DICOM file.
+        assert!(is_volume_input(dir.path()));
+    }
 
     #[test]
     fn a_dicom_series_converts_to_the_volume_predict_reads() {

@@ -48,7 +48,10 @@ pub use dicom_io::{
 };
 pub use dicom_seg::write_dicom_seg;
 pub use error::{Result, VolumeError};
-pub use input::{Converted, Input, InputOptions, convert_to_nifti, is_volume_input, open_input};
+pub use input::{
+    Converted, Input, InputOptions, convert_to_nifti, is_3d_volume_input, is_volume_input,
+    open_input,
+};
 pub use intensity::{IntensityMap, scale_to_u8};
 pub use labels::LabelSelect;
 pub use nifti_io::{

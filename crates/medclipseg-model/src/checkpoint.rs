@@ -16,9 +16,13 @@ use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::config::MedClipSegConfig;
 use crate::model::{LoadScope, MedClipSeg};
+use crate::switches::MODEL_CONFIG_LAYOUT;
 
 /// Metadata key holding the model config (JSON) in our checkpoints.
 pub const META_MODEL_CONFIG: &str = "medclipseg.model_config";
+/// Metadata key: the layout of [`META_MODEL_CONFIG`] ([`crate::MODEL_CONFIG_LAYOUT`]). Absent in
+/// checkpoints written up to main 7c039c3, which are layout 1.
+pub const META_MODEL_CONFIG_VERSION: &str = "medclipseg.model_config.version";
 
 /// Problems with a checkpoint file.
 #[derive(Debug, thiserror::Error)]
@@ -145,11 +149,25 @@ pub fn stored_config(sd: &StateDict) -> Result<MedClipSegConfig, CheckpointError
             "no `{META_MODEL_CONFIG}` metadata: pass the model config explicitly (--model-config)"
         ),
     })?;
-    let config: MedClipSegConfig =
-        serde_json::from_str(text).map_err(|e| CheckpointError::Config {
-            path: path.clone(),
-            message: format!("invalid stored model config: {e}"),
-        })?;
+    let invalid = |e: String| CheckpointError::Config {
+        path: path.clone(),
+        message: format!("invalid stored model config: {e}"),
+    };
+    let layout = match sd.metadata().get(META_MODEL_CONFIG_VERSION) {
+        None => 1,
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| invalid(format!("version {v:?} is not a number")))?,
+    };
+    if layout > MODEL_CONFIG_LAYOUT {
+        return Err(invalid(format!(
+            "layout {layout} was written by a newer medclipseg (this one reads up to \
+             {MODEL_CONFIG_LAYOUT})"
+        )));
+    }
+    let config = serde_json::from_str(text)
+        .and_then(MedClipSegConfig::from_value)
+        .map_err(|e| invalid(e.to_string()))?;
     config.validate().map_err(|e| CheckpointError::Config {
         path,
         message: format!("invalid stored model config: {e}"),
@@ -179,6 +197,10 @@ pub fn to_state_dict<B: Backend>(
     meta.insert(
         META_MODEL_CONFIG.to_string(),
         serde_json::to_string(config).unwrap_or_default(),
+    );
+    meta.insert(
+        META_MODEL_CONFIG_VERSION.to_string(),
+        MODEL_CONFIG_LAYOUT.to_string(),
     );
     Ok(sd)
 }
@@ -341,6 +363,24 @@ mod tests {
         assert!(err.contains("custom_clip.pt"), "{err}");
         assert!(err.contains("clip_model.ln_final.weight"), "{err}");
         assert!(err.contains("text_model.ln_final.weight"), "{err}");
+    }
+
+    #[test]
+    fn the_model_config_is_stored_with_its_layout_and_a_newer_one_is_refused() {
+        let config = MedClipSegConfig::micro();
+        let model = config.init::<Flex>(&Default::default());
+        let mut sd = to_state_dict(&model, &config, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            sd.metadata()
+                .get(META_MODEL_CONFIG_VERSION)
+                .map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(stored_config(&sd).unwrap().to_string(), config.to_string());
+        sd.metadata_mut()
+            .insert(META_MODEL_CONFIG_VERSION.into(), "3".into());
+        let err = stored_config(&sd).unwrap_err().to_string();
+        assert!(err.contains("layout 3") && err.contains("newer"), "{err}");
     }
 
     #[test]

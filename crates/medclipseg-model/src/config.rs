@@ -1,8 +1,9 @@
-//! The model configuration: one serde struct with named presets.
+//! The model configuration: one serde struct with named presets. Each switch is declared once:
+//! the model's own here, the adapters' in [`PvlAdapterSwitches`] (embedded as `adapter`).
 
 use burn::prelude::*;
 use clip_encoders::{BertConfig, ClipTextConfig, TextConfig, VisionConfig};
-use pvl_adapters::{Interaction, ProbCrossAttentionConfig};
+use pvl_adapters::PvlAdapterSwitches;
 
 /// Why a [`MedClipSegConfig`] cannot build a model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,18 +82,10 @@ pub struct MedClipSegConfig {
     /// Build the PVL adapters at all (off: the "w/o PVL adapters" ablation).
     #[config(default = true)]
     pub use_adapters: bool,
-    /// Probabilistic attention switches and β (`MODEL.BETA`, `MODEL.GATE_INIT`).
-    #[config(default = "ProbCrossAttentionConfig::new(256)")]
-    pub attention: ProbCrossAttentionConfig,
-    /// How each adapter's attentions see the other modality.
-    #[config(default = "Interaction::TwoWay")]
-    pub interaction: Interaction,
-    /// Apply the image updates.
-    #[config(default = true)]
-    pub adapt_vision: bool,
-    /// Apply the text updates.
-    #[config(default = true)]
-    pub adapt_text: bool,
+    /// The adapters' switches: interaction, each direction, the attentions' β, gate and
+    /// sampling (`MODEL.BETA`, `MODEL.GATE_INIT`), declared in `pvl-adapters`.
+    #[config(default = "PvlAdapterSwitches::new()")]
+    pub adapter: PvlAdapterSwitches,
     /// Number of ScaleBlocks (`MODEL.NUM_UPSCALE`).
     #[config(default = 2)]
     pub num_upscale: usize,

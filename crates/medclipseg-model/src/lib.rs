@@ -22,6 +22,7 @@ mod decoder;
 mod mc;
 mod model;
 pub mod resize;
+mod switches;
 pub mod train;
 pub mod workloads;
 
@@ -34,7 +35,9 @@ pub use mc::{
 pub use model::{
     AdapterTrace, EncoderState, ForwardTrace, LoadScope, MedClipSeg, MedClipSegOutput,
 };
-pub use pvl_adapters::{Noise, sample_key};
+pub use switches::{MODEL_CONFIG_LAYOUT, SwitchError, SwitchPatch};
+// The adapters' switches are part of `MedClipSegConfig`'s API.
+pub use pvl_adapters::{Interaction, Noise, ProbAttentionSwitches, PvlAdapterSwitches, sample_key};
 
 /// The README example, compiled and run as a doctest so it stays true.
 #[cfg(doctest)]

@@ -11,15 +11,8 @@ use crate::decoder::{DecoderOutput, MaskHead, ScaleBlock, decode};
 impl MedClipSegConfig {
     /// A PyTorch-default initialised model (frozen towers when `freeze_encoders`).
     pub fn init<B: Backend>(&self, device: &B::Device) -> MedClipSeg<B> {
-        let adapter = PvlAdapterConfig::new(
-            self.vision.width,
-            self.text.width(),
-            self.adapter_dim,
-            self.attention.clone(),
-        )
-        .with_interaction(self.interaction)
-        .with_adapt_vision(self.adapt_vision)
-        .with_adapt_text(self.adapt_text);
+        let adapter = PvlAdapterConfig::new(self.vision.width, self.text.width(), self.adapter_dim)
+            .with_switches(self.adapter.clone());
         let layers = self.active_adapter_layers();
         let dim = self.vision.output_dim;
         let model = MedClipSeg {

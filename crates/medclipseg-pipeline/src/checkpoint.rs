@@ -19,6 +19,9 @@ pub const META_RUN_CONFIG: &str = "medclipseg.run_config";
 pub const META_RUN_CONFIG_VERSION: &str = "medclipseg.run_config.version";
 /// The run-config layout this build writes. 2: `test.max_batch` may be `null` (the
 /// backend's default); layout 1 always had a number there, which layout 2 reads as is.
+/// The model switches (`model.*`) are written only when set, where main 7c039c3 and earlier
+/// wrote every one, `null` when unset: the same keys and values, read alike by both (a missing
+/// key was already `null`), so the layout stays 2.
 pub const RUN_CONFIG_VERSION: u32 = 2;
 /// Metadata key: the tokenizer vocabulary text.
 pub const META_VOCAB: &str = "medclipseg.tokenizer.vocab";
@@ -226,6 +229,75 @@ mod tests {
             loaded.vocabulary.unwrap().text.lines().last(),
             Some("tumor")
         );
+    }
+
+    /// Written by main 7c039c3, the last build with model-config layout 1 (no version key) and
+    /// run configs that wrote every switch (`null` when unset); non-default switches.
+    /// `testdata/legacy/README.md` says how it, its input and its raw maps were made.
+    fn main_7c039c3(file: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/legacy")
+            .join(format!("main_7c039c3_{file}"))
+    }
+
+    /// The model config main 7c039c3 was asked for: `micro` with the switches of the README.
+    fn main_7c039c3_model() -> MedClipSegConfig {
+        use medclipseg_model::{Interaction, ProbAttentionSwitches, PvlAdapterSwitches};
+        let attention = ProbAttentionSwitches::new()
+            .with_beta(2.0)
+            .with_gate_init(-0.02)
+            .with_gating(false);
+        MedClipSegConfig::micro()
+            .with_adapter_layers(vec![0, 1])
+            .with_adapter(
+                PvlAdapterSwitches::new()
+                    .with_attention(attention)
+                    .with_interaction(Interaction::Parallel)
+                    .with_adapt_text(false),
+            )
+    }
+
+    #[test]
+    fn a_checkpoint_of_main_7c039c3_keeps_its_switches_and_its_predictions() {
+        let device = Default::default();
+        let loaded = LoadedModel::<Flex>::load(main_7c039c3("micro.safetensors"), &device).unwrap();
+        let expected = main_7c039c3_model().to_string();
+        assert_eq!(loaded.config.to_string(), expected);
+        // The run config's switches: the ones set, the `null`s dropped; they rebuild the model.
+        let run = loaded.run_config.clone().expect("a stored run config");
+        let set: Vec<&str> = run.model.switches.iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            set,
+            [
+                "adapt_text",
+                "beta",
+                "freeze_encoders",
+                "gate_init",
+                "gating",
+                "interaction",
+                "layers"
+            ]
+        );
+        assert_eq!(run.model_config().unwrap().to_string(), expected);
+
+        let predictor = crate::Predictor::new(loaded, &device)
+            .unwrap()
+            .with_samples(4)
+            .with_seed(7)
+            .with_noise(crate::NoiseSource::Host);
+        let image = crate::read_image(main_7c039c3("input.png")).unwrap();
+        let prompt = "a bright round lesion in the upper left";
+        let prediction = predictor.predict_image_keyed(&image, prompt, 0).unwrap();
+        let raw = torch_checkpoint::load(main_7c039c3("predict_raw.safetensors")).unwrap();
+        let then = raw.get("mean_prob").expect("mean_prob").to_f32_vec();
+        assert_eq!(prediction.probability.len(), then.len());
+        let worst = prediction
+            .probability
+            .iter()
+            .zip(&then)
+            .map(|(now, then)| (now - then).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-6, "mean probability moved by {worst}");
     }
 
     #[test]

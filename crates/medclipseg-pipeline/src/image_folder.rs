@@ -475,7 +475,7 @@ fn read_list_file(list: &Path) -> Result<Vec<PathBuf>> {
         if !path.is_file() {
             return Err(PipelineError::BadInput(format!("{}: no such file", at())));
         }
-        if is_volume_file(&path) {
+        if med_volumes::is_3d_volume_input(&path, &med_datasets::imaging::IMAGE_EXTENSIONS) {
             return Err(PipelineError::BadInput(format!(
                 "{}: a volume; a list holds 2-D images (predict a volume on its own)",
                 at()
@@ -490,14 +490,6 @@ fn read_list_file(list: &Path) -> Result<Vec<PathBuf>> {
         )));
     }
     Ok(images)
-}
-
-/// A NIfTI file (by name or content) or a multi-frame DICOM file.
-fn is_volume_file(path: &Path) -> bool {
-    med_volumes::is_nifti_path(path)
-        || med_volumes::nifti_header_size(path).is_some()
-        || (med_volumes::is_dicom_file(path)
-            && med_volumes::dicom_frame_count(path).is_ok_and(|n| n > 1))
 }
 
 /// Output stems, unique even on a case-insensitive file system: the file stem, or the whole

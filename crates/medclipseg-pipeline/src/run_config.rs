@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use clip_encoders::TextConfig;
 use med_datasets::{Augmentation, ChannelOrder, PreprocessConfig};
-use medclipseg_model::MedClipSegConfig;
-use pvl_adapters::Interaction;
+use medclipseg_model::{MedClipSegConfig, SwitchError, SwitchPatch};
 use seg_losses::{DiceMode, SegLossConfig, SoftConConfig, SoftConPooling, SoftConTargets};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 pub use crate::config_error::{ConfigError, ConfigResult};
 
@@ -120,9 +120,12 @@ pub struct TestSection {
     pub round_scores: bool,
 }
 
-/// `MODEL` keys; unset (null) values keep the preset's.
+/// `MODEL` keys. The model's switches are not restated here: `switches` holds the ones a run
+/// sets, by the names their own structs give them, over the preset's values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+// No `deny_unknown_fields` (serde does not combine it with `flatten`): every key that is not
+// a field here lands in `switches`, which refuses a name that is not a switch.
+#[serde(default)]
 pub struct ModelSection {
     /// A preset name (`unimedclip-vit-b16`, `clip-vit-b16`, `biomedclip-vit-b16`,
     /// `pubmedclip-vit-b32`, `tiny`, `demo`) or a JSON/TOML model-config file.
@@ -135,34 +138,14 @@ pub struct ModelSection {
     /// BERT `vocab.txt` / `tokenizer.json`; `null` uses `<data-root>/<dataset>/vocab.txt`
     /// when present. CLIP towers use the embedded BPE vocabulary.
     pub tokenizer: Option<PathBuf>,
-    /// `MODEL.ADAPTER_DIM`.
-    pub adapter_dim: Option<usize>,
-    /// `MODEL.NUM_UPSCALE`.
-    pub num_upscale: Option<usize>,
-    /// `MODEL.BETA`.
-    pub beta: Option<f64>,
-    /// `MODEL.GATE_INIT`.
-    pub gate_init: Option<f64>,
-    /// `MODEL.LAYERS`.
-    pub layers: Option<Vec<usize>>,
-    /// `MODEL.TEMPERATURE` (SoftCon τ).
+    /// `MODEL.TEMPERATURE`: SoftCon's τ, a loss setting the reference keeps with the model's;
+    /// `null` = 0.2.
     pub temperature: Option<f64>,
-    /// Train the towers too (false in the paper).
-    pub freeze_encoders: Option<bool>,
-    /// Ablation: build the PVL adapters.
-    pub use_adapters: Option<bool>,
-    /// Ablation: the sigmoid gate.
-    pub gating: Option<bool>,
-    /// Ablation: probabilistic attention (AttnPVL).
-    pub probabilistic: Option<bool>,
-    /// Ablation: sample the values (false = deterministic model).
-    pub sample_values: Option<bool>,
-    /// Ablation: `two-way`, `parallel` or `unimodal`.
-    pub interaction: Option<String>,
-    /// Ablation: visual adaptation.
-    pub adapt_vision: Option<bool>,
-    /// Ablation: textual adaptation.
-    pub adapt_text: Option<bool>,
+    /// The model switches this run sets over the preset's, by name
+    /// ([`MedClipSegConfig::switch_names`]): `model.gating = false`, `model.layers = [1, 2]`
+    /// (`MODEL.LAYERS`), `model.interaction = "parallel"`, `model.beta`, `model.gate_init`, ...
+    #[serde(flatten)]
+    pub switches: SwitchPatch,
 }
 
 impl Default for DatasetSection {
@@ -223,20 +206,8 @@ impl Default for ModelSection {
             backbone_checkpoint: None,
             allow_random_towers: false,
             tokenizer: None,
-            adapter_dim: None,
-            num_upscale: None,
-            beta: None,
-            gate_init: None,
-            layers: None,
             temperature: None,
-            freeze_encoders: None,
-            use_adapters: None,
-            gating: None,
-            probabilistic: None,
-            sample_values: None,
-            interaction: None,
-            adapt_vision: None,
-            adapt_text: None,
+            switches: SwitchPatch::default(),
         }
     }
 }
@@ -279,7 +250,7 @@ impl RunConfig {
                 self.train.epochs = epochs;
             }
             if let Some(gate_init) = departures.gate_init {
-                self.model.gate_init = Some(gate_init);
+                self.set_switch("gate_init", json!(gate_init))?;
             }
         }
         Ok(())
@@ -290,7 +261,11 @@ impl RunConfig {
         let mut c = Self::paper();
         c.dataset.name = "Synthetic".into();
         c.model.preset = "demo".into();
-        c.model.freeze_encoders = Some(false);
+        // Towers train from scratch whatever `model.preset` says (no weights ship).
+        c.model
+            .switches
+            .set("freeze_encoders", json!(false))
+            .expect("freeze_encoders is a model switch");
         c.train.batch_size = 16;
         c.train.epochs = 12;
         c.train.learning_rate = 1e-3;
@@ -358,19 +333,35 @@ impl RunConfig {
             let field = reference_key_alias(&section, &field)
                 .unwrap_or(&field)
                 .to_string();
+            // A model switch the config does not set yet has no slot in the JSON.
+            let is_switch = section == "model" && MedClipSegConfig::switch_names().contains(&field);
             let slot = value
                 .get_mut(&section)
-                .and_then(|s| s.get_mut(&field))
+                .and_then(|s| s.as_object_mut())
+                .filter(|s| is_switch || s.contains_key(&field))
                 .ok_or_else(|| problem(format!("no such key {section}.{field}")))?;
-            *slot = parse_value(raw);
+            slot.insert(field, parse_value(raw));
         }
-        serde_json::from_value(value).map_err(|e| ConfigError::Overridden(e.to_string()))
+        let config: Self =
+            serde_json::from_value(value).map_err(|e| ConfigError::Overridden(e.to_string()))?;
+        // The switches' types do not depend on the preset: check them now, not at first use.
+        config
+            .model
+            .switches
+            .apply_to(&mut MedClipSegConfig::micro())
+            .map_err(|e| ConfigError::Overridden(switch_error(e).to_string()))?;
+        Ok(config)
     }
 
-    /// The model config: the preset (or file) with this section's overrides applied.
+    /// Sets the model switch `name` (see [`MedClipSegConfig::switch_names`]) over the preset's.
+    pub fn set_switch(&mut self, name: &str, value: serde_json::Value) -> ConfigResult<()> {
+        self.model.switches.set(name, value).map_err(switch_error)
+    }
+
+    /// The model config: the preset (or file) with this run's switches set over it.
     pub fn model_config(&self) -> ConfigResult<MedClipSegConfig> {
         let mut c = preset_or_file(&self.model.preset)?;
-        self.model.apply_to(&mut c)?;
+        self.model.switches.apply_to(&mut c).map_err(switch_error)?;
         if let (Some(p), TextConfig::Bert(bert)) = (self.train.text_dropout, &mut c.text) {
             bert.hidden_dropout_prob = p;
             bert.attention_probs_dropout_prob = p;
@@ -659,42 +650,11 @@ pub struct EvalOverrides {
     pub default_max_batch: usize,
 }
 
-impl ModelSection {
-    /// Writes the set values of this section into `c`.
-    fn apply_to(&self, c: &mut MedClipSegConfig) -> ConfigResult<()> {
-        set(&mut c.adapter_dim, self.adapter_dim);
-        set(&mut c.num_upscale, self.num_upscale);
-        set(&mut c.adapter_layers, self.layers.clone());
-        set(&mut c.freeze_encoders, self.freeze_encoders);
-        set(&mut c.use_adapters, self.use_adapters);
-        set(&mut c.adapt_vision, self.adapt_vision);
-        set(&mut c.adapt_text, self.adapt_text);
-        let a = &mut c.attention;
-        set(&mut a.beta, self.beta);
-        set(&mut a.gate_init, self.gate_init);
-        set(&mut a.gating, self.gating);
-        set(&mut a.probabilistic, self.probabilistic);
-        set(&mut a.sample_values, self.sample_values);
-        if let Some(v) = &self.interaction {
-            c.interaction = match v.as_str() {
-                "two-way" => Interaction::TwoWay,
-                "parallel" => Interaction::Parallel,
-                "unimodal" => Interaction::Unimodal,
-                other => {
-                    return Err(invalid(format!(
-                        "model.interaction {other:?}: use two-way, parallel or unimodal"
-                    )));
-                }
-            };
-        }
-        Ok(())
-    }
-}
-
-/// Overwrites `slot` with `value` when it is set.
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *slot = v;
+/// A switch's error as a config error naming its `model.*` key.
+fn switch_error(error: SwitchError) -> ConfigError {
+    match error {
+        SwitchError::Value { name, reason } => invalid(format!("model.{name}: {reason}")),
+        unknown @ SwitchError::Unknown { .. } => invalid(unknown.to_string()),
     }
 }
 
@@ -731,12 +691,14 @@ pub fn load_model_config(path: &Path) -> ConfigResult<MedClipSegConfig> {
             medclipseg_model::PRESETS.join(", ")
         ))
     })?;
-    let parsed: Result<MedClipSegConfig, String> = if path.extension().is_some_and(|e| e == "toml")
+    // As a JSON value first: a file of an older layout is migrated by `from_value`.
+    let value: Result<serde_json::Value, String> = if path.extension().is_some_and(|e| e == "toml")
     {
         toml::from_str(&text).map_err(|e| e.to_string())
     } else {
         serde_json::from_str(&text).map_err(|e| e.to_string())
     };
+    let parsed = value.and_then(|v| MedClipSegConfig::from_value(v).map_err(|e| e.to_string()));
     let config = parsed.map_err(|e| problem(format!("invalid model config: {}", e.trim_end())))?;
     config.validate().map_err(|e| problem(e.to_string()))?;
     Ok(config)
@@ -786,18 +748,24 @@ fn reference_yaml(text: &str) -> Result<RunConfig, String> {
     if let Some(v) = get("TEST", "USE_LATEST").and_then(|v| v.as_bool()) {
         c.test.use_latest = v;
     }
-    if let Some(v) = get("MODEL", "ADAPTER_DIM").and_then(as_u) {
-        c.model.adapter_dim = Some(v);
-    }
-    if let Some(v) = get("MODEL", "NUM_UPSCALE").and_then(as_u) {
-        c.model.num_upscale = Some(v);
-    }
-    c.model.beta = float("MODEL", "BETA").or(c.model.beta);
-    c.model.gate_init = float("MODEL", "GATE_INIT").or(c.model.gate_init);
+    let mut switch = |name: &str, value: Option<serde_json::Value>| match value {
+        Some(value) => c.set_switch(name, value).map_err(|e| e.to_string()),
+        None => Ok(()),
+    };
+    switch(
+        "adapter_dim",
+        get("MODEL", "ADAPTER_DIM").and_then(as_u).map(|v| json!(v)),
+    )?;
+    switch(
+        "num_upscale",
+        get("MODEL", "NUM_UPSCALE").and_then(as_u).map(|v| json!(v)),
+    )?;
+    switch("beta", float("MODEL", "BETA").map(|v| json!(v)))?;
+    switch("gate_init", float("MODEL", "GATE_INIT").map(|v| json!(v)))?;
+    let layers = get("MODEL", "LAYERS").and_then(|v| v.as_sequence());
+    let layers = layers.map(|seq| json!(seq.iter().filter_map(as_u).collect::<Vec<_>>()));
+    switch("layers", layers)?;
     c.model.temperature = float("MODEL", "TEMPERATURE").or(c.model.temperature);
-    if let Some(seq) = get("MODEL", "LAYERS").and_then(|v| v.as_sequence()) {
-        c.model.layers = Some(seq.iter().filter_map(as_u).collect());
-    }
     let clip = get("MODEL", "CLIP_MODEL")
         .and_then(|v| v.as_str())
         .unwrap_or("unimedclip");
@@ -828,10 +796,10 @@ MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: ViT-B/16\n  ADAPTER_DIM: 256\n  NU
         assert_eq!(c.dataset.root, PathBuf::from("./data"));
         assert_eq!(c.train.batch_size, 24);
         assert_eq!(
-            c.model.layers.as_deref(),
-            Some(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10][..])
+            c.model.switches.get("layers"),
+            Some(&json!([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]))
         );
-        assert_eq!(c.model.beta, Some(2.35));
+        assert_eq!(c.model.switches.get("beta"), Some(&json!(2.35)));
         assert_eq!(c.model.preset, "unimedclip-vit-b16");
         let m = c.model_config().unwrap();
         assert_eq!(m.adapter_dim, 256);
@@ -848,11 +816,51 @@ MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: ViT-B/16\n  ADAPTER_DIM: 256\n  NU
             .unwrap();
         assert_eq!(c.train.batch_size, 8);
         assert_eq!(c.train.epochs, 50);
-        assert_eq!(c.model.layers, Some(vec![1, 2]));
+        assert_eq!(c.model.switches.get("layers"), Some(&json!([1, 2])));
         let err = RunConfig::paper()
             .apply_overrides(&["train.nope=1".into()])
             .unwrap_err();
         assert!(err.to_string().contains("no such key train.nope"), "{err}");
+    }
+
+    #[test]
+    fn model_switches_are_set_by_their_names_and_checked_at_once() {
+        let c = RunConfig::paper()
+            .apply_overrides(&[
+                "model.interaction=parallel".into(),
+                "MODEL.GATING=false".into(),
+            ])
+            .unwrap();
+        let m = c.model_config().unwrap();
+        assert_eq!(
+            m.adapter.interaction,
+            medclipseg_model::Interaction::Parallel
+        );
+        assert!(!m.adapter.attention.gating);
+        // Unset switches keep the preset's values.
+        assert_eq!(m.adapter.attention.beta, 2.35);
+        let err = RunConfig::paper()
+            .apply_overrides(&["model.gating=maybe".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.gating") && err.contains("boolean"),
+            "{err}"
+        );
+        let err = RunConfig::paper()
+            .apply_overrides(&["model.gatting=false".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no such key model.gatting"), "{err}");
+        let err = toml::from_str::<RunConfig>("[model]\ngatting = false\n").unwrap_err();
+        assert!(err.to_string().contains("gatting"), "{err}");
+        // Run configs up to main 7c039c3 wrote every switch, `null` when unset.
+        let old: RunConfig = serde_json::from_str(
+            r#"{"model": {"preset": "micro", "gating": false, "beta": null}}"#,
+        )
+        .unwrap();
+        let set: Vec<&str> = old.model.switches.iter().map(|(name, _)| name).collect();
+        assert_eq!(set, ["gating"]);
     }
 
     #[test]
@@ -904,7 +912,7 @@ MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: ViT-B/16\n  ADAPTER_DIM: 256\n  NU
             // Test-only configs have no TRAIN block: the common training values stand.
             assert_eq!(c.train.epochs, epochs.unwrap_or(100), "{name} epochs");
             let m = c.model_config().unwrap();
-            assert_eq!(m.attention.gate_init, gate_init, "{name} gate init");
+            assert_eq!(m.adapter.attention.gate_init, gate_init, "{name} gate init");
             assert_eq!(m.image_size(), 224, "{name} DATASET.SIZE");
             assert_eq!(c.train.batch_size, 24, "{name}");
             assert_eq!(c.train.learning_rate, 3e-4, "{name}");
@@ -917,7 +925,7 @@ MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: ViT-B/16\n  ADAPTER_DIM: 256\n  NU
             assert!(c.test.use_latest, "{name}");
             assert_eq!(m.adapter_dim, 256, "{name}");
             assert_eq!(m.num_upscale, 2, "{name}");
-            assert_eq!(m.attention.beta, 2.35, "{name}");
+            assert_eq!(m.adapter.attention.beta, 2.35, "{name}");
             assert_eq!(m.adapter_layers, (1..=10).collect::<Vec<_>>(), "{name}");
             assert_eq!(c.loss_config().unwrap().softcon.temperature, 0.2, "{name}");
             assert_eq!(c.model.preset, "unimedclip-vit-b16", "{name}");
@@ -925,7 +933,7 @@ MODEL:\n  CLIP_MODEL: unimedclip\n  BACKBONE: ViT-B/16\n  ADAPTER_DIM: 256\n  NU
         // A folder the registry does not list gets the common values.
         let other = RunConfig::paper_for("MyScans").unwrap();
         assert_eq!(other.train.epochs, 100);
-        assert_eq!(other.model.gate_init, None);
+        assert_eq!(other.model.switches.get("gate_init"), None);
     }
 
     #[test]

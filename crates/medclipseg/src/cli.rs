@@ -531,7 +531,7 @@ fn predict(a: PredictArgs, quiet: bool) -> Result<()> {
         .transpose()?;
     let dicom_seg = a.output_format == "dicom-seg";
     let dicom_file = request.input.is_file() && med_volumes::is_dicom_file(&request.input);
-    if volume_predict::is_volume_input(&request.input, &med_datasets::imaging::IMAGE_EXTENSIONS)
+    if med_volumes::is_3d_volume_input(&request.input, &med_datasets::imaging::IMAGE_EXTENSIONS)
         || (dicom_seg && dicom_file)
     {
         if request.shard.is_some() {

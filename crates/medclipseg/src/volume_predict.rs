@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use med_volumes::{InputOptions, IntensityMap, OutputKind, VolumeIndex, is_nifti_path};
+use med_volumes::{InputOptions, IntensityMap, OutputKind, VolumeIndex};
 use medclipseg_pipeline::{VolumeFiles, VolumeInput, VolumePrediction, VolumeRecord, volume_name};
 use seg_metrics::conformal::CalibrationFile;
 
@@ -41,32 +41,6 @@ pub struct VolumeOptions {
     /// `--calibration FILE`: the mask is `probability ≥ λ̂`, and a file with a second level
     /// adds `<name>_band.nii.gz`.
     pub calibration: Option<PathBuf>,
-}
-
-/// True when `predict` should treat `input` as a volume: a NIfTI file (by name or content), a
-/// multi-frame DICOM file, or a folder with DICOM files and no 2-D images. A single-frame DICOM
-/// file is a 2-D image.
-pub fn is_volume_input(input: &Path, image_extensions: &[&str]) -> bool {
-    if is_nifti_path(input) || med_volumes::nifti_header_size(input).is_some() {
-        return true;
-    }
-    if input.is_file() {
-        return med_volumes::is_dicom_file(input)
-            && med_volumes::dicom_frame_count(input).is_ok_and(|n| n > 1);
-    }
-    let Ok(entries) = std::fs::read_dir(input) else {
-        return false;
-    };
-    let files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    let is_image = |p: &PathBuf| {
-        p.extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| image_extensions.contains(&e.to_ascii_lowercase().as_str()))
-    };
-    !files.iter().any(is_image) && files.iter().any(|p| med_volumes::is_dicom_file(p))
 }
 
 /// Runs `predict` on a volume.
@@ -216,22 +190,4 @@ fn apply_calibration(
     let band = prediction.band_mask(low, high)?;
     med_volumes::write_nifti(&path, &band, OutputKind::Labels)?;
     Ok(Some(path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn volume_inputs_are_recognised() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(is_volume_input(Path::new("scan.nii.gz"), &["png"]));
-        assert!(!is_volume_input(dir.path(), &["png"]));
-        let mut dicom = vec![0u8; 128];
-        dicom.extend_from_slice(b"DICM....");
-        std::fs::write(dir.path().join("IM0001"), &dicom).unwrap();
-        assert!(is_volume_input(dir.path(), &["png"]));
-        std::fs::write(dir.path().join("a.png"), b"x").unwrap();
-        assert!(!is_volume_input(dir.path(), &["png"]));
-    }
 }

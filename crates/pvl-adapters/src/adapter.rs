@@ -5,32 +5,36 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use clip_encoders::{StateWriter, WeightMap};
 
-use crate::attention::{ProbAttentionOutput, ProbCrossAttention, ProbCrossAttentionConfig};
+use crate::attention::{
+    ProbAttentionOutput, ProbAttentionSwitches, ProbCrossAttention, ProbCrossAttentionConfig,
+};
 use crate::noise::Noise;
 
-/// How the two attentions of an adapter see the other modality.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// How the two attentions of an adapter see the other modality. Written `two-way`,
+/// `parallel`, `unimodal` (the run config's `model.interaction`); the variant names of model
+/// configs written up to main 7c039c3 (`TwoWay`, ...) read too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Interaction {
     /// The paper: image tokens attend to text, then text attends to the *updated* image tokens.
+    #[serde(alias = "TwoWay")]
     TwoWay,
     /// "w/o bidirectional interaction": both attend to the other modality's original tokens,
     /// so neither update sees the other (two independent one-way attentions).
+    #[serde(alias = "Parallel")]
     Parallel,
     /// "Unimodal": each modality attends to itself; no information crosses modalities.
+    #[serde(alias = "Unimodal")]
     Unimodal,
 }
 
-/// Sizes and switches of one adapter.
-#[derive(Config, Debug)]
-pub struct PvlAdapterConfig {
-    /// Width of the image tokens (ViT width).
-    pub vision_width: usize,
-    /// Width of the text tokens (text tower width).
-    pub text_width: usize,
-    /// Adapter width (`ADAPTER_DIM`, 256 in the paper).
-    pub dim: usize,
-    /// The probabilistic attentions' switches (its `dim` is overridden by [`Self::dim`]).
-    pub attention: ProbCrossAttentionConfig,
+/// The switches of an adapter, its attentions' included, declared here once: the model's
+/// config embeds them.
+#[derive(Config, Debug, PartialEq)]
+pub struct PvlAdapterSwitches {
+    /// The probabilistic attentions' switches.
+    #[config(default = "ProbAttentionSwitches::new()")]
+    pub attention: ProbAttentionSwitches,
     /// How the attentions see the other modality.
     #[config(default = "Interaction::TwoWay")]
     pub interaction: Interaction,
@@ -42,14 +46,27 @@ pub struct PvlAdapterConfig {
     pub adapt_text: bool,
 }
 
+/// Sizes and switches of one adapter.
+#[derive(Config, Debug)]
+pub struct PvlAdapterConfig {
+    /// Width of the image tokens (ViT width).
+    pub vision_width: usize,
+    /// Width of the text tokens (text tower width).
+    pub text_width: usize,
+    /// Adapter width (`ADAPTER_DIM`, 256 in the paper), also the attentions' width.
+    pub dim: usize,
+    /// The switches.
+    #[config(default = "PvlAdapterSwitches::new()")]
+    pub switches: PvlAdapterSwitches,
+}
+
 impl PvlAdapterConfig {
     /// PyTorch-default initialisation.
     pub fn init<B: Backend>(&self, device: &B::Device) -> PvlAdapter<B> {
         let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
-        let attention = ProbCrossAttentionConfig {
-            dim: self.dim,
-            ..self.attention.clone()
-        };
+        let attention =
+            ProbCrossAttentionConfig::new(self.dim).with_switches(self.switches.attention.clone());
+        let switches = &self.switches;
         PvlAdapter {
             proj_vis_down: linear(self.vision_width, self.dim),
             proj_txt_down: linear(self.text_width, self.dim),
@@ -57,9 +74,9 @@ impl PvlAdapterConfig {
             proj_txt_up: linear(self.dim, self.text_width),
             img_to_txt: attention.init(device),
             txt_to_img: attention.init(device),
-            interaction: self.interaction,
-            adapt_vision: self.adapt_vision,
-            adapt_text: self.adapt_text,
+            interaction: switches.interaction,
+            adapt_vision: switches.adapt_vision,
+            adapt_text: switches.adapt_text,
         }
     }
 }
@@ -162,5 +179,27 @@ impl<B: Backend> PvlAdapter<B> {
             .txt_to_img
             .load(w, &p("two_way.cross_attn_txt_to_img"), device);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interaction_writes_the_run_config_names_and_reads_the_old_variant_names() {
+        for (interaction, name, old) in [
+            (Interaction::TwoWay, "\"two-way\"", "\"TwoWay\""),
+            (Interaction::Parallel, "\"parallel\"", "\"Parallel\""),
+            (Interaction::Unimodal, "\"unimodal\"", "\"Unimodal\""),
+        ] {
+            assert_eq!(serde_json::to_string(&interaction).unwrap(), name);
+            for text in [name, old] {
+                let read: Interaction = serde_json::from_str(text).unwrap();
+                assert_eq!(read, interaction, "{text}");
+            }
+        }
+        let err = serde_json::from_str::<Interaction>("\"sideways\"").unwrap_err();
+        assert!(err.to_string().contains("two-way"), "{err}");
     }
 }

@@ -13,15 +13,14 @@ use crate::noise::Noise;
 /// Variance floor added after softplus, as in the reference.
 const VARIANCE_FLOOR: f64 = 1e-6;
 
-/// Sizes and switches of one probabilistic cross-attention.
-#[derive(Config, Debug)]
-pub struct ProbCrossAttentionConfig {
-    /// Width of queries, keys and values (the adapter width).
-    pub dim: usize,
-    /// Weight of the key-variance penalty on the logits.
+/// The switches of a probabilistic cross-attention (everything but its width), declared here
+/// once: [`crate::PvlAdapterSwitches`] and the model's config embed them.
+#[derive(Config, Debug, PartialEq)]
+pub struct ProbAttentionSwitches {
+    /// Weight of the key-variance penalty on the logits (`MODEL.BETA`).
     #[config(default = 2.35)]
     pub beta: f64,
-    /// Initial gate logit (`sigmoid(0) = 0.5`).
+    /// Initial gate logit (`sigmoid(0) = 0.5`, `MODEL.GATE_INIT`).
     #[config(default = 0.0)]
     pub gate_init: f64,
     /// Variance-aware logits and sampled values (off: plain dot-product attention on the means).
@@ -35,6 +34,16 @@ pub struct ProbCrossAttentionConfig {
     pub gating: bool,
 }
 
+/// Width and switches of one probabilistic cross-attention.
+#[derive(Config, Debug)]
+pub struct ProbCrossAttentionConfig {
+    /// Width of queries, keys and values (the adapter width).
+    pub dim: usize,
+    /// The switches.
+    #[config(default = "ProbAttentionSwitches::new()")]
+    pub switches: ProbAttentionSwitches,
+}
+
 impl ProbCrossAttentionConfig {
     /// PyTorch-default initialisation (the reference uses no custom init).
     pub fn init<B: Backend>(&self, device: &B::Device) -> ProbCrossAttention<B> {
@@ -46,11 +55,11 @@ impl ProbCrossAttentionConfig {
             out_proj: LinearConfig::new(d, d).init(device),
             norm_k: LayerNormConfig::new(d).init(device),
             norm_v: LayerNormConfig::new(d).init(device),
-            gate: Param::from_tensor(Tensor::full([1], self.gate_init, device)),
-            beta: self.beta,
-            probabilistic: self.probabilistic,
-            sample_values: self.sample_values,
-            gating: self.gating,
+            gate: Param::from_tensor(Tensor::full([1], self.switches.gate_init, device)),
+            beta: self.switches.beta,
+            probabilistic: self.switches.probabilistic,
+            sample_values: self.switches.sample_values,
+            gating: self.switches.gating,
         }
     }
 }

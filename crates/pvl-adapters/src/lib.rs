@@ -10,15 +10,16 @@
 //!   generator (fast on a GPU), zero, or given tensors.
 //!
 //! # Ablation switches
-//! The paper's ablation rows map to these switches (the paper does not define all of them
+//! Declared once, in [`ProbAttentionSwitches`] and [`PvlAdapterSwitches`] (which embeds it);
+//! the model's config embeds those. The paper's ablation rows map to these switches (the paper does not define all of them
 //! precisely; where it does not, this is the reading we chose):
 //!
 //! | paper row | switch |
 //! | --- | --- |
-//! | w/o Gating | `ProbCrossAttentionConfig::gating = false`: plain residual `query + out` instead of the convex gate |
+//! | w/o Gating | `ProbAttentionSwitches::gating = false`: plain residual `query + out` instead of the convex gate |
 //! | w/o AttnPVL | `probabilistic = false`: ordinary dot-product attention on the key/value means (no β penalty, no sampling) |
 //! | Deterministic MedCLIPSeg | `sample_values = false`: β-penalised logits kept, values are their means, so every pass is identical |
-//! | w/o visual adaptation | `PvlAdapterConfig::adapt_vision = false`: the image tokens are not updated |
+//! | w/o visual adaptation | `PvlAdapterSwitches::adapt_vision = false`: the image tokens are not updated |
 //! | w/o textual adaptation | `adapt_text = false`: the text tokens are not updated |
 //! | w/o bidirectional interaction | `interaction = Parallel`: text attends to the *original* image tokens |
 //! | Unimodal | `interaction = Unimodal`: each modality attends to itself |
@@ -30,8 +31,12 @@ mod adapter;
 mod attention;
 mod noise;
 
-pub use adapter::{Interaction, PvlAdapter, PvlAdapterConfig, PvlAdapterOutput};
-pub use attention::{ProbAttentionOutput, ProbCrossAttention, ProbCrossAttentionConfig};
+pub use adapter::{
+    Interaction, PvlAdapter, PvlAdapterConfig, PvlAdapterOutput, PvlAdapterSwitches,
+};
+pub use attention::{
+    ProbAttentionOutput, ProbAttentionSwitches, ProbCrossAttention, ProbCrossAttentionConfig,
+};
 pub use noise::{Noise, NormalStream, RowStreams, sample_key};
 
 /// The README example, compiled and run as a doctest so it stays true.

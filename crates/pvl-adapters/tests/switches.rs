@@ -7,7 +7,8 @@ use burn::tensor::Distribution;
 use burn::tensor::activation::softmax;
 use clip_encoders::softplus;
 use pvl_adapters::{
-    Interaction, Noise, ProbAttentionOutput, ProbCrossAttentionConfig, PvlAdapterConfig,
+    Interaction, Noise, ProbAttentionOutput, ProbAttentionSwitches, ProbCrossAttentionConfig,
+    PvlAdapterConfig, PvlAdapterSwitches,
 };
 
 type B = Flex;
@@ -15,6 +16,11 @@ type B = Flex;
 fn randn(shape: [usize; 3], seed: u64) -> Tensor<B, 3> {
     B::seed(&Default::default(), seed);
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+}
+
+/// A width-8 attention with `switches`.
+fn attention(switches: ProbAttentionSwitches) -> ProbCrossAttentionConfig {
+    ProbCrossAttentionConfig::new(8).with_switches(switches)
 }
 
 fn max_diff(a: Tensor<B, 3>, b: Tensor<B, 3>) -> f32 {
@@ -42,9 +48,8 @@ fn gate_mixes_the_query_convexly() {
 
 #[test]
 fn without_gating_the_update_is_a_residual_add() {
-    let attn = ProbCrossAttentionConfig::new(8)
-        .with_gating(false)
-        .init::<B>(&Default::default());
+    let attn =
+        attention(ProbAttentionSwitches::new().with_gating(false)).init::<B>(&Default::default());
     let (q, c) = (randn([1, 3, 8], 3), randn([1, 4, 8], 4));
     let out = attn.forward(q.clone(), c, &mut Noise::Zero);
     assert!(max_diff(out.output, q + out.projected) < 1e-6);
@@ -70,9 +75,8 @@ fn sampling_changes_values_and_deterministic_mode_does_not() {
     );
     assert!(max_diff(a, a2) < 1e-7, "the same seed reproduces");
 
-    let deterministic = ProbCrossAttentionConfig::new(8)
-        .with_sample_values(false)
-        .init::<B>(&device);
+    let deterministic =
+        attention(ProbAttentionSwitches::new().with_sample_values(false)).init::<B>(&device);
     let x = deterministic
         .forward(q.clone(), c.clone(), &mut Noise::seeded(1))
         .output;
@@ -109,10 +113,8 @@ fn rows(t: Tensor<B, 3>) -> Vec<Vec<f32>> {
 fn variance_penalty_lowers_uncertain_logits() {
     let device = Default::default();
     let (q, c) = (randn([1, 3, 8], 7), randn([1, 6, 8], 8));
-    let attn = ProbCrossAttentionConfig::new(8)
-        .with_beta(2.35)
-        .init::<B>(&device);
-    assert!(ProbCrossAttentionConfig::new(8).probabilistic);
+    let attn = attention(ProbAttentionSwitches::new().with_beta(2.35)).init::<B>(&device);
+    assert!(ProbAttentionSwitches::new().probabilistic);
     let out = attn.forward(q, c, &mut Noise::Zero);
     assert!(max_diff(out.attention.clone(), penalised_attention(&out, 2.35)) < 1e-5);
     let plain = penalised_attention(&out, 0.0);
@@ -140,9 +142,7 @@ fn beta_scales_the_penalty() {
     let device = Default::default();
     let (q, c) = (randn([1, 3, 8], 20), randn([1, 6, 8], 21));
     for beta in [0.0, 5.0] {
-        let attn = ProbCrossAttentionConfig::new(8)
-            .with_beta(beta)
-            .init::<B>(&device);
+        let attn = attention(ProbAttentionSwitches::new().with_beta(beta)).init::<B>(&device);
         let out = attn.forward(q.clone(), c.clone(), &mut Noise::Zero);
         let expected = penalised_attention(&out, beta);
         assert!(
@@ -158,9 +158,8 @@ fn beta_scales_the_penalty() {
 fn attnpvl_off_is_plain_attention_on_the_means() {
     let device = Default::default();
     let (q, c) = (randn([1, 2, 8], 7), randn([1, 5, 8], 8));
-    let plain = ProbCrossAttentionConfig::new(8)
-        .with_probabilistic(false)
-        .init::<B>(&device);
+    let plain =
+        attention(ProbAttentionSwitches::new().with_probabilistic(false)).init::<B>(&device);
     let out = plain.forward(q, c, &mut Noise::seeded(3));
     assert!(max_diff(out.attention.clone(), penalised_attention(&out, 0.0)) < 1e-6);
     // No sampling either: the values are their means.
@@ -171,8 +170,7 @@ fn attnpvl_off_is_plain_attention_on_the_means() {
 #[test]
 fn given_noise_is_consumed_in_call_order() {
     let device = Default::default();
-    let adapter =
-        PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8)).init::<B>(&device);
+    let adapter = PvlAdapterConfig::new(16, 12, 8).init::<B>(&device);
     let (img, txt) = (randn([1, 5, 16], 9), randn([1, 4, 12], 10));
     // img->txt samples text values [1,4,8]; txt->img samples image values [1,5,8].
     let mut given = Noise::Given(vec![randn([1, 4, 8], 11), randn([1, 5, 8], 12)].into());
@@ -185,8 +183,8 @@ fn given_noise_is_consumed_in_call_order() {
 #[test]
 fn unimodal_adapters_ignore_the_other_modality() {
     let device = Default::default();
-    let adapter = PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8))
-        .with_interaction(Interaction::Unimodal)
+    let adapter = PvlAdapterConfig::new(16, 12, 8)
+        .with_switches(PvlAdapterSwitches::new().with_interaction(Interaction::Unimodal))
         .init::<B>(&device);
     let (img, txt) = (randn([1, 5, 16], 13), randn([1, 4, 12], 14));
     // Another text leaves the image update alone, and another image the text update.
@@ -203,13 +201,13 @@ fn unimodal_adapters_ignore_the_other_modality() {
 #[test]
 fn two_way_text_update_sees_the_updated_image_tokens_and_parallel_does_not() {
     let device = Default::default();
-    let config = PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8));
+    let config = PvlAdapterConfig::new(16, 12, 8);
     // Lazily initialised parameters draw their values when first used, separately in each
     // clone: take one record and load it into both models.
     let two_way = config.init::<B>(&device);
     let parallel = config
         .clone()
-        .with_interaction(Interaction::Parallel)
+        .with_switches(PvlAdapterSwitches::new().with_interaction(Interaction::Parallel))
         .init::<B>(&device)
         .load_record(two_way.clone().into_record());
     let two_way = config
@@ -230,8 +228,8 @@ fn two_way_text_update_sees_the_updated_image_tokens_and_parallel_does_not() {
 
 #[test]
 fn switched_off_modalities_get_no_update() {
-    let adapter = PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8))
-        .with_adapt_vision(false)
+    let adapter = PvlAdapterConfig::new(16, 12, 8)
+        .with_switches(PvlAdapterSwitches::new().with_adapt_vision(false))
         .init::<B>(&Default::default());
     let out = adapter.forward(
         randn([1, 5, 16], 18),
@@ -244,12 +242,12 @@ fn switched_off_modalities_get_no_update() {
 
 #[test]
 fn text_adaptation_off_leaves_only_the_image_update() {
-    let config = PvlAdapterConfig::new(16, 12, 8, ProbCrossAttentionConfig::new(8));
+    let config = PvlAdapterConfig::new(16, 12, 8);
     // Same weights in both (see the two-way test on lazily initialised parameters).
     let full = config.init::<B>(&Default::default());
     let image_only = config
         .clone()
-        .with_adapt_text(false)
+        .with_switches(PvlAdapterSwitches::new().with_adapt_text(false))
         .init::<B>(&Default::default())
         .load_record(full.clone().into_record());
     let full = config
