@@ -68,29 +68,60 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> Result<(), AtomicWriteError> {
-    let fail = |step, source| AtomicWriteError {
+    let temp = temporary_sibling(path, |name, tag| format!(".{name}.{tag}.tmp"))?;
+    fill_and_sync(&temp.0, fill).map_err(|e| failure(path, Step::Write, e))?;
+    move_into_place(temp, path)
+}
+
+/// Like [`write_atomic`], for writers that only write to a path (a NIfTI or DICOM library):
+/// `fill` writes the temporary sibling, whose name ends as `path`'s does (such writers pick the
+/// format from it, e.g. `.nii.gz`); the file is then synced and renamed over `path`. An error of
+/// `fill` comes back as it is, and the temporary file is removed.
+pub fn write_atomic_by_path<E: From<AtomicWriteError>>(
+    path: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    let temp = temporary_sibling(path, |name, tag| format!(".{tag}-{name}"))?;
+    fill(&temp.0)?;
+    File::open(&temp.0)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| failure(path, Step::Write, e))?;
+    Ok(move_into_place(temp, path)?)
+}
+
+fn failure(path: &Path, step: Step, source: io::Error) -> AtomicWriteError {
+    AtomicWriteError {
         path: path.to_path_buf(),
         step,
         source,
-    };
+    }
+}
+
+/// A temporary file beside `path` (same folder, so the rename is atomic), named by `name_of`
+/// from the target's name and a tag unique to this process and write; the folder is created.
+fn temporary_sibling(
+    path: &Path,
+    name_of: impl FnOnce(&str, &str) -> String,
+) -> Result<TempFile, AtomicWriteError> {
     let name = path.file_name().ok_or_else(|| {
         let source = io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name");
-        fail(Step::Write, source)
+        failure(path, Step::Write, source)
     })?;
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(folder) = folder {
-        std::fs::create_dir_all(folder).map_err(|e| fail(Step::CreateFolder, e))?;
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(|e| failure(path, Step::CreateFolder, e))?;
     }
     let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let temp_name = format!(
-        ".{}.{}-{unique}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    );
-    let temp = TempFile(path.with_file_name(temp_name));
-    fill_and_sync(&temp.0, fill).map_err(|e| fail(Step::Write, e))?;
-    std::fs::rename(&temp.0, path).map_err(|e| fail(Step::Rename, e))?;
+    let tag = format!("{}-{unique}", std::process::id());
+    Ok(TempFile(
+        path.with_file_name(name_of(&name.to_string_lossy(), &tag)),
+    ))
+}
+
+/// Renames the finished temporary file over `path` and syncs the folder.
+fn move_into_place(temp: TempFile, path: &Path) -> Result<(), AtomicWriteError> {
+    std::fs::rename(&temp.0, path).map_err(|e| failure(path, Step::Rename, e))?;
     std::mem::forget(temp); // renamed: nothing left to clean up
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
     sync_folder(folder.unwrap_or(Path::new(".")));
     Ok(())
 }
@@ -196,6 +227,45 @@ mod tests {
     fn a_path_without_a_file_name_is_an_error() {
         let err = write_atomic(Path::new("/"), b"data").unwrap_err();
         assert_eq!(err.source.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[derive(Debug)]
+    enum FillError {
+        Writer(&'static str),
+        Atomic(AtomicWriteError),
+    }
+
+    impl From<AtomicWriteError> for FillError {
+        fn from(error: AtomicWriteError) -> Self {
+            FillError::Atomic(error)
+        }
+    }
+
+    #[test]
+    fn a_path_writer_sees_the_target_ending_and_its_error_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/mask.nii.gz");
+        write_atomic_by_path(&path, |temp| {
+            assert!(temp.to_string_lossy().ends_with("-mask.nii.gz"), "{temp:?}");
+            assert_eq!(temp.parent(), path.parent());
+            std::fs::write(temp, b"new").map_err(|_| FillError::Writer("io"))
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+
+        let result = write_atomic_by_path(&path, |temp| {
+            std::fs::write(temp, b"half").unwrap();
+            Err(FillError::Writer("the writer failed"))
+        });
+        assert!(matches!(
+            result,
+            Err(FillError::Writer("the writer failed"))
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(entries(&dir.path().join("sub")), ["mask.nii.gz"]);
+
+        let result = write_atomic_by_path(Path::new("/"), |_| Ok::<(), FillError>(()));
+        assert!(matches!(result, Err(FillError::Atomic(_))), "{result:?}");
     }
 }
 

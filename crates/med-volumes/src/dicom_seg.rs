@@ -5,7 +5,7 @@
 //! reference, study, patient, orientation, spacing and per-frame ImagePositionPatient, so a
 //! viewer (OHIF, 3D Slicer) or a PACS lays it over the source.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, VR};
@@ -48,23 +48,10 @@ pub fn write_dicom_seg(
     let file = object
         .with_meta(meta)
         .map_err(|e| VolumeError::dicom(path, e))?;
-    let tmp = temporary_sibling(path);
-    if let Err(e) = file.write_to_file(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(VolumeError::dicom(path, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        VolumeError::io(path, e)
+    atomic_io::write_atomic_by_path(path, |tmp| {
+        file.write_to_file(tmp)
+            .map_err(|e| VolumeError::dicom(path, e))
     })
-}
-
-fn temporary_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
 }
 
 /// A `2.25.<decimal>` UID (ISO/IEC 9834-8) from the time, the process, the path and `salt`.

@@ -17,6 +17,9 @@ pub enum VolumeError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// An output could not be written atomically (its folder, the temporary file, the rename).
+    #[error(transparent)]
+    Write(#[from] atomic_io::AtomicWriteError),
     /// The NIfTI library rejected the file.
     #[error("{}: cannot read or write NIfTI", path.display())]
     Nifti {

@@ -1,6 +1,6 @@
 //! NIfTI-1 (`.nii`, `.nii.gz`) reading and atomic writing, and the qform/sform geometry maths.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{Array3, ShapeBuilder};
 use nifti::writer::WriterOptions;
@@ -358,8 +358,8 @@ pub enum OutputKind {
     Float,
 }
 
-/// Writes `volume` as NIfTI-1 at `path` (`.nii` or `.nii.gz`), atomically (temporary sibling +
-/// rename). The source header is kept (qform, sform, pixdim, units, description); the data type,
+/// Writes `volume` as NIfTI-1 at `path` (`.nii` or `.nii.gz`), atomically (temporary sibling,
+/// fsync, rename: [`atomic_io::write_atomic_by_path`]). The source header is kept (qform, sform, pixdim, units, description); the data type,
 /// scaling (slope 1, intercept 0), display range and intent follow `kind`.
 pub fn write_nifti(path: &Path, volume: &Volume, kind: OutputKind) -> Result<()> {
     if !is_nifti_path(path) {
@@ -381,49 +381,33 @@ pub fn write_nifti(path: &Path, volume: &Volume, kind: OutputKind) -> Result<()>
     header.intent_p1 = 0.0;
     header.intent_p2 = 0.0;
     header.intent_p3 = 0.0;
-    let tmp = temporary_sibling(path);
-    let options = WriterOptions::new(&tmp).reference_header(&header);
-    let shape = (nx, ny, nz).f();
-    let written = match kind {
-        OutputKind::Labels => {
-            let labels: Vec<u8> = volume
-                .data()
-                .iter()
-                .map(|v| v.round().clamp(0.0, 255.0) as u8)
-                .collect();
-            let array = Array3::from_shape_vec(shape, labels).map_err(|e| {
-                VolumeError::unsupported(path, format!("internal shape error: {e}"))
-            })?;
-            options.write_nifti(&array)
-        }
-        OutputKind::Float => {
-            let array = Array3::from_shape_vec(shape, volume.data().to_vec()).map_err(|e| {
-                VolumeError::unsupported(path, format!("internal shape error: {e}"))
-            })?;
-            options.write_nifti(&array)
-        }
-    };
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(VolumeError::Nifti {
+    atomic_io::write_atomic_by_path(path, |tmp| {
+        let options = WriterOptions::new(tmp).reference_header(&header);
+        let shape = (nx, ny, nz).f();
+        let written = match kind {
+            OutputKind::Labels => {
+                let labels: Vec<u8> = volume
+                    .data()
+                    .iter()
+                    .map(|v| v.round().clamp(0.0, 255.0) as u8)
+                    .collect();
+                let array = Array3::from_shape_vec(shape, labels).map_err(|e| {
+                    VolumeError::unsupported(path, format!("internal shape error: {e}"))
+                })?;
+                options.write_nifti(&array)
+            }
+            OutputKind::Float => {
+                let array = Array3::from_shape_vec(shape, volume.data().to_vec()).map_err(|e| {
+                    VolumeError::unsupported(path, format!("internal shape error: {e}"))
+                })?;
+                options.write_nifti(&array)
+            }
+        };
+        written.map_err(|source| VolumeError::Nifti {
             path: path.to_path_buf(),
             source,
-        });
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        VolumeError::io(path, e)
+        })
     })
-}
-
-/// `dir/.tmp-<pid>-<name>`: same folder (so the rename is atomic), same `.nii[.gz]` ending (the
-/// writer picks compression from it).
-fn temporary_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
 }
 
 #[cfg(test)]
