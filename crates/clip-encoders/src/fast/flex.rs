@@ -95,12 +95,17 @@ impl Mat {
         }
     }
 
-    pub(super) fn offset(self, elements: isize) -> Self {
+    fn offset(self, elements: isize) -> Self {
         // SAFETY: callers stay inside the tensor this view was made from.
         Mat {
             ptr: unsafe { self.ptr.offset(elements) },
             ..self
         }
+    }
+
+    /// The view from column `first` on (whatever the column stride).
+    pub(super) fn from_column(self, first: usize) -> Self {
+        self.offset(first as isize * self.col_stride)
     }
 
     /// A row-major buffer of rows of `row_len` elements.
@@ -338,10 +343,10 @@ pub(super) fn attention<B: Backend>(
         || vec![0.0f32; tq * tk],
         |scores, task| {
             let (b, h) = (task / heads, task % heads);
-            let col = (h * head_dim) as isize;
-            let q_bh = Mat::of(&q, b as isize * qs).offset(col);
-            let k_bh = Mat::of(&k, b as isize * ks).offset(col);
-            let v_bh = Mat::of(&v, b as isize * vs).offset(col);
+            let col = h * head_dim;
+            let q_bh = Mat::of(&q, b as isize * qs).from_column(col);
+            let k_bh = Mat::of(&k, b as isize * ks).from_column(col);
+            let v_bh = Mat::of(&v, b as isize * vs).from_column(col);
             let keep = bias
                 .as_ref()
                 .is_some_and(|bias| fill_bias(scores, bias, b, tk));

@@ -15,7 +15,7 @@ mod flex;
 #[cfg(feature = "flex-kernels")]
 mod train;
 
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::prelude::*;
 use burn::tensor::activation;
 
@@ -57,6 +57,29 @@ pub fn layer_norm<B: Backend, const D: usize>(
         }
     }
     norm.forward(x)
+}
+
+/// `norm.forward(residual + dropout.forward(x))`: the post-LN residual of BERT, `x` and
+/// `residual` `[.., D]`. Under `Autodiff<Flex>` one tracked operation (Burn's dropout, sum and
+/// LayerNorm are four passes over `x` forward and four backward), with the mask drawn from the
+/// backend generator as Burn's `Dropout` draws it; on every other backend Burn's own.
+pub fn residual_layer_norm<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    x: Tensor<B, D>,
+    residual: Tensor<B, D>,
+    dropout: &Dropout,
+) -> Tensor<B, D> {
+    #[cfg(feature = "flex-kernels")]
+    if let (Some(beta), Some(epsilon)) = (&norm.beta, layer_norm_epsilon(norm)) {
+        let training = B::ad_enabled(&x.device());
+        let p = if training { dropout.prob } else { 0.0 };
+        let gamma = norm.gamma.val();
+        match train::residual_layer_norm(x, residual, gamma, beta.val(), epsilon, p) {
+            Ok(y) => return y,
+            Err([x, residual]) => return layer_norm(norm, dropout.forward(x) + residual),
+        }
+    }
+    layer_norm(norm, dropout.forward(x) + residual)
 }
 
 /// A LayerNorm's epsilon. Burn 0.21 keeps the field private; the module's `Display` (its
@@ -121,6 +144,23 @@ pub(crate) fn attention<B: Backend>(
     }
     let _ = (heads, dropout);
     Err(inputs)
+}
+
+/// Self-attention on a packed `qkv [B, T, 3D]` (q | k | v along the last dimension): under
+/// `Autodiff<Flex>` one tracked operation whose gradient is one packed tensor, written in place
+/// (Burn's `chunk` backward zero-fills and copies a packed tensor per part and sums them); the
+/// inputs back for every other backend. `bias` as [`attention`].
+pub(crate) fn packed_attention<B: Backend>(
+    qkv: Tensor<B, 3>,
+    heads: usize,
+    bias: Option<Tensor<B, 4>>,
+) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Option<Tensor<B, 4>>)> {
+    #[cfg(feature = "flex-kernels")]
+    if bias.as_ref().is_none_or(|b| b.dims()[1] == 1) {
+        return train::packed_attention(qkv, heads, bias);
+    }
+    let _ = heads;
+    Err((qkv, bias))
 }
 
 #[cfg(test)]
