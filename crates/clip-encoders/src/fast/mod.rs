@@ -42,6 +42,23 @@ pub fn quick_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x.clone() * activation::sigmoid(x * 1.702)
 }
 
+/// `softplus(x) = ln(1 + eˣ)` in one pass on flex, as one tracked operation under
+/// `Autodiff<Flex>` (Burn's formula is six, on strided views each a walk element by element);
+/// the input back for every other backend.
+pub(crate) fn softplus<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    #[cfg(feature = "flex-kernels")]
+    let x = match flex::map_in_place(x, simd_math::softplus_in_place) {
+        Ok(y) => return Ok(y),
+        Err(x) => x,
+    };
+    #[cfg(feature = "flex-kernels")]
+    return train::activation(x, train::SOFTPLUS);
+    #[cfg(not(feature = "flex-kernels"))]
+    Err(x)
+}
+
 /// `norm.forward(x)`: LayerNorm over the last dimension. Under `Autodiff<Flex>` one tracked
 /// operation with its own backward (Burn's formula is ten, each a pass over `x` forward and
 /// again backward); on every other backend Burn's own (flex has a fused kernel for inference).

@@ -554,6 +554,12 @@ pub(super) const QUICK_GELU: Activation = Activation {
     backward: math::quick_gelu_backward,
 };
 
+/// `softplus(x) = ln(1 + eˣ)`.
+pub(super) const SOFTPLUS: Activation = Activation {
+    forward: math::softplus_in_place,
+    backward: math::softplus_backward,
+};
+
 /// Exact GELU `x·Φ(x)`.
 pub(super) const GELU: Activation = Activation {
     forward: math::gelu_in_place,
