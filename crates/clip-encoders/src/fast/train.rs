@@ -26,7 +26,8 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::flex::{
-    Mat, OutPtr, cast, fill_bias, from_vec, gemm, head_gemm, owned_contiguous, scores_gemm,
+    Mat, OutPtr, cast, fill_bias, from_vec, gemm, head_gemm, linear_primitive, matmul,
+    owned_contiguous, scores_gemm,
 };
 use simd_math as math;
 
@@ -618,6 +619,132 @@ pub(super) fn activation<B: Backend, const D: usize>(
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Ok(wrap_ad(out))
+}
+
+/// What the linear backward keeps: the input when the weight is tracked, the weight when the
+/// input is.
+#[derive(Debug, Clone)]
+struct LinearState {
+    x: Option<FlexTensor>,
+    weight: Option<FlexTensor>,
+}
+
+/// The gradients of a linear layer's input, weight and bias, for those `wanted`.
+fn linear_backward(
+    state: LinearState,
+    out_grad: FlexTensor,
+    [want_x, want_weight, want_bias]: [bool; 3],
+) -> [Option<FlexTensor>; 3] {
+    let dy = owned_contiguous(out_grad);
+    let [m, n] = dy.layout().shape().dims();
+    let LinearState { x, weight } = state;
+    // dX = dY Wᵀ.
+    let dx = weight.filter(|_| want_x).map(|weight| {
+        let k = weight.layout().shape()[0];
+        let dx = matmul(Mat::of(&dy, 0), Mat::of(&weight, 0).transposed(), [m, n, k]);
+        from_vec(dx, vec![m, k])
+    });
+    // dW = Xᵀ dY.
+    let dw = x.filter(|_| want_weight).map(|x| {
+        let k = x.layout().shape()[1];
+        let dw = matmul(Mat::of(&x, 0).transposed(), Mat::of(&dy, 0), [k, m, n]);
+        from_vec(dw, vec![k, n])
+    });
+    let db = want_bias.then(|| from_vec(column_sums(dy.storage::<f32>(), n), vec![n]));
+    [dx, dw, db]
+}
+
+/// Registers `computed[i]` for every present parent `i`.
+fn register<const N: usize>(
+    grads: &mut Gradients,
+    parents: [Option<burn::backend::autodiff::NodeId>; N],
+    computed: impl IntoIterator<Item = Option<FlexTensor>>,
+) {
+    for (node, grad) in parents.into_iter().zip(computed) {
+        if let (Some(node), Some(grad)) = (node, grad) {
+            grads.register::<Flex>(node, grad);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let out_grad = grads.consume::<Flex>(&ops.node);
+        let parents = ops.parents.map(|p| p.map(|p| p.id));
+        let computed = linear_backward(ops.state, out_grad, parents.map(|p| p.is_some()));
+        register(grads, parents, computed);
+    }
+}
+
+#[derive(Debug)]
+struct UnbiasedLinearBackward;
+
+impl Backward<Flex, 2> for UnbiasedLinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<LinearState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let out_grad = grads.consume::<Flex>(&ops.node);
+        let parents = ops.parents.map(|p| p.map(|p| p.id));
+        let [want_x, want_weight] = parents.map(|p| p.is_some());
+        let computed = linear_backward(ops.state, out_grad, [want_x, want_weight, false]);
+        register(grads, parents, computed);
+    }
+}
+
+/// `x [M, K] · w [K, N] + bias [N]` as one tracked operation of `Autodiff<Flex>`: the bias is
+/// added inside the gemm (Burn's linear is a product into a zeroed buffer, then a broadcast
+/// add, and its backward reshapes with copies); `None` for any other backend.
+pub(super) fn linear<B: Backend>(
+    x: &Tensor<B, 2>,
+    weight: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+) -> Option<Tensor<B, 2>> {
+    let x = ad_f32(x.clone()).ok()?;
+    let weight = ad_f32(weight.clone()).ok()?;
+    let bias = match bias {
+        Some(b) => Some(ad_f32(b.clone()).ok()?),
+        None => None,
+    };
+    let out = linear_primitive(
+        &x.primitive,
+        &weight.primitive,
+        bias.as_ref().map(|b| &b.primitive),
+    );
+    // The input is kept only for the weight's gradient, the weight only for the input's.
+    let state = || LinearState {
+        x: weight.is_tracked().then(|| x.primitive.clone()),
+        weight: x.is_tracked().then(|| weight.primitive.clone()),
+    };
+    let out = match &bias {
+        Some(bias) => {
+            let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+            match LinearBackward
+                .prepare::<NoCheckpointing>(nodes)
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish(state(), out),
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        }
+        None => {
+            let nodes = [x.node.clone(), weight.node.clone()];
+            match UnbiasedLinearBackward
+                .prepare::<NoCheckpointing>(nodes)
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish(state(), out),
+                OpsKind::UnTracked(prep) => prep.finish(out),
+            }
+        }
+    };
+    Some(wrap_ad(out))
 }
 
 /// What the LayerNorm backward keeps: the normalised input `x̂`, `1/σ` per row, and γ.
@@ -1323,6 +1450,44 @@ mod tests {
                 gx == 0.0 || (gx - 2.0 * gr).abs() <= 1e-5 * gr.abs().max(1.0),
                 "{gx} {gr}"
             );
+        }
+    }
+
+    /// Burn's `Linear` and the fused one on a transposed (strided) input: output, and the
+    /// gradients of the input, weight and bias, with and without a bias, tracked or frozen.
+    #[test]
+    fn linear_output_and_gradients_equal_burns_linear() {
+        use burn::nn::LinearConfig;
+        let device = Default::default();
+        for (bias, frozen) in [(true, false), (false, false), (true, true)] {
+            let mut linear = LinearConfig::new(7, 5).with_bias(bias).init::<Ad>(&device);
+            if frozen {
+                linear = linear.no_grad();
+            }
+            let x = Tensor::<Ad, 2>::random([7, 6], Distribution::Default, &device).require_grad();
+            let weights = Tensor::<Ad, 2>::random([6, 5], Distribution::Default, &device);
+            let run = |f: &dyn Fn(Tensor<Ad, 2>) -> Tensor<Ad, 2>| {
+                let y = f(x.clone().transpose());
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                let weight = linear.weight.val().grad(&grads).map(|g| g.into_data());
+                let bias = linear.bias.as_ref().and_then(|b| b.val().grad(&grads));
+                let x_grad = x.grad(&grads).expect("tracked").into_data();
+                (y.into_data(), x_grad, weight, bias.map(|g| g.into_data()))
+            };
+            let fused = run(&|x| {
+                let bias = linear.bias.as_ref().map(|b| b.val());
+                super::linear(&x, &linear.weight.val(), bias.as_ref()).expect("Autodiff<Flex>")
+            });
+            let formula = run(&|x| linear.forward(x));
+            assert_close(fused.0, formula.0);
+            assert_close(fused.1, formula.1);
+            assert_eq!(fused.2.is_some(), !frozen);
+            for (a, b) in [(fused.2, formula.2), (fused.3, formula.3)] {
+                assert_eq!(a.is_some(), b.is_some());
+                if let (Some(a), Some(b)) = (a, b) {
+                    assert_close(a, b);
+                }
+            }
         }
     }
 
