@@ -104,7 +104,7 @@ impl Mat {
     }
 
     /// The view from column `first` on (whatever the column stride).
-    pub(super) fn from_column(self, first: usize) -> Self {
+    pub(super) fn skip_columns(self, first: usize) -> Self {
         self.offset(first as isize * self.col_stride)
     }
 
@@ -371,9 +371,9 @@ pub(super) fn attention<B: Backend>(
         |scores, task| {
             let (b, h) = (task / heads, task % heads);
             let col = h * head_dim;
-            let q_bh = Mat::of(&q, b as isize * qs).from_column(col);
-            let k_bh = Mat::of(&k, b as isize * ks).from_column(col);
-            let v_bh = Mat::of(&v, b as isize * vs).from_column(col);
+            let q_bh = Mat::of(&q, b as isize * qs).skip_columns(col);
+            let k_bh = Mat::of(&k, b as isize * ks).skip_columns(col);
+            let v_bh = Mat::of(&v, b as isize * vs).skip_columns(col);
             let keep = bias
                 .as_ref()
                 .is_some_and(|bias| fill_bias(scores, bias, b, tk));

@@ -27,6 +27,12 @@ pub(crate) struct AttentionInputs<B: Backend> {
     pub bias: Option<Tensor<B, 4>>,
 }
 
+/// The inputs of [`packed_attention`] handed back when no kernel applies.
+pub(crate) struct PackedInputs<B: Backend> {
+    pub qkv: Tensor<B, 3>,
+    pub bias: Option<Tensor<B, 4>>,
+}
+
 /// QuickGELU `x·σ(1.702 x)`.
 pub fn quick_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "flex-kernels")]
@@ -173,16 +179,15 @@ pub(crate) fn attention<B: Backend>(
 /// (Burn's `chunk` backward zero-fills and copies a packed tensor per part and sums them); the
 /// inputs back for every other backend. `bias` as [`attention`].
 pub(crate) fn packed_attention<B: Backend>(
-    qkv: Tensor<B, 3>,
+    inputs: PackedInputs<B>,
     heads: usize,
-    bias: Option<Tensor<B, 4>>,
-) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Option<Tensor<B, 4>>)> {
+) -> Result<Tensor<B, 3>, PackedInputs<B>> {
     #[cfg(feature = "flex-kernels")]
-    if bias.as_ref().is_none_or(|b| b.dims()[1] == 1) {
-        return train::packed_attention(qkv, heads, bias);
+    if inputs.bias.as_ref().is_none_or(|b| b.dims()[1] == 1) {
+        return train::packed_attention(inputs, heads);
     }
     let _ = heads;
-    Err((qkv, bias))
+    Err(inputs)
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ impl Part {
     /// The columns of head `h` of batch entry `b`.
     fn view(&self, b: usize, h: usize, head_dim: usize) -> Mat {
         let t = &self.tensor;
-        Mat::of(t, b as isize * t.layout().strides()[0]).from_column(self.column + h * head_dim)
+        Mat::of(t, b as isize * t.layout().strides()[0]).skip_columns(self.column + h * head_dim)
     }
 }
 
@@ -189,18 +189,18 @@ pub(super) fn attention<B: Backend>(
 /// the inputs back for any other backend, dtype or a tracked bias. `bias` as
 /// [`super::attention`]; no dropout (the packed towers have none).
 pub(super) fn packed_attention<B: Backend>(
-    qkv: Tensor<B, 3>,
+    inputs: super::PackedInputs<B>,
     heads: usize,
-    bias: Option<Tensor<B, 4>>,
-) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Option<Tensor<B, 4>>)> {
+) -> Result<Tensor<B, 3>, super::PackedInputs<B>> {
+    let super::PackedInputs { qkv, bias } = inputs;
     let (qkv, bias) = match (ad_f32(qkv), bias.map(ad_f32)) {
         (Ok(qkv), None) => (qkv, None),
         (Ok(qkv), Some(Ok(b))) if !b.is_tracked() => (qkv, Some(b)),
         (qkv, b) => {
-            return Err((
-                qkv.map(wrap_ad).unwrap_or_else(|t| t),
-                b.map(|b| b.map(wrap_ad).unwrap_or_else(|t| t)),
-            ));
+            return Err(super::PackedInputs {
+                qkv: qkv.map(wrap_ad).unwrap_or_else(|t| t),
+                bias: b.map(|b| b.map(wrap_ad).unwrap_or_else(|t| t)),
+            });
         }
     };
     let [batch, tokens, width] = qkv.primitive.layout().shape().dims();
@@ -447,7 +447,7 @@ fn attention_backward(
         |(dropped, dp), task| {
             let (b, h) = (task / heads, task % heads);
             let [q, k, v] = state.views(b, h);
-            let go = Mat::of(out_grad, b as isize * go_stride).from_column(h * head_dim);
+            let go = Mat::of(out_grad, b as isize * go_stride).skip_columns(h * head_dim);
             let probs = &all_probs[task * tq * tk..][..tq * tk];
             let mask = state
                 .dropout
@@ -1215,7 +1215,11 @@ mod tests {
             * -1e4;
         for bias in [None, Some(padding_bias(2)), Some(causal)] {
             let (out, grad) = case.run_packed(|packed| {
-                packed_attention(packed, HEADS, bias.clone())
+                let inputs = super::super::PackedInputs {
+                    qkv: packed,
+                    bias: bias.clone(),
+                };
+                packed_attention(inputs, HEADS)
                     .unwrap_or_else(|_| panic!("Autodiff<Flex> takes the kernel"))
             });
             let (out_f, grad_f) =
