@@ -1,4 +1,8 @@
-//! Multi-head attention with its own backward on `Autodiff<Flex>` (training on the CPU).
+//! The training step's operations with their own backward on `Autodiff<Flex>` (training on
+//! the CPU): multi-head attention (q, k, v apart or packed in one tensor), linear layers,
+//! LayerNorm, BERT's `LN(residual + dropout(x))`, and the element-wise activations (GELU,
+//! QuickGELU, softplus). Each is one tracked operation where Burn's formula is several, each a
+//! pass over the tensor forward, another backward, and a kept intermediate.
 //!
 //! Spelled out in Burn ops, one attention under autodiff is ~15 tracked operations (head
 //! split and merge copies, scale, bias, the five-op softmax, dropout), each a pass over the
