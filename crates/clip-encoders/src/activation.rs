@@ -37,8 +37,13 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     }
 }
 
-/// `softplus(x) = log(1 + exp(x))`, computed without overflow for large `x`.
+/// `softplus(x) = log(1 + exp(x))`, computed without overflow for large `x` (one fused
+/// operation on flex, with and without autodiff).
 pub fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let x = match crate::fast::softplus(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     x.clone().clamp_min(0.0) + (x.abs().neg().exp() + 1.0).log()
 }
 
@@ -74,6 +79,41 @@ mod tests {
         gelu(plain.clone()).into_data().assert_approx_eq::<f32>(
             &activation::gelu(plain).into_data(),
             Tolerance::absolute(1e-6),
+        );
+    }
+
+    /// The fused softplus (flex, `Autodiff<Flex>`) against the formula on a strided view:
+    /// values and gradient.
+    #[test]
+    fn softplus_and_its_gradient_equal_the_formula() {
+        let device = Default::default();
+        // Not 0 itself: there the formula's subgradient (clamp 1, |x| 0) is 1, the derivative ½.
+        let values: Vec<f32> = (0..40).map(|i| (i as f32 - 20.0) * 1.3 + 0.1).collect();
+        let formula = |x: Tensor<Autodiff<Flex>, 2>| {
+            x.clone().clamp_min(0.0) + (x.abs().neg().exp() + 1.0).log()
+        };
+        let x = Tensor::<Autodiff<Flex>, 1>::from_floats(values.as_slice(), &device)
+            .reshape([5, 8])
+            .require_grad();
+        let weights = Tensor::<Autodiff<Flex>, 2>::random(
+            [8, 5],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
+        let run = |f: &dyn Fn(Tensor<Autodiff<Flex>, 2>) -> Tensor<Autodiff<Flex>, 2>| {
+            let y = f(x.clone().transpose());
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            (y.into_data(), x.grad(&grads).expect("tracked").into_data())
+        };
+        let (y, grad) = run(&|x| softplus(x));
+        let (y_f, grad_f) = run(&formula);
+        let tolerance = Tolerance::rel_abs(1e-6, 1e-7);
+        y.assert_approx_eq::<f32>(&y_f, tolerance);
+        grad.assert_approx_eq::<f32>(&grad_f, tolerance);
+        let plain = Tensor::<Flex, 1>::from_floats(values.as_slice(), &device);
+        softplus(plain.clone()).into_data().assert_approx_eq::<f32>(
+            &(plain.clone().clamp_min(0.0) + (plain.abs().neg().exp() + 1.0).log()).into_data(),
+            tolerance,
         );
     }
 

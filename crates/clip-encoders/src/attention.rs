@@ -145,6 +145,11 @@ impl<B: Backend> PackedSelfAttention<B> {
     /// Self-attention: `[B, T, D]` -> `[B, T, D]`, with optional additive mask `[.., T, T]`.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         let qkv = linear3d(&self.in_proj, x);
+        let inputs = crate::fast::PackedInputs { qkv, bias };
+        let (qkv, bias) = match crate::fast::packed_attention(inputs, self.heads) {
+            Ok(out) => return linear3d(&self.out_proj, out),
+            Err(back) => (back.qkv, back.bias),
+        };
         let mut parts = qkv.chunk(3, 2).into_iter();
         let (Some(q), Some(k), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
             unreachable!("chunk(3) of a 3D-wide tensor yields three parts")

@@ -8,7 +8,7 @@ use burn::nn::{
 use burn::prelude::*;
 
 use crate::attention::{linear3d, multi_head_attention_with};
-use crate::fast::layer_norm;
+use crate::fast::{layer_norm, residual_layer_norm};
 use crate::weights::{StateWriter, WeightMap};
 
 /// BERT sizes (HF `BertConfig` names).
@@ -123,15 +123,15 @@ impl<B: Backend> BertLayer<B> {
     /// `[B, L, H]` -> `[B, L, H]`; `bias` is the additive padding mask `[B, 1, 1, L]`.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
         let context = self.attention(x.clone(), bias);
-        let attended = layer_norm(
+        let attended = residual_layer_norm(
             &self.attention_norm,
-            self.hidden_dropout
-                .forward(linear3d(&self.attention_output, context))
-                + x,
+            linear3d(&self.attention_output, context),
+            x,
+            &self.hidden_dropout,
         );
         let hidden = crate::activation::gelu(linear3d(&self.intermediate, attended.clone()));
-        let output = self.hidden_dropout.forward(linear3d(&self.output, hidden));
-        layer_norm(&self.output_norm, output + attended)
+        let output = linear3d(&self.output, hidden);
+        residual_layer_norm(&self.output_norm, output, attended, &self.hidden_dropout)
     }
 
     fn attention(&self, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {

@@ -4,6 +4,7 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
+use clip_encoders::fast::layer_norm;
 use clip_encoders::{StateWriter, WeightMap, gelu};
 use seg_losses::l2_normalize;
 
@@ -54,11 +55,10 @@ impl<B: Backend> ScaleBlock<B> {
         Tensor::cat(images, 0)
     }
 
-    /// LayerNorm over channels: move them last and back.
+    /// LayerNorm over channels: move them last and back (one tracked operation when training
+    /// on the CPU, see `clip_encoders::fast::layer_norm`).
     fn channel_norm(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.norm
-            .forward(x.permute([0, 2, 3, 1]))
-            .permute([0, 3, 1, 2])
+        layer_norm(&self.norm, x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
     }
 
     /// Writes the block under `prefix` (inverse of [`Self::load`]).

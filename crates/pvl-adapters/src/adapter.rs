@@ -3,7 +3,7 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use clip_encoders::{StateWriter, WeightMap};
+use clip_encoders::{StateWriter, WeightMap, linear3d};
 
 use crate::attention::{
     ProbAttentionOutput, ProbAttentionSwitches, ProbCrossAttention, ProbCrossAttentionConfig,
@@ -127,8 +127,8 @@ impl<B: Backend> PvlAdapter<B> {
         x_txt: Tensor<B, 3>,
         noise: &mut Noise<B>,
     ) -> PvlAdapterOutput<B> {
-        let v = self.proj_vis_down.forward(x_img);
-        let t = self.proj_txt_down.forward(x_txt);
+        let v = linear3d(&self.proj_vis_down, x_img);
+        let t = linear3d(&self.proj_txt_down, x_txt);
         let img_context = match self.interaction {
             Interaction::Unimodal => v.clone(),
             _ => t.clone(),
@@ -143,10 +143,10 @@ impl<B: Backend> PvlAdapter<B> {
         PvlAdapterOutput {
             dv: self
                 .adapt_vision
-                .then(|| self.proj_vis_up.forward(img_to_txt.output.clone())),
+                .then(|| linear3d(&self.proj_vis_up, img_to_txt.output.clone())),
             dt: self
                 .adapt_text
-                .then(|| self.proj_txt_up.forward(txt_to_img.output.clone())),
+                .then(|| linear3d(&self.proj_txt_up, txt_to_img.output.clone())),
             v,
             t,
             img_to_txt,

@@ -1,5 +1,5 @@
-//! Vectorisable f32 element kernels: `exp`, `erf`, the exact (erf) GELU, QuickGELU, sigmoid
-//! and softmax rows, each in place over a slice.
+//! Vectorisable f32 element kernels: `exp`, `erf`, the exact (erf) GELU, QuickGELU, sigmoid,
+//! softplus and softmax rows, each in place over a slice.
 //!
 //! Each kernel is one plain loop of branch-free arithmetic, compiled three times: for
 //! AVX-512, for AVX2 + FMA and for the baseline target, and picked at run time. LLVM turns
@@ -122,6 +122,26 @@ fn sigmoid1<const FMA: bool>(x: f32) -> f32 {
     1.0 / (1.0 + exp1::<FMA>(-x))
 }
 
+/// `ln(1 + t)` for `t` in `[0, 1]`: `2·atanh(s)` with `s = t/(2 + t)` in `[0, 1/3]` (no
+/// cancellation for small `t`), by its odd series to `s¹³` (the first term left out is
+/// below 1.3e-8 of the sum).
+#[inline(always)]
+fn ln_1p_unit<const FMA: bool>(t: f32) -> f32 {
+    let s = t / (2.0 + t);
+    let s2 = s * s;
+    let mut p = 1.0 / 13.0;
+    for c in [1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0] {
+        p = madd::<FMA>(p, s2, c);
+    }
+    2.0 * s * p
+}
+
+/// `softplus(x) = ln(1 + eˣ) = max(x, 0) + ln(1 + e^(-|x|))`, without overflow.
+#[inline(always)]
+fn softplus1<const FMA: bool>(x: f32) -> f32 {
+    x.max(0.0) + ln_1p_unit::<FMA>(exp1::<FMA>(-x.abs()))
+}
+
 /// QuickGELU `x·σ(1.702x) = x / (1 + e^(-1.702x))`.
 #[inline(always)]
 fn quick_gelu1<const FMA: bool>(x: f32) -> f32 {
@@ -226,6 +246,11 @@ elementwise!(
     sigmoid1
 );
 elementwise!(
+    /// `softplus(x) = ln(1 + eˣ)` in place.
+    softplus_in_place,
+    softplus1
+);
+elementwise!(
     /// QuickGELU in place.
     quick_gelu_in_place,
     quick_gelu1
@@ -286,6 +311,11 @@ backward!(
     /// QuickGELU's backward: `grads[i] *= d/dx x·σ(1.702x)` at `x = xs[i]`.
     quick_gelu_backward,
     quick_gelu_slope
+);
+backward!(
+    /// Softplus's backward: `grads[i] *= σ(x)` at `x = xs[i]`.
+    softplus_backward,
+    sigmoid1
 );
 backward!(
     /// Exact GELU's backward: `grads[i] *= Φ(x) + x·φ(x)` at `x = xs[i]`.
@@ -456,6 +486,37 @@ mod tests {
             |x| 1.0 / (1.0 + (-x).exp()),
             1e-6,
         );
+    }
+
+    #[test]
+    fn softplus_keeps_its_relative_accuracy_in_both_tails() {
+        let exact = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+        check("softplus", softplus_in_place, exact, 4e-7);
+        let mut tails = [-80.0f32, -30.0, -17.0, 17.0, 30.0, 1e6];
+        let xs = tails;
+        softplus_in_place(&mut tails);
+        for (&x, &y) in xs.iter().zip(&tails) {
+            let want = exact(x as f64);
+            assert!(
+                (y as f64 - want).abs() <= 4e-7 * want,
+                "softplus({x}) = {y}, exact {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn softplus_backward_is_the_sigmoid() {
+        let xs = grid();
+        let mut grads: Vec<f32> = xs.iter().map(|x| 0.5 + x.abs()).collect();
+        let upstream = grads.clone();
+        softplus_backward(&xs, &mut grads);
+        for ((&x, &g), &up) in xs.iter().zip(&grads).zip(&upstream) {
+            let expected = up as f64 / (1.0 + (-x as f64).exp());
+            assert!(
+                (g as f64 - expected).abs() <= 1e-6 * expected,
+                "x = {x}: {g} vs {expected}"
+            );
+        }
     }
 
     #[test]

@@ -95,12 +95,17 @@ impl Mat {
         }
     }
 
-    pub(super) fn offset(self, elements: isize) -> Self {
+    fn offset(self, elements: isize) -> Self {
         // SAFETY: callers stay inside the tensor this view was made from.
         Mat {
             ptr: unsafe { self.ptr.offset(elements) },
             ..self
         }
+    }
+
+    /// The view from column `first` on (whatever the column stride).
+    pub(super) fn skip_columns(self, first: usize) -> Self {
+        self.offset(first as isize * self.col_stride)
     }
 
     /// A row-major buffer of rows of `row_len` elements.
@@ -231,6 +236,57 @@ pub(super) unsafe fn scores_gemm(
 /// Products smaller than this many multiply-adds run on one thread (gemm's own split costs more).
 const PARALLEL_GEMM: usize = 1 << 21;
 
+/// `a [m, k] × b [k, n]` into a new row-major `[m, n]` buffer, on every thread when large.
+pub(super) fn matmul(a: Mat, b: Mat, [m, k, n]: [usize; 3]) -> Vec<f32> {
+    let mut out = vec![0.0f32; m * n];
+    // SAFETY: `out` holds m·n elements; the views are valid for the call (caller's tensors).
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            n as isize,
+            false,
+            a,
+            b,
+            1.0,
+            m * n * k >= PARALLEL_GEMM,
+        )
+    };
+    out
+}
+
+/// `x [M, K] · w [K, N] + bias [N]` on flex primitives, as one gemm onto the bias rows.
+pub(super) fn linear_primitive(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+) -> FlexTensor {
+    let [m, k] = x.layout().shape().dims();
+    let n = weight.layout().shape()[1];
+    let mut out = match bias {
+        Some(b) => owned_contiguous(b.clone()).storage::<f32>().repeat(m),
+        None => vec![0.0; m * n],
+    };
+    // SAFETY: `out` holds m·n elements; x and weight outlive the call.
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            n as isize,
+            bias.is_some(),
+            Mat::of(x, 0),
+            Mat::of(weight, 0),
+            1.0,
+            m * n * k >= PARALLEL_GEMM,
+        )
+    };
+    from_vec(out, vec![m, n])
+}
+
 /// `x [M, K] · w [K, N] + bias [N]` as one gemm that accumulates onto the bias rows; `None`
 /// when `B` is not flex or a tensor is not f32.
 pub(super) fn linear<B: Backend>(
@@ -244,31 +300,7 @@ pub(super) fn linear<B: Backend>(
         Some(b) => Some(flex_f32(b.clone()).ok()?),
         None => None,
     };
-    let [m, k] = x.layout().shape().dims();
-    let n = weight.layout().shape()[1];
-    let mut out = match &bias {
-        Some(b) => {
-            let b = owned_contiguous(b.clone());
-            b.storage::<f32>().repeat(m)
-        }
-        None => vec![0.0; m * n],
-    };
-    // SAFETY: `out` holds m·n elements; x and weight outlive the call.
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            n as isize,
-            bias.is_some(),
-            Mat::of(&x, 0),
-            Mat::of(&weight, 0),
-            1.0,
-            m * n * k >= PARALLEL_GEMM,
-        )
-    };
-    Some(wrap(from_vec(out, vec![m, n])))
+    Some(wrap(linear_primitive(&x, &weight, bias.as_ref())))
 }
 
 /// A raw output pointer shared by tasks writing disjoint parts.
@@ -338,10 +370,10 @@ pub(super) fn attention<B: Backend>(
         || vec![0.0f32; tq * tk],
         |scores, task| {
             let (b, h) = (task / heads, task % heads);
-            let col = (h * head_dim) as isize;
-            let q_bh = Mat::of(&q, b as isize * qs).offset(col);
-            let k_bh = Mat::of(&k, b as isize * ks).offset(col);
-            let v_bh = Mat::of(&v, b as isize * vs).offset(col);
+            let col = h * head_dim;
+            let q_bh = Mat::of(&q, b as isize * qs).skip_columns(col);
+            let k_bh = Mat::of(&k, b as isize * ks).skip_columns(col);
+            let v_bh = Mat::of(&v, b as isize * vs).skip_columns(col);
             let keep = bias
                 .as_ref()
                 .is_some_and(|bias| fill_bias(scores, bias, b, tk));

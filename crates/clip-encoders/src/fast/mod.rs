@@ -15,7 +15,7 @@ mod flex;
 #[cfg(feature = "flex-kernels")]
 mod train;
 
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::prelude::*;
 use burn::tensor::activation;
 
@@ -24,6 +24,12 @@ pub(crate) struct AttentionInputs<B: Backend> {
     pub q: Tensor<B, 3>,
     pub k: Tensor<B, 3>,
     pub v: Tensor<B, 3>,
+    pub bias: Option<Tensor<B, 4>>,
+}
+
+/// The inputs of [`packed_attention`] handed back when no kernel applies.
+pub(crate) struct PackedInputs<B: Backend> {
+    pub qkv: Tensor<B, 3>,
     pub bias: Option<Tensor<B, 4>>,
 }
 
@@ -42,6 +48,23 @@ pub fn quick_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x.clone() * activation::sigmoid(x * 1.702)
 }
 
+/// `softplus(x) = ln(1 + eˣ)` in one pass on flex, as one tracked operation under
+/// `Autodiff<Flex>` (Burn's formula is six, on strided views each a walk element by element);
+/// the input back for every other backend.
+pub(crate) fn softplus<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    #[cfg(feature = "flex-kernels")]
+    let x = match flex::map_in_place(x, simd_math::softplus_in_place) {
+        Ok(y) => return Ok(y),
+        Err(x) => x,
+    };
+    #[cfg(feature = "flex-kernels")]
+    return train::activation(x, train::SOFTPLUS);
+    #[cfg(not(feature = "flex-kernels"))]
+    Err(x)
+}
+
 /// `norm.forward(x)`: LayerNorm over the last dimension. Under `Autodiff<Flex>` one tracked
 /// operation with its own backward (Burn's formula is ten, each a pass over `x` forward and
 /// again backward); on every other backend Burn's own (flex has a fused kernel for inference).
@@ -57,6 +80,29 @@ pub fn layer_norm<B: Backend, const D: usize>(
         }
     }
     norm.forward(x)
+}
+
+/// `norm.forward(residual + dropout.forward(x))`: the post-LN residual of BERT, `x` and
+/// `residual` `[.., D]`. Under `Autodiff<Flex>` one tracked operation (Burn's dropout, sum and
+/// LayerNorm are four passes over `x` forward and four backward), with the mask drawn from the
+/// backend generator as Burn's `Dropout` draws it; on every other backend Burn's own.
+pub fn residual_layer_norm<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    x: Tensor<B, D>,
+    residual: Tensor<B, D>,
+    dropout: &Dropout,
+) -> Tensor<B, D> {
+    #[cfg(feature = "flex-kernels")]
+    if let (Some(beta), Some(epsilon)) = (&norm.beta, layer_norm_epsilon(norm)) {
+        let training = B::ad_enabled(&x.device());
+        let p = if training { dropout.prob } else { 0.0 };
+        let gamma = norm.gamma.val();
+        match train::residual_layer_norm(x, residual, gamma, beta.val(), epsilon, p) {
+            Ok(y) => return y,
+            Err([x, residual]) => return layer_norm(norm, dropout.forward(x) + residual),
+        }
+    }
+    layer_norm(norm, dropout.forward(x) + residual)
 }
 
 /// A LayerNorm's epsilon. Burn 0.21 keeps the field private; the module's `Display` (its
@@ -80,12 +126,17 @@ pub(crate) fn gelu_autodiff<B: Backend, const D: usize>(
     Err(x)
 }
 
-/// `linear.forward(x)` for `x: [M, K]`.
+/// `linear.forward(x)` for `x: [M, K]`: on flex one gemm onto the bias rows, under
+/// `Autodiff<Flex>` the same as one tracked operation.
 pub fn linear2d<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
     #[cfg(feature = "flex-kernels")]
     {
         let bias = linear.bias.as_ref().map(|b| b.val());
-        if let Some(y) = flex::linear(&x, &linear.weight.val(), bias.as_ref()) {
+        let weight = linear.weight.val();
+        if let Some(y) = flex::linear(&x, &weight, bias.as_ref()) {
+            return y;
+        }
+        if let Some(y) = train::linear(&x, &weight, bias.as_ref()) {
             return y;
         }
     }
@@ -120,6 +171,22 @@ pub(crate) fn attention<B: Backend>(
         }
     }
     let _ = (heads, dropout);
+    Err(inputs)
+}
+
+/// Self-attention on a packed `qkv [B, T, 3D]` (q | k | v along the last dimension): under
+/// `Autodiff<Flex>` one tracked operation whose gradient is one packed tensor, written in place
+/// (Burn's `chunk` backward zero-fills and copies a packed tensor per part and sums them); the
+/// inputs back for every other backend. `bias` as [`attention`].
+pub(crate) fn packed_attention<B: Backend>(
+    inputs: PackedInputs<B>,
+    heads: usize,
+) -> Result<Tensor<B, 3>, PackedInputs<B>> {
+    #[cfg(feature = "flex-kernels")]
+    if inputs.bias.as_ref().is_none_or(|b| b.dims()[1] == 1) {
+        return train::packed_attention(inputs, heads);
+    }
+    let _ = heads;
     Err(inputs)
 }
 
