@@ -265,7 +265,10 @@ mod tests {
         assert_eq!(entries(&dir.path().join("sub")), ["mask.nii.gz"]);
 
         let result = write_atomic_by_path(Path::new("/"), |_| Ok::<(), FillError>(()));
-        assert!(matches!(result, Err(FillError::Atomic(_))), "{result:?}");
+        match result {
+            Err(FillError::Atomic(error)) => assert_eq!(error.step, Step::Write),
+            other => panic!("{other:?}"),
+        }
     }
 }
 
