@@ -18,7 +18,6 @@ use med_datasets::{
 use medclipseg_model::{McPrediction, MedClipSeg, mc_predict};
 use seg_metrics::{BinaryMask, Mask2d, round4};
 use serde::Serialize;
-use torch_checkpoint::{RawTensor, StateDict};
 
 use crate::error::{PipelineError, Result};
 use crate::predictor::{write_atomic, write_mask_png};
@@ -537,24 +536,14 @@ impl Calibration {
 
 /// Mean probability, predictive entropy, aleatoric and epistemic maps as float32 safetensors.
 fn write_raw_maps(path: &Path, maps: &HostMaps, i: usize) -> Result<()> {
-    let s = maps.size;
-    let mut sd = StateDict::new(path);
-    for (key, map) in [
-        ("mean_prob", &maps.mean_prob),
-        ("predictive_entropy", &maps.entropy),
-        ("expected_entropy", &maps.aleatoric),
-        ("mutual_information", &maps.epistemic),
-    ] {
-        sd.insert(key, RawTensor::from_f32(vec![s, s], maps.image(map, i))?);
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| PipelineError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    torch_checkpoint::save_safetensors(path, &sd)?;
-    Ok(())
+    let images = [
+        &maps.mean_prob,
+        &maps.entropy,
+        &maps.aleatoric,
+        &maps.epistemic,
+    ]
+    .map(|map| maps.image(map, i));
+    crate::predictor::save_raw_maps(path, [maps.size; 2], images)
 }
 
 /// What a panel shows of one image, all at the model's side `S`.

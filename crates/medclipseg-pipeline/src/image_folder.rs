@@ -282,15 +282,15 @@ impl<'a, B: Backend> FolderRun<'a, B> {
             skipped: 0,
             records_path,
         };
-        let (mut unsaved, mut cut_warned) = (0, BTreeSet::new());
+        // Each distinct prompt is tokenized once for its length (one prompt serves a folder).
+        let (mut unsaved, mut measured) = (0, BTreeSet::new());
         for job in jobs {
             if let Ok(prompt) = &job.prompt
-                && !cut_warned.contains(prompt)
+                && measured.insert(prompt.clone())
             {
                 let length = self.predictor.prompt_length(prompt)?;
                 if length.is_cut() {
                     observer.prompt_cut(job, length);
-                    cut_warned.insert(prompt.clone());
                 }
             }
             let outputs = OutputPaths::new(&self.out, &job.name, with_band);
@@ -550,21 +550,16 @@ fn write_outputs(outputs: &OutputPaths, image: &Image8, prediction: &Prediction)
         seg_viz::ChannelOrder::Rgb,
     )?;
     // The raw maps at the image's size, as the mask.
-    let mut sd = torch_checkpoint::StateDict::new(&outputs.raw);
-    for (key, values) in [
-        ("mean_prob", &prediction.probability),
-        ("predictive_entropy", &prediction.entropy),
-        ("expected_entropy", &prediction.aleatoric),
-        ("mutual_information", &prediction.epistemic),
-    ] {
-        sd.insert(
-            key,
-            torch_checkpoint::RawTensor::from_f32(vec![h, w], values)?,
-        );
-    }
-    // The atomic write creates the folder.
-    torch_checkpoint::save_safetensors(&outputs.raw, &sd)?;
-    Ok(())
+    crate::predictor::save_raw_maps(
+        &outputs.raw,
+        [h, w],
+        [
+            &prediction.probability,
+            &prediction.entropy,
+            &prediction.aleatoric,
+            &prediction.epistemic,
+        ],
+    )
 }
 
 #[cfg(test)]

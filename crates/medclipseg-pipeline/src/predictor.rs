@@ -116,6 +116,30 @@ pub fn write_mask_png(path: &Path, mask: &Mask2d) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// Writes the four per-pixel maps of a prediction (`mean_prob`, `predictive_entropy`,
+/// `expected_entropy`, `mutual_information`), each `[rows, cols]`, as float32 safetensors,
+/// atomically (the folder is created).
+pub(crate) fn save_raw_maps(
+    path: &Path,
+    [rows, cols]: [usize; 2],
+    [probability, entropy, aleatoric, epistemic]: [&[f32]; 4],
+) -> Result<()> {
+    let mut sd = torch_checkpoint::StateDict::new(path);
+    for (key, values) in [
+        ("mean_prob", probability),
+        ("predictive_entropy", entropy),
+        ("expected_entropy", aleatoric),
+        ("mutual_information", epistemic),
+    ] {
+        sd.insert(
+            key,
+            torch_checkpoint::RawTensor::from_f32(vec![rows, cols], values)?,
+        );
+    }
+    torch_checkpoint::save_safetensors(path, &sd)?;
+    Ok(())
+}
+
 /// Writes `bytes` with [`atomic_io::write_atomic`] (temporary sibling, fsync, rename), creating
 /// the folder first: readers never see half a file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

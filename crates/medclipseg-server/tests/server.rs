@@ -198,25 +198,13 @@ async fn bad_inputs_get_4xx_json_naming_the_problem() {
     assert!(r.status().is_client_error(), "{}", r.status());
 
     let form = reqwest::multipart::Form::new().text("params", "{}");
-    let r = server
-        .client
-        .post(server.url("/infer/not-a-model?image=x"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post_form("/infer/not-a-model?image=x", form).await;
     let (s, e) = error(r).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(e.contains("not-a-model"), "{e}");
 
     let form = reqwest::multipart::Form::new().text("params", "{not json");
-    let r = server
-        .client
-        .post(server.url("/infer/medclipseg?image=x"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post_form("/infer/medclipseg?image=x", form).await;
     let (s, e) = error(r).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(e.contains("params"), "{e}");
@@ -280,13 +268,7 @@ async fn client_chosen_paths_never_reach_the_disk() {
             reqwest::multipart::Part::bytes(scan_png()).file_name("../../../escape.png"),
         )
         .text("prompt", PROMPT);
-    let r = server
-        .client
-        .post(server.url("/api/predict"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post_form("/api/predict", form).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let job: Value = r.json().await.unwrap();
     let id = job["id"].as_str().unwrap();
@@ -484,12 +466,8 @@ async fn a_restarted_server_keeps_its_datastore_and_evicts_the_oldest() {
     assert_eq!(listed["total"], 2, "{listed}");
     let form = reqwest::multipart::Form::new().text("params", r#"{"samples": 2}"#);
     let r = server
-        .client
-        .post(server.url("/infer/medclipseg?image=first&output=json"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .post_form("/infer/medclipseg?image=first&output=json", form)
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let params: Value = r.json().await.unwrap();
     assert_eq!(params["samples"], 2);
@@ -635,13 +613,7 @@ async fn monai_label_infer_answers_a_label_file_on_the_volume_grid() {
         "params",
         r#"{"prompt": "a dark spot on the left", "samples": "2", "result_extension": ".nrrd"}"#,
     );
-    let r = server
-        .client
-        .post(server.url("/infer/medclipseg?image=ct1"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post_form("/infer/medclipseg?image=ct1", form).await;
     assert_eq!(r.status(), StatusCode::OK);
     let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
     assert!(
@@ -697,13 +669,7 @@ async fn a_dicom_series_uploads_as_files_and_predicts_on_its_grid() {
             reqwest::multipart::Part::bytes(std::fs::read(&path).unwrap()).file_name(name),
         );
     }
-    let r = server
-        .client
-        .post(server.url("/api/images"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post_form("/api/images", form).await;
     assert_eq!(r.status(), StatusCode::OK);
     let image: Value = r.json().await.unwrap();
     assert_eq!(image["kind"], "dicom");
@@ -760,13 +726,7 @@ async fn a_request_past_the_timeout_gets_408_and_its_job_is_not_lost() {
             "file",
             reqwest::multipart::Part::bytes(scan_png()).file_name("scan.png"),
         );
-    let r = server
-        .client
-        .post(server.url("/infer/medclipseg"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post_form("/infer/medclipseg", form).await;
     assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
     // The server still answers, and Ctrl-C cancels the long job it left behind.
     assert_eq!(server.get_json("/api/info").await["model"], "medclipseg");
@@ -801,13 +761,7 @@ async fn a_zipped_series_is_extracted_under_flat_names_only() {
         "files",
         reqwest::multipart::Part::bytes(bytes).file_name("series.zip"),
     );
-    let r = server
-        .client
-        .post(server.url("/api/images"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post_form("/api/images", form).await;
     assert_eq!(r.status(), StatusCode::OK);
     let image: Value = r.json().await.unwrap();
     assert_eq!(image["kind"], "dicom");
@@ -819,13 +773,7 @@ async fn a_zipped_series_is_extracted_under_flat_names_only() {
         "files",
         reqwest::multipart::Part::bytes(b"PK not a zip".to_vec()).file_name("broken.zip"),
     );
-    let r = server
-        .client
-        .post(server.url("/api/images"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = server.post_form("/api/images", form).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = r.json().await.unwrap();
     assert!(
@@ -963,12 +911,11 @@ async fn a_calibration_thresholds_masks_at_its_value_and_says_what_it_promises()
     let image = done["request"]["image"].as_str().unwrap();
     let form = reqwest::multipart::Form::new().text("params", r#"{"samples": 3, "seed": 7}"#);
     let r = server
-        .client
-        .post(server.url(&format!("/infer/medclipseg?image={image}&output=json")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            &format!("/infer/medclipseg?image={image}&output=json"),
+            form,
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let params: Value = r.json().await.unwrap();
     assert_eq!(params["calibration"]["statement"], promise, "{params}");

@@ -111,12 +111,13 @@ impl Running {
                 reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
             );
         }
-        self.client
-            .post(self.url("/api/predict"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
+        self.post_form("/api/predict", form).await
+    }
+
+    /// `POST path` with a multipart `form`; the reply.
+    pub async fn post_form(&self, path: &str, form: reqwest::multipart::Form) -> reqwest::Response {
+        let request = self.client.post(self.url(path)).multipart(form);
+        request.send().await.unwrap()
     }
 
     /// `POST /api/predict` of [`scan_png`] with `fields`: the job as accepted.
