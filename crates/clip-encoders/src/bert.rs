@@ -122,11 +122,22 @@ pub struct BertLayer<B: Backend> {
 impl<B: Backend> BertLayer<B> {
     /// `[B, L, H]` -> `[B, L, H]`; `bias` is the additive padding mask `[B, 1, 1, L]`.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let context = self.attention(x.clone(), bias);
+        self.forward_rows(x.clone(), x, bias)
+    }
+
+    /// The outputs of the rows `queries [B, Q, H]` of `x [B, L, H]` (which they attend to):
+    /// `[B, Q, H]`. Every row's output depends on `x` only through the attention.
+    fn forward_rows(
+        &self,
+        queries: Tensor<B, 3>,
+        x: Tensor<B, 3>,
+        bias: Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
+        let context = self.attention(queries.clone(), x, bias);
         let attended = residual_layer_norm(
             &self.attention_norm,
             linear3d(&self.attention_output, context),
-            x,
+            queries,
             &self.hidden_dropout,
         );
         let hidden = crate::activation::gelu(linear3d(&self.intermediate, attended.clone()));
@@ -134,9 +145,14 @@ impl<B: Backend> BertLayer<B> {
         residual_layer_norm(&self.output_norm, output, attended, &self.hidden_dropout)
     }
 
-    fn attention(&self, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
+    fn attention(
+        &self,
+        queries: Tensor<B, 3>,
+        x: Tensor<B, 3>,
+        bias: Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
         let (q, k, v) = (
-            linear3d(&self.query, x.clone()),
+            linear3d(&self.query, queries),
             linear3d(&self.key, x.clone()),
             linear3d(&self.value, x),
         );
@@ -234,6 +250,12 @@ impl<B: Backend> BertTextTower<B> {
     /// Encoder layer `index`.
     pub fn layer(&self, index: usize, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
         self.layers[index].forward(x, bias)
+    }
+
+    /// Layer `index` for the CLS token only: `[B, L, H]` -> `[B, 1, H]`, all that [`Self::pool`]
+    /// reads of the last layer (its other rows cost ~4 % of a full-size pass for nothing).
+    pub fn layer_cls(&self, index: usize, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
+        self.layers[index].forward_rows(x.clone().narrow(1, 0, 1), x, bias)
     }
 
     /// CLS token of the last hidden state, projected: `[B, L, H]` -> `[B, E]` (not normalised).

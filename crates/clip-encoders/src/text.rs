@@ -115,6 +115,21 @@ impl<B: Backend> TextEncoder<B> {
         }
     }
 
+    /// Layer `index` for the rows the pooling reads, when it is the last: BERT's CLS row
+    /// (`[B, 1, W]`, which [`Self::finish`] pools as it pools a whole state); CLIP pools the
+    /// end-of-text row under a causal mask, and runs the whole layer.
+    pub fn last_layer_pooled_rows(
+        &self,
+        index: usize,
+        hidden: Tensor<B, 3>,
+        bias: Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
+        match self {
+            TextEncoder::Bert(t) => t.layer_cls(index, hidden, bias),
+            TextEncoder::Clip(t) => t.layer(index, hidden, bias),
+        }
+    }
+
     /// The pooled, projected text vector `[B, E]` (not normalised).
     pub fn finish(&self, state: TextState<B>) -> Tensor<B, 2> {
         match self {

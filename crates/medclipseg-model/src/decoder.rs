@@ -4,7 +4,7 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use clip_encoders::fast::layer_norm;
+use clip_encoders::fast::{channel_layer_norm, depthwise_conv2d, layer_norm};
 use clip_encoders::{StateWriter, WeightMap, gelu};
 use seg_losses::l2_normalize;
 
@@ -42,7 +42,11 @@ impl<B: Backend> ScaleBlock<B> {
 
     /// `[B, C, h, w]` -> `[B, C, 2h, 2w]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = self.conv2.forward(gelu(self.conv1.forward(x)));
+        let x = depthwise_conv2d(&self.conv2, gelu(self.conv1.forward(x)));
+        let x = match channel_layer_norm(&self.norm, x) {
+            Ok(normalized) => return normalized,
+            Err(x) => x,
+        };
         let batch = x.dims()[0];
         if batch == 1 {
             return self.channel_norm(x);

@@ -140,6 +140,15 @@ impl<B: Backend> Default for ForwardTrace<B> {
     }
 }
 
+/// Which text rows a layer step computes.
+#[derive(Debug, Clone, Copy)]
+enum TextRows {
+    /// Every token.
+    All,
+    /// Only those the tower's pooling reads (the last layer's).
+    Pooled,
+}
+
 impl<B: Backend> MedClipSeg<B> {
     /// Layers that have an adapter before them.
     pub fn adapter_layers(&self) -> &[usize] {
@@ -192,7 +201,7 @@ impl<B: Backend> MedClipSeg<B> {
         }
     }
 
-    /// Runs layers up to (not including) `until`, with their adapters.
+    /// Runs layers up to (not including) `until`, with their adapters (every text row).
     pub fn advance(
         &self,
         mut state: EncoderState<B>,
@@ -201,20 +210,34 @@ impl<B: Backend> MedClipSeg<B> {
         mut trace: Option<&mut ForwardTrace<B>>,
     ) -> EncoderState<B> {
         while state.next_layer < until {
-            let layer = state.next_layer;
-            if let Some(k) = self.adapter_layers.iter().position(|&l| l == layer) {
-                state = self.adapt(k, state, noise, trace.as_deref_mut());
-            }
-            state.image = self.vision_model.block_features(layer, state.image);
-            state.text.hidden =
-                self.text_model
-                    .layer(layer, state.text.hidden, state.text.attention_bias.clone());
-            if let Some(t) = trace.as_deref_mut() {
-                t.vision_blocks.push(state.image.clone());
-                t.text_layers.push(state.text.hidden.clone());
-            }
-            state.next_layer += 1;
+            state = self.layer_step(state, TextRows::All, noise, trace.as_deref_mut());
         }
+        state
+    }
+
+    /// Layer `state.next_layer` of both towers, with its adapter.
+    fn layer_step(
+        &self,
+        mut state: EncoderState<B>,
+        text_rows: TextRows,
+        noise: &mut Noise<B>,
+        mut trace: Option<&mut ForwardTrace<B>>,
+    ) -> EncoderState<B> {
+        let layer = state.next_layer;
+        if let Some(k) = self.adapter_layers.iter().position(|&l| l == layer) {
+            state = self.adapt(k, state, noise, trace.as_deref_mut());
+        }
+        state.image = self.vision_model.block_features(layer, state.image);
+        let (hidden, bias) = (state.text.hidden, state.text.attention_bias.clone());
+        state.text.hidden = match text_rows {
+            TextRows::All => self.text_model.layer(layer, hidden, bias),
+            TextRows::Pooled => self.text_model.last_layer_pooled_rows(layer, hidden, bias),
+        };
+        if let Some(t) = trace {
+            t.vision_blocks.push(state.image.clone());
+            t.text_layers.push(state.text.hidden.clone());
+        }
+        state.next_layer += 1;
         state
     }
 
@@ -252,7 +275,17 @@ impl<B: Backend> MedClipSeg<B> {
         noise: &mut Noise<B>,
         mut trace: Option<&mut ForwardTrace<B>>,
     ) -> MedClipSegOutput<B> {
-        let state = self.advance(state, self.num_layers(), noise, trace.as_deref_mut());
+        let last = self.num_layers().saturating_sub(1);
+        let mut state = self.advance(state, last, noise, trace.as_deref_mut());
+        if state.next_layer == last {
+            // The text pooling reads one row per prompt of the last layer: without a trace
+            // (which records every row) that layer runs for those rows only.
+            let rows = match trace {
+                Some(_) => TextRows::All,
+                None => TextRows::Pooled,
+            };
+            state = self.layer_step(state, rows, noise, trace.as_deref_mut());
+        }
         let img_tokens = self.vision_model.head(state.image);
         let txt_vec = self.text_model.finish(state.text);
         let decoded = decode(

@@ -121,3 +121,30 @@ fn monte_carlo_runs_on_clip_towers_whose_causal_mask_is_shared() {
     assert_eq!(prediction.mean_prob.dims(), [2, 32, 32]);
     assert!(prediction.mutual_information.max().into_scalar() > 0.0);
 }
+
+/// A pass without a trace runs the last text layer for the pooled rows only (BERT: the CLS
+/// row); the traced pass runs every row. Both give the same text vector and logits, on the
+/// BERT tower and on CLIP's (which keeps the whole layer), with padded prompts.
+#[test]
+fn a_pass_computing_only_the_pooled_text_rows_equals_the_full_pass() {
+    let device = Default::default();
+    for preset in ["micro", "demo-pubmedclip"] {
+        let config = MedClipSegConfig::preset(preset).expect("a preset");
+        let model = config.init::<B>(&device);
+        let (_, ids, mask) = inputs::<B>(&device);
+        let side = config.image_size();
+        let images = Tensor::random([2, 3, side, side], Distribution::Default, &device);
+        let pooled_only =
+            model.forward(images.clone(), ids.clone(), mask.clone(), &mut Noise::Zero);
+        let (every_row, _) = model.forward_traced(images, ids, mask, &mut Noise::Zero);
+        let tolerance = burn::tensor::Tolerance::<f32>::absolute(1e-5);
+        pooled_only
+            .txt_vec
+            .into_data()
+            .assert_approx_eq(&every_row.txt_vec.into_data(), tolerance);
+        pooled_only
+            .seg_logits
+            .into_data()
+            .assert_approx_eq(&every_row.seg_logits.into_data(), tolerance);
+    }
+}

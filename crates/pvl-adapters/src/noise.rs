@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
+use rayon::prelude::*;
 
 /// A source of value noise, consulted once per probabilistic attention call.
 #[derive(Debug, Clone)]
@@ -115,11 +116,13 @@ impl RowStreams {
         if self.streams.len() != rows {
             self.set_rows((0..rows as u64).collect());
         }
-        let mut out = Vec::with_capacity(rows * per_row);
-        for stream in &mut self.streams {
-            out.extend(stream.take(per_row));
-        }
-        out
+        // Each row has its own stream: drawn on every thread, the values are the same.
+        let per_stream: Vec<Vec<f32>> = self
+            .streams
+            .par_iter_mut()
+            .map(|stream| stream.take(per_row))
+            .collect();
+        per_stream.concat()
     }
 }
 

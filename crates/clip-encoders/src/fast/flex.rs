@@ -17,7 +17,9 @@ pub(super) fn cast<T: 'static, U: 'static>(x: T) -> Result<U, T> {
 }
 
 /// The flex primitive of an f32 tensor of backend `B`, or the tensor back.
-fn flex_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<FlexTensor, Tensor<B, D>> {
+pub(super) fn flex_f32<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<FlexTensor, Tensor<B, D>> {
     let flex: Tensor<Flex, D> = cast(x)?;
     let prim = flex.into_primitive().tensor();
     if prim.dtype() == DType::F32 {
@@ -33,7 +35,7 @@ fn flex_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<FlexTensor, T
 }
 
 /// Wraps a flex primitive back into a tensor of `B` (which is `Flex`).
-fn wrap<B: Backend, const D: usize>(t: FlexTensor) -> Tensor<B, D> {
+pub(super) fn wrap<B: Backend, const D: usize>(t: FlexTensor) -> Tensor<B, D> {
     cast(Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(t))).expect("B is Flex")
 }
 
@@ -54,6 +56,18 @@ pub(super) fn owned_contiguous(t: FlexTensor) -> FlexTensor {
 
 /// Elements per rayon task: large enough that splitting costs nothing measurable.
 const CHUNK: usize = 1 << 14;
+
+/// `len` zeros, written on every thread: the buffers of the kernels here are large (up to
+/// 12 MB), and zeroed by `vec!` they were memset on the calling thread while the others waited.
+pub(super) fn zeros(len: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK)
+        .for_each(|chunk| chunk.fill(std::mem::MaybeUninit::new(0.0)));
+    // SAFETY: every one of the `len` elements was written above.
+    unsafe { out.set_len(len) };
+    out
+}
 
 /// Applies `kernel` to every element of `x` in place (copying first only if shared).
 pub(super) fn map_in_place<B: Backend, const D: usize>(
@@ -117,6 +131,40 @@ impl Mat {
         }
     }
 
+    /// The element at (`row`, `col`).
+    ///
+    /// # Safety
+    /// The position must lie inside the view.
+    unsafe fn get(&self, row: usize, col: usize) -> f32 {
+        let at = row as isize * self.row_stride + col as isize * self.col_stride;
+        // SAFETY: forwarded from the caller.
+        unsafe { *self.ptr.offset(at) }
+    }
+
+    /// This `[rows, cols]` view copied into a row-major buffer, tile by tile on every thread.
+    fn rows_copy(self, [rows, cols]: [usize; 2]) -> Vec<f32> {
+        const TILE: usize = 64;
+        let mut out = Vec::with_capacity(rows * cols);
+        out.spare_capacity_mut()[..rows * cols]
+            .par_chunks_mut(TILE * cols)
+            .enumerate()
+            .for_each(|(block, dst)| {
+                let first_row = block * TILE;
+                let block_rows = dst.len() / cols;
+                for col_start in (0..cols).step_by(TILE) {
+                    for col in col_start..(col_start + TILE).min(cols) {
+                        for r in 0..block_rows {
+                            // SAFETY: (row, col) lies inside the view, which the caller keeps alive.
+                            dst[r * cols + col].write(unsafe { self.get(first_row + r, col) });
+                        }
+                    }
+                }
+            });
+        // SAFETY: the loop above wrote every one of the rows·cols elements.
+        unsafe { out.set_len(rows * cols) };
+        out
+    }
+
     pub(super) fn transposed(self) -> Self {
         Mat {
             row_stride: self.col_stride,
@@ -148,6 +196,14 @@ pub(super) unsafe fn gemm(
     } else {
         gemm::Parallelism::None
     };
+    // gemm computes a row-major product as its transpose, with `b` on the left; a left operand
+    // whose rows are not contiguous it packs on the calling thread while the others wait (the
+    // backward `dY · Wᵀ` of every linear layer: ~4 % of a training step on one core). Copied
+    // into rows on every thread first, it is packed in parallel.
+    let b_rows = (parallel && b.col_stride != 1 && n >= ROW_COPY_MIN).then(|| b.rows_copy([k, n]));
+    let b = b_rows
+        .as_ref()
+        .map_or(b, |rows| Mat::contiguous(rows.as_ptr(), n));
     // SAFETY: forwarded from the caller.
     unsafe {
         gemm::gemm(
@@ -173,6 +229,9 @@ pub(super) unsafe fn gemm(
         )
     }
 }
+
+/// Narrower right operands are left to gemm's own packing (the copy would not pay).
+const ROW_COPY_MIN: usize = 16;
 
 /// One head's block of a merged `[.., D]` output: `dst [rows, cols]` with row stride `dim`,
 /// `= scale · a [rows, inner] × b [inner, cols]`, on the calling thread.
@@ -238,8 +297,10 @@ const PARALLEL_GEMM: usize = 1 << 21;
 
 /// `a [m, k] × b [k, n]` into a new row-major `[m, n]` buffer, on every thread when large.
 pub(super) fn matmul(a: Mat, b: Mat, [m, k, n]: [usize; 3]) -> Vec<f32> {
-    let mut out = vec![0.0f32; m * n];
-    // SAFETY: `out` holds m·n elements; the views are valid for the call (caller's tensors).
+    // Not zeroed first: gemm writes every element without reading (`keep` false).
+    let mut out = Vec::with_capacity(m * n);
+    // SAFETY: `out` has room for m·n elements, all written by gemm before `set_len`; the views
+    // are valid for the call (caller's tensors).
     unsafe {
         gemm(
             m,
@@ -252,10 +313,30 @@ pub(super) fn matmul(a: Mat, b: Mat, [m, k, n]: [usize; 3]) -> Vec<f32> {
             b,
             1.0,
             m * n * k >= PARALLEL_GEMM,
-        )
-    };
+        );
+        out.set_len(m * n);
+    }
     out
 }
+
+/// `rows` copies of `row`, written on every thread.
+fn repeated_rows(row: &[f32], rows: usize) -> Vec<f32> {
+    let width = row.len();
+    let mut out = Vec::with_capacity(rows * width);
+    out.spare_capacity_mut()[..rows * width]
+        .par_chunks_mut(width.max(1) * ROWS_PER_TASK)
+        .for_each(|block| {
+            for (dst, src) in block.iter_mut().zip(row.iter().cycle()) {
+                dst.write(*src);
+            }
+        });
+    // SAFETY: every one of the rows·width elements was written above.
+    unsafe { out.set_len(rows * width) };
+    out
+}
+
+/// Rows per rayon task of [`repeated_rows`].
+const ROWS_PER_TASK: usize = 32;
 
 /// `x [M, K] · w [K, N] + bias [N]` on flex primitives, as one gemm onto the bias rows.
 pub(super) fn linear_primitive(
@@ -265,10 +346,11 @@ pub(super) fn linear_primitive(
 ) -> FlexTensor {
     let [m, k] = x.layout().shape().dims();
     let n = weight.layout().shape()[1];
-    let mut out = match bias {
-        Some(b) => owned_contiguous(b.clone()).storage::<f32>().repeat(m),
-        None => vec![0.0; m * n],
+    let (x, weight) = (Mat::of(x, 0), Mat::of(weight, 0));
+    let Some(bias) = bias else {
+        return from_vec(matmul(x, weight, [m, k, n]), vec![m, n]);
     };
+    let mut out = repeated_rows(owned_contiguous(bias.clone()).storage::<f32>(), m);
     // SAFETY: `out` holds m·n elements; x and weight outlive the call.
     unsafe {
         gemm(
@@ -277,9 +359,9 @@ pub(super) fn linear_primitive(
             k,
             out.as_mut_ptr(),
             n as isize,
-            bias.is_some(),
-            Mat::of(x, 0),
-            Mat::of(weight, 0),
+            true,
+            x,
+            weight,
             1.0,
             m * n * k >= PARALLEL_GEMM,
         )
@@ -361,7 +443,7 @@ pub(super) fn attention<B: Backend>(
     let head_dim = dim / heads;
     let scale = 1.0 / (head_dim as f32).sqrt();
     let bias = bias.map(owned_contiguous);
-    let mut out = vec![0.0f32; batch * tq * dim];
+    let mut out = zeros(batch * tq * dim);
     let out_ptr = OutPtr(out.as_mut_ptr());
     let batch_stride = |t: &FlexTensor| t.layout().strides()[0];
     let (qs, ks, vs) = (batch_stride(&q), batch_stride(&k), batch_stride(&v));

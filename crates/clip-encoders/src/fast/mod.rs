@@ -13,8 +13,11 @@
 #[cfg(feature = "flex-kernels")]
 mod flex;
 #[cfg(feature = "flex-kernels")]
+mod nchw;
+#[cfg(feature = "flex-kernels")]
 mod train;
 
+use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -84,8 +87,9 @@ pub fn layer_norm<B: Backend, const D: usize>(
 
 /// `norm.forward(residual + dropout.forward(x))`: the post-LN residual of BERT, `x` and
 /// `residual` `[.., D]`. Under `Autodiff<Flex>` one tracked operation (Burn's dropout, sum and
-/// LayerNorm are four passes over `x` forward and four backward), with the mask drawn from the
-/// backend generator as Burn's `Dropout` draws it; on every other backend Burn's own.
+/// LayerNorm are four passes over `x` forward and four backward), with a mask that follows the
+/// backend seed as Burn's `Dropout` does, drawn on every thread (a different stream from
+/// Burn's); on every other backend Burn's own.
 pub fn residual_layer_norm<B: Backend, const D: usize>(
     norm: &LayerNorm<B>,
     x: Tensor<B, D>,
@@ -103,6 +107,33 @@ pub fn residual_layer_norm<B: Backend, const D: usize>(
         }
     }
     layer_norm(norm, dropout.forward(x) + residual)
+}
+
+/// `conv.forward(x)` for `x [B, C, H, W]`. A depthwise, stride-1, bias-free convolution with
+/// odd kernels and "same" padding runs on flex as one pass per channel plane on every thread,
+/// and under `Autodiff<Flex>` as one tracked operation with its own backward (burn-flex runs
+/// Burn's convolution and both its backward passes on one thread); anything else is Burn's.
+pub fn depthwise_conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "flex-kernels")]
+    return nchw::depthwise_conv2d(conv, x);
+    #[cfg(not(feature = "flex-kernels"))]
+    conv.forward(x)
+}
+
+/// `norm` over the channels of `x [B, C, H, W]` (LayerNorm2d), read and written in NCHW: on
+/// flex and under `Autodiff<Flex>` one pass (one tracked operation) instead of moving the
+/// channels last and back; `x` back for any other backend.
+pub fn channel_layer_norm<B: Backend>(
+    norm: &LayerNorm<B>,
+    x: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    #[cfg(feature = "flex-kernels")]
+    if let (Some(beta), Some(epsilon)) = (&norm.beta, layer_norm_epsilon(norm)) {
+        return nchw::channel_layer_norm(x, norm.gamma.val(), beta.val(), epsilon);
+    }
+    #[cfg(not(feature = "flex-kernels"))]
+    let _ = norm;
+    Err(x)
 }
 
 /// A LayerNorm's epsilon. Burn 0.21 keeps the field private; the module's `Display` (its

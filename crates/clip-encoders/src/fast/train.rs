@@ -31,15 +31,17 @@ use rayon::prelude::*;
 
 use super::flex::{
     Mat, OutPtr, cast, fill_bias, from_vec, gemm, head_gemm, linear_primitive, matmul,
-    owned_contiguous, scores_gemm,
+    owned_contiguous, scores_gemm, zeros,
 };
 use simd_math as math;
 
 type Ad = Autodiff<Flex>;
-type AdPrimitive = <Ad as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
+pub(super) type AdPrimitive = <Ad as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
 
 /// The autodiff primitive of an f32 tensor of `Autodiff<Flex>`, or the tensor back.
-fn ad_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<AdPrimitive, Tensor<B, D>> {
+pub(super) fn ad_f32<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<AdPrimitive, Tensor<B, D>> {
     let ad: Tensor<Ad, D> = cast(x)?;
     if ad.dtype() != DType::F32 {
         return Err(cast(ad).expect("B is Autodiff<Flex>"));
@@ -47,7 +49,7 @@ fn ad_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<AdPrimitive, Te
     Ok(ad.into_primitive().tensor())
 }
 
-fn wrap_ad<B: Backend, const D: usize>(t: AdPrimitive) -> Tensor<B, D> {
+pub(super) fn wrap_ad<B: Backend, const D: usize>(t: AdPrimitive) -> Tensor<B, D> {
     cast(Tensor::<Ad, D>::from_primitive(TensorPrimitive::Float(t))).expect("B is Autodiff<Flex>")
 }
 
@@ -218,19 +220,74 @@ pub(super) fn packed_attention<B: Backend>(
     Ok(packed_attention_masked(dims, qkv, bias, None))
 }
 
-/// A dropout mask `[B, H, Tq, Tk]` (0/1, drawn from the backend generator as Burn's `Dropout`
-/// draws it) and 1/keep, or `None` for `p = 0`.
+/// A dropout mask `[B, H, Tq, Tk]` (0/1, see [`dropout_keep_mask`]) and 1/keep, or `None` for
+/// `p = 0`.
 fn dropout_mask(dims: Dims, p: f64) -> Option<(FlexTensor, f32)> {
-    (p > 0.0).then(|| {
-        let keep = 1.0 - p;
-        let shape = [dims.batch, dims.heads, dims.tq, dims.tk];
-        let mask =
-            Tensor::<Flex, 4>::random(shape, Distribution::Bernoulli(keep), &Default::default());
-        (
-            owned_contiguous(mask.into_primitive().tensor()),
-            (1.0 / keep) as f32,
-        )
-    })
+    (p > 0.0).then(|| dropout_keep_mask(vec![dims.batch, dims.heads, dims.tq, dims.tk], p))
+}
+
+/// A dropout mask of `shape` (1 kept, 0 dropped, each kept with probability `1 − p`) and 1/keep.
+///
+/// Burn's `Dropout` draws every element from the backend generator on one thread (ChaCha and a
+/// float compare per element: ~3 % of a BERT training step with the other cores idle). Here the
+/// generator gives one 64-bit key per mask and the elements come from a counter-based hash of
+/// (key, index) on every thread: as reproducible under `Flex::seed`, independent of the thread
+/// count, but a different stream from Burn's.
+fn dropout_keep_mask(shape: Vec<usize>, p: f64) -> (FlexTensor, f32) {
+    let keep = 1.0 - p;
+    let len = shape.iter().product();
+    let mask = bernoulli_bits(mask_key(), keep, len);
+    (from_vec(mask, shape), (1.0 / keep) as f32)
+}
+
+/// One 64-bit key from the backend generator (three 22-bit draws: the int element may be i32).
+fn mask_key() -> u64 {
+    let draws = Tensor::<Flex, 1, Int>::random(
+        [3],
+        Distribution::Uniform(0.0, (1u64 << 22) as f64),
+        &Default::default(),
+    );
+    let draws = draws.into_data().convert::<i64>();
+    draws
+        .as_slice::<i64>()
+        .expect("converted to i64")
+        .iter()
+        .fold(0u64, |key, &draw| key << 22 ^ draw as u64)
+}
+
+/// `len` values, each 1.0 with probability `keep` and 0.0 otherwise: element `i` compares a
+/// 32-bit half of SplitMix64's output for counter `i / 2` of `key` with `keep · 2³²`.
+fn bernoulli_bits(key: u64, keep: f64, len: usize) -> Vec<f32> {
+    const PAIRS_PER_TASK: usize = 1 << 13;
+    let threshold = (keep * 4_294_967_296.0).round().min(u32::MAX as f64 + 1.0) as u64;
+    let bit = |word: u64| if word < threshold { 1.0 } else { 0.0 };
+    let mut out = zeros(len);
+    out.par_chunks_mut(2 * PAIRS_PER_TASK)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            let first_pair = (task * PAIRS_PER_TASK) as u64;
+            for (j, pair) in chunk.chunks_mut(2).enumerate() {
+                let word = splitmix64(
+                    key.wrapping_add((first_pair + j as u64).wrapping_mul(GOLDEN_GAMMA)),
+                );
+                pair[0] = bit(word & 0xFFFF_FFFF);
+                if let Some(second) = pair.get_mut(1) {
+                    *second = bit(word >> 32);
+                }
+            }
+        });
+    out
+}
+
+/// SplitMix64's increment.
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function.
+fn splitmix64(state: u64) -> u64 {
+    let mut z = state.wrapping_add(GOLDEN_GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The tracked operation for a given dropout mask.
@@ -313,8 +370,8 @@ fn attention_forward(
         dim,
     } = dims;
     let head_dim = dims.head_dim();
-    let mut out = vec![0.0f32; batch * tq * dim];
-    let mut probs = vec![0.0f32; batch * heads * dims.probs_len()];
+    let mut out = zeros(batch * tq * dim);
+    let mut probs = zeros(batch * heads * dims.probs_len());
     let out_ptr = OutPtr(out.as_mut_ptr());
     let [q, k, v] = qkv;
     probs
@@ -413,9 +470,9 @@ fn attention_backward(
     let mut buffers: [Option<Vec<f32>>; 3] = match layout {
         GradLayout::Separate(wanted) => {
             let tokens = [tq, tk, tk];
-            [0, 1, 2].map(|i| wanted[i].then(|| vec![0.0f32; batch * tokens[i] * dim]))
+            [0, 1, 2].map(|i| wanted[i].then(|| zeros(batch * tokens[i] * dim)))
         }
-        GradLayout::Packed => [Some(vec![0.0f32; batch * tq * 3 * dim]), None, None],
+        GradLayout::Packed => [Some(zeros(batch * tq * 3 * dim)), None, None],
     };
     let dsts: [Option<GradDst>; 3] = match layout {
         GradLayout::Separate(_) => {
@@ -605,7 +662,7 @@ pub(super) fn activation<B: Backend, const D: usize>(
     let x = ad_f32(x)?;
     let input = owned_contiguous(x.primitive.clone());
     let values = input.storage::<f32>();
-    let mut out = vec![0.0f32; values.len()];
+    let mut out = zeros(values.len());
     // Copy and apply chunk by chunk, while each chunk is in cache.
     out.par_chunks_mut(CHUNK)
         .zip(values.par_chunks(CHUNK))
@@ -659,7 +716,7 @@ fn linear_backward(
 }
 
 /// Registers `computed[i]` for every present parent `i`.
-fn register<const N: usize>(
+pub(super) fn register<const N: usize>(
     grads: &mut Gradients,
     parents: [Option<burn::backend::autodiff::NodeId>; N],
     computed: impl IntoIterator<Item = Option<FlexTensor>>,
@@ -795,7 +852,7 @@ fn layer_norm_backward(
     let dx = want_x.then(|| {
         let gamma = state.gamma.storage::<f32>();
         let inv_std = state.inv_std.storage::<f32>();
-        let mut dx = vec![0.0f32; dy.len()];
+        let mut dx = zeros(dy.len());
         let rows_per_task = (CHUNK / width).max(1);
         dx.par_chunks_mut(rows_per_task * width)
             .zip(dy.par_chunks(rows_per_task * width))
@@ -857,10 +914,10 @@ fn column_sums(values: &[f32], width: usize) -> Vec<f32> {
 }
 
 /// γ, β and ε of one LayerNorm, γ and β contiguous.
-struct Affine {
-    gamma: FlexTensor,
-    beta: FlexTensor,
-    epsilon: f32,
+pub(super) struct Affine {
+    pub(super) gamma: FlexTensor,
+    pub(super) beta: FlexTensor,
+    pub(super) epsilon: f32,
 }
 
 /// What a LayerNorm forward gives: the output, and the state its backward keeps.
@@ -879,8 +936,7 @@ fn layer_norm_forward(
     let width = affine.gamma.layout().shape()[0];
     let len: usize = shape.iter().product();
     let rows = len / width;
-    let (mut out, mut xhat, mut inv_std) =
-        (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; rows]);
+    let (mut out, mut xhat, mut inv_std) = (zeros(len), zeros(len), zeros(rows));
     let rows_per_task = (CHUNK / width).max(1);
     let (g, b) = (affine.gamma.storage::<f32>(), affine.beta.storage::<f32>());
     out.par_chunks_mut(rows_per_task * width)
@@ -913,7 +969,7 @@ fn layer_norm_forward(
 }
 
 /// γ and β as autodiff primitives with their values, or `None` for another backend.
-fn ad_affine<B: Backend>(
+pub(super) fn ad_affine<B: Backend>(
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     epsilon: f64,
@@ -1027,16 +1083,8 @@ pub(super) fn residual_layer_norm<B: Backend, const D: usize>(
     let Some(affine) = ad_affine(gamma, beta, epsilon) else {
         return Err([wrap_ad(x), wrap_ad(residual)]);
     };
-    let len: usize = x.primitive.layout().shape().iter().product();
-    let mask = (dropout > 0.0).then(|| {
-        let keep = 1.0 - dropout;
-        let mask =
-            Tensor::<Flex, 1>::random([len], Distribution::Bernoulli(keep), &Default::default());
-        (
-            owned_contiguous(mask.into_primitive().tensor()),
-            (1.0 / keep) as f32,
-        )
-    });
+    let shape = x.primitive.layout().shape().to_vec();
+    let mask = (dropout > 0.0).then(|| dropout_keep_mask(shape, dropout));
     Ok(residual_layer_norm_masked(x, residual, affine, mask))
 }
 
@@ -1276,6 +1324,26 @@ mod tests {
         });
         assert_close(out, out_f);
         assert_close(grad, grad_f);
+    }
+
+    #[test]
+    fn dropout_masks_keep_the_asked_share_whatever_the_thread_count() {
+        let len = 100_001;
+        let mask = bernoulli_bits(7, 0.9, len);
+        assert!(mask.iter().all(|&m| m == 0.0 || m == 1.0));
+        let kept = mask.iter().sum::<f32>() as f64 / len as f64;
+        assert!((kept - 0.9).abs() < 0.005, "kept {kept}");
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("a pool")
+            .install(|| bernoulli_bits(7, 0.9, len));
+        assert_eq!(mask, one_thread);
+        assert_ne!(mask, bernoulli_bits(8, 0.9, len));
+        let never = bernoulli_bits(7, 0.0, 1000);
+        assert!(never.iter().all(|&m| m == 0.0));
+        let always = bernoulli_bits(7, 1.0, 1000);
+        assert!(always.iter().all(|&m| m == 1.0));
     }
 
     #[test]
