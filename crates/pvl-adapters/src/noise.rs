@@ -141,22 +141,44 @@ impl NormalStream {
         }
     }
 
-    /// The next `n` values.
+    /// The next `n` values, in pieces on every thread: a pair of values takes two `u64` draws
+    /// (four words) of the generator, so piece `i` starts at a known word position and the
+    /// values equal those of one draw after another.
     pub fn take(&mut self, n: usize) -> Vec<f32> {
-        use rand::Rng;
-        let mut out = Vec::with_capacity(n + 1);
-        while out.len() < n {
-            // u1 in (0, 1] keeps ln(u1) finite.
-            let u1: f64 = 1.0 - self.rng.random::<f64>();
-            let u2: f64 = self.rng.random::<f64>();
-            let radius = (-2.0 * u1.ln()).sqrt();
-            let angle = std::f64::consts::TAU * u2;
-            out.push((radius * angle.cos()) as f32);
-            out.push((radius * angle.sin()) as f32);
-        }
+        const PAIRS_PER_TASK: usize = 4096;
+        let pairs = n.div_ceil(2);
+        let start = self.rng.get_word_pos();
+        let first_word = |pair: usize| start + (WORDS_PER_PAIR * pair) as u128;
+        let mut out = vec![0.0f32; 2 * pairs];
+        let rng: &rand_chacha::ChaCha8Rng = &self.rng;
+        out.par_chunks_mut(2 * PAIRS_PER_TASK)
+            .enumerate()
+            .for_each(|(task, piece)| {
+                let mut rng = rng.clone();
+                rng.set_word_pos(first_word(task * PAIRS_PER_TASK));
+                for pair in piece.chunks_exact_mut(2) {
+                    [pair[0], pair[1]] = normal_pair(&mut rng);
+                }
+            });
+        self.rng.set_word_pos(first_word(pairs));
+        // An odd `n` drops the second value of the last pair, as one draw after another would.
         out.truncate(n);
         out
     }
+}
+
+/// Generator words one Box-Muller pair consumes (two `u64`).
+const WORDS_PER_PAIR: usize = 4;
+
+/// Two standard normal values from two uniform draws (Box-Muller).
+fn normal_pair(rng: &mut rand_chacha::ChaCha8Rng) -> [f32; 2] {
+    use rand::Rng;
+    // u1 in (0, 1] keeps ln(u1) finite.
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random::<f64>();
+    let radius = (-2.0 * u1.ln()).sqrt();
+    let angle = std::f64::consts::TAU * u2;
+    [(radius * angle.cos()) as f32, (radius * angle.sin()) as f32]
 }
 
 #[cfg(test)]
@@ -173,6 +195,31 @@ mod tests {
         assert!(mean.abs() < 0.03, "mean {mean}");
         assert!((var - 1.0).abs() < 0.05, "var {var}");
         assert_ne!(a, NormalStream::new(6).take(20_000));
+    }
+
+    /// The stream as one draw after another (the definition the pieces must equal).
+    fn drawn_one_by_one(seed: u64, takes: &[usize]) -> Vec<Vec<f32>> {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        takes
+            .iter()
+            .map(|&n| {
+                let mut values: Vec<f32> = (0..n.div_ceil(2))
+                    .flat_map(|_| normal_pair(&mut rng))
+                    .collect();
+                values.truncate(n);
+                values
+            })
+            .collect()
+    }
+
+    #[test]
+    fn values_drawn_in_pieces_equal_one_draw_after_another() {
+        // Odd sizes, sizes across piece boundaries, and a take of one value.
+        let takes = [1, 20_001, 8_192, 3, 70_000];
+        let mut stream = NormalStream::new(9);
+        let pieces: Vec<Vec<f32>> = takes.iter().map(|&n| stream.take(n)).collect();
+        assert_eq!(pieces, drawn_one_by_one(9, &takes));
     }
 
     #[test]
