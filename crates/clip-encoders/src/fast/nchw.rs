@@ -359,15 +359,16 @@ fn channel_norm_backward(
                 let first = block.image * dims.plane() + block.first;
                 let inv = &inv_std[first..][..n];
                 let scale = 1.0 / channels as f32;
-                for c in 0..channels {
+                for (c, &gamma_c) in gamma.iter().enumerate() {
                     let at = block.at(dims, c);
                     // SAFETY: blocks are disjoint pixel ranges, so every task writes its own
                     // elements.
                     let out = unsafe { std::slice::from_raw_parts_mut(dx_ptr.get().add(at), n) };
                     let (dy, h) = (&dy[at..][..n], &xhat[at..][..n]);
-                    for (p, o) in out.iter_mut().enumerate() {
-                        let g = dy[p] * gamma[c];
-                        *o = inv[p] * (g - sum_g[p] * scale - h[p] * sum_gx[p] * scale);
+                    let sums = sum_g.iter().zip(&sum_gx);
+                    let inputs = dy.iter().zip(h).zip(inv).zip(sums);
+                    for (o, (((d, h), inv), (sg, sgx))) in out.iter_mut().zip(inputs) {
+                        *o = inv * (d * gamma_c - sg * scale - h * sgx * scale);
                     }
                 }
                 (dgamma, dbeta)
@@ -493,12 +494,15 @@ mod tests {
             .init(device)
     }
 
+    /// A convolution applied by the code under test.
+    type ConvFn = dyn Fn(&Conv2d<Ad>, Tensor<Ad, 4>) -> Tensor<Ad, 4>;
+
     /// The output and the gradients of the input and the kernels, for `y · weights` summed.
     fn conv_run(
         conv: &Conv2d<Ad>,
         x: &Tensor<Ad, 4>,
         weights: &Tensor<Ad, 4>,
-        f: &dyn Fn(&Conv2d<Ad>, Tensor<Ad, 4>) -> Tensor<Ad, 4>,
+        f: &ConvFn,
     ) -> [TensorData; 3] {
         // A strided view of the tracked leaf: the kernel must read through the layout.
         let y = f(conv, x.clone().swap_dims(2, 3));
