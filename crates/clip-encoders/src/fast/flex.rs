@@ -49,9 +49,52 @@ pub(super) fn from_vec(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
 
 /// A contiguous, uniquely owned copy-or-move of `t` whose storage is exactly its elements.
 pub(super) fn owned_contiguous(t: FlexTensor) -> FlexTensor {
-    let out = t.to_contiguous();
+    let out = rows_copied_in_parallel(&t).unwrap_or_else(|| t.to_contiguous());
     drop(t);
     out
+}
+
+/// A large f32 view whose rows (last dimension) are contiguous but not each other (e.g. a
+/// `narrow` of the last dimension), copied row by row on every thread; `None` for any other
+/// tensor (burn-flex copies those, on the calling thread).
+fn rows_copied_in_parallel(t: &FlexTensor) -> Option<FlexTensor> {
+    let layout = t.layout();
+    let shape = layout.shape().to_vec();
+    let strides = layout.strides();
+    let len = layout.num_elements();
+    let width = *shape.last()?;
+    let rows_contiguous = strides.last() == Some(&1) && strides.iter().all(|&s| s >= 0);
+    if t.dtype() != DType::F32 || len < CHUNK || width == 0 || t.is_contiguous() || !rows_contiguous
+    {
+        return None;
+    }
+    let src = t.storage::<f32>();
+    let start = layout.start_offset();
+    let outer = &shape[..shape.len() - 1];
+    let row_start = |mut row: usize| {
+        let mut at = start;
+        for (&size, &stride) in outer.iter().zip(strides).rev() {
+            at += (row % size) * stride as usize;
+            row /= size;
+        }
+        at
+    };
+    let rows_per_task = (CHUNK / width).max(1);
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(rows_per_task * width)
+        .enumerate()
+        .for_each(|(task, block)| {
+            for (i, dst) in block.chunks_exact_mut(width).enumerate() {
+                let at = row_start(task * rows_per_task + i);
+                for (d, &v) in dst.iter_mut().zip(&src[at..at + width]) {
+                    d.write(v);
+                }
+            }
+        });
+    // SAFETY: every one of the `len` elements was written above (rows of `width`).
+    unsafe { out.set_len(len) };
+    Some(from_vec(out, shape))
 }
 
 /// Elements per rayon task: large enough that splitting costs nothing measurable.
@@ -480,6 +523,7 @@ pub(super) fn attention<B: Backend>(
 #[cfg(test)]
 mod tests {
     use burn::backend::Autodiff;
+    use burn::tensor::Distribution;
 
     use super::*;
 
@@ -497,5 +541,27 @@ mod tests {
             map_in_place(half, math::gelu_in_place).is_err(),
             "only f32 has kernels"
         );
+    }
+
+    fn primitive(t: Tensor<Flex, 3>) -> FlexTensor {
+        t.into_primitive().tensor()
+    }
+
+    #[test]
+    fn strided_rows_copied_in_parallel_equal_burn_flexs_copy() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 3>::random([3, 50, 400], Distribution::Default, &device);
+        // A narrow of the last dimension, and outer dimensions swapped: rows stay contiguous.
+        for view in [x.clone().narrow(2, 100, 200), x.clone().swap_dims(0, 1)] {
+            let expected = primitive(view.clone()).to_contiguous();
+            let copied = rows_copied_in_parallel(&primitive(view)).expect("rows are contiguous");
+            assert_eq!(copied.layout().shape(), expected.layout().shape());
+            assert_eq!(copied.storage::<f32>(), expected.storage::<f32>());
+        }
+        // Columns (last stride ≠ 1) and small or contiguous tensors are left to burn-flex.
+        assert!(rows_copied_in_parallel(&primitive(x.clone().swap_dims(1, 2))).is_none());
+        assert!(rows_copied_in_parallel(&primitive(x.clone())).is_none());
+        let small = x.narrow(0, 0, 1).narrow(1, 0, 2).narrow(2, 0, 10);
+        assert!(rows_copied_in_parallel(&primitive(small)).is_none());
     }
 }
