@@ -1,5 +1,7 @@
 //! The kernels on burn-flex tensors: raw f32 slices, gemm with strides, rayon over rows.
 
+use std::mem::MaybeUninit;
+
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::{Flex, FlexTensor, Layout};
@@ -80,36 +82,47 @@ fn rows_copied_in_parallel(t: &FlexTensor) -> Option<FlexTensor> {
         at
     };
     let rows_per_task = (CHUNK / width).max(1);
-    let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(rows_per_task * width)
-        .enumerate()
-        .for_each(|(task, block)| {
-            for (i, dst) in block.chunks_exact_mut(width).enumerate() {
-                let at = row_start(task * rows_per_task + i);
-                for (d, &v) in dst.iter_mut().zip(&src[at..at + width]) {
-                    d.write(v);
-                }
+    let copy_rows = |task: usize, block: &mut [MaybeUninit<f32>]| {
+        for (i, dst) in block.chunks_exact_mut(width).enumerate() {
+            let at = row_start(task * rows_per_task + i);
+            for (d, &v) in dst.iter_mut().zip(&src[at..at + width]) {
+                d.write(v);
             }
-        });
-    // SAFETY: every one of the `len` elements was written above (rows of `width`).
-    unsafe { out.set_len(len) };
+        }
+    };
+    // SAFETY: blocks are whole rows of `width`, and every row is copied.
+    let out = unsafe { written_in_parallel(len, rows_per_task * width, copy_rows) };
     Some(from_vec(out, shape))
 }
 
 /// Elements per rayon task: large enough that splitting costs nothing measurable.
 const CHUNK: usize = 1 << 14;
 
+/// A new buffer of `len` values written on every thread, without zeroing it first: task `i`
+/// gets the elements from `i · task_len` on (`task_len` of them, fewer for the last).
+///
+/// # Safety
+/// `fill` must write every element of the block it is given.
+unsafe fn written_in_parallel(
+    len: usize,
+    task_len: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(task_len.max(1))
+        .enumerate()
+        .for_each(|(task, block)| fill(task, block));
+    // SAFETY: the caller's `fill` wrote every element.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `len` zeros, written on every thread: the buffers of the kernels here are large (up to
 /// 12 MB), and zeroed by `vec!` they were memset on the calling thread while the others waited.
 pub(super) fn zeros(len: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(CHUNK)
-        .for_each(|chunk| chunk.fill(std::mem::MaybeUninit::new(0.0)));
-    // SAFETY: every one of the `len` elements was written above.
-    unsafe { out.set_len(len) };
-    out
+    // SAFETY: every block is filled whole.
+    unsafe { written_in_parallel(len, CHUNK, |_, block| block.fill(MaybeUninit::new(0.0))) }
 }
 
 /// Applies `kernel` to every element of `x` in place (copying first only if shared).
@@ -187,25 +200,20 @@ impl Mat {
     /// This `[rows, cols]` view copied into a row-major buffer, tile by tile on every thread.
     fn rows_copy(self, [rows, cols]: [usize; 2]) -> Vec<f32> {
         const TILE: usize = 64;
-        let mut out = Vec::with_capacity(rows * cols);
-        out.spare_capacity_mut()[..rows * cols]
-            .par_chunks_mut(TILE * cols)
-            .enumerate()
-            .for_each(|(block, dst)| {
-                let first_row = block * TILE;
-                let block_rows = dst.len() / cols;
-                for col_start in (0..cols).step_by(TILE) {
-                    for col in col_start..(col_start + TILE).min(cols) {
-                        for r in 0..block_rows {
-                            // SAFETY: (row, col) lies inside the view, which the caller keeps alive.
-                            dst[r * cols + col].write(unsafe { self.get(first_row + r, col) });
-                        }
+        let copy_tiles = |block: usize, dst: &mut [MaybeUninit<f32>]| {
+            let first_row = block * TILE;
+            let block_rows = dst.len() / cols;
+            for col_start in (0..cols).step_by(TILE) {
+                for col in col_start..(col_start + TILE).min(cols) {
+                    for r in 0..block_rows {
+                        // SAFETY: (row, col) lies inside the view, which the caller keeps alive.
+                        dst[r * cols + col].write(unsafe { self.get(first_row + r, col) });
                     }
                 }
-            });
-        // SAFETY: the loop above wrote every one of the rows·cols elements.
-        unsafe { out.set_len(rows * cols) };
-        out
+            }
+        };
+        // SAFETY: blocks are whole rows, and every (row, col) of a block is written.
+        unsafe { written_in_parallel(rows * cols, TILE * cols, copy_tiles) }
     }
 
     pub(super) fn transposed(self) -> Self {
@@ -365,17 +373,13 @@ pub(super) fn matmul(a: Mat, b: Mat, [m, k, n]: [usize; 3]) -> Vec<f32> {
 /// `rows` copies of `row`, written on every thread.
 fn repeated_rows(row: &[f32], rows: usize) -> Vec<f32> {
     let width = row.len();
-    let mut out = Vec::with_capacity(rows * width);
-    out.spare_capacity_mut()[..rows * width]
-        .par_chunks_mut(width.max(1) * ROWS_PER_TASK)
-        .for_each(|block| {
-            for (dst, src) in block.iter_mut().zip(row.iter().cycle()) {
-                dst.write(*src);
-            }
-        });
-    // SAFETY: every one of the rows·width elements was written above.
-    unsafe { out.set_len(rows * width) };
-    out
+    let copy_row = |_: usize, block: &mut [MaybeUninit<f32>]| {
+        for (dst, src) in block.iter_mut().zip(row.iter().cycle()) {
+            dst.write(*src);
+        }
+    };
+    // SAFETY: blocks are whole rows (`width` divides the task length), each written whole.
+    unsafe { written_in_parallel(rows * width, width.max(1) * ROWS_PER_TASK, copy_row) }
 }
 
 /// Rows per rayon task of [`repeated_rows`].
